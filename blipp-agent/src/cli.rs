@@ -1,0 +1,131 @@
+//! `blippd`'s command line, compatible with the original's options.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::{Mode, Overrides};
+use crate::logging::LogLevel;
+
+/// What to do with measurements already in UNIS that another blipp made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Existing {
+    /// Leave them alone and register our own.
+    #[default]
+    Ignore,
+    /// Adopt them.
+    Use,
+}
+
+/// blippd: measures this host and reports to stdout, files, UNIS and an MS.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "blippd", version, about)]
+pub struct Args {
+    /// The JSON configuration file (a UNIS service object).
+    #[arg(short = 'c', long = "config-file", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Where UNIS is running.
+    #[arg(short = 'u', long = "unis-url", value_name = "URL")]
+    pub unis_url: Option<String>,
+    /// ID of the node entry in UNIS that this blipp runs on.
+    #[arg(short = 'n', long = "node-id", value_name = "NID")]
+    pub node_id: Option<String>,
+    /// ID of the service entry in UNIS to take the configuration from.
+    #[arg(short = 's', long = "service-id", value_name = "SID")]
+    pub service_id: Option<String>,
+    /// What to do with measurements already in UNIS.
+    #[arg(
+        short = 'e',
+        long = "existing",
+        value_enum,
+        default_value_t,
+        ignore_case = true
+    )]
+    pub existing: Existing,
+    /// URN to use when blipp creates the node in UNIS.
+    #[arg(long, value_name = "URN")]
+    pub urn: Option<String>,
+    /// Log to this file (rotated at 500 kB, 5 kept) instead of stderr.
+    #[arg(short = 'l', long = "log", value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Log verbosity.
+    #[arg(
+        short = 'd',
+        long = "log-level",
+        value_enum,
+        default_value = "INFO",
+        ignore_case = true
+    )]
+    pub log_level: LogLevel,
+    /// Collect every probe once, print, exit.
+    #[arg(long, conflicts_with = "duration")]
+    pub once: bool,
+    /// Run this many seconds, flush, exit.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Every probe's mode (overrides the configuration).
+    #[arg(long, value_enum)]
+    pub mode: Option<Mode>,
+    /// Every probe's /proc root (overrides the configuration).
+    #[arg(long, value_name = "DIR")]
+    pub proc_dir: Option<PathBuf>,
+    /// Every probe's /sys root (overrides the configuration).
+    #[arg(long, value_name = "DIR")]
+    pub sys_dir: Option<PathBuf>,
+    /// Print samples on stdout even when they also go to UNIS or files.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Check the configuration, print the resolved probes, exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl Args {
+    /// The configuration keys the command line sets.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            unis_url: self.unis_url.clone(),
+            service_id: self.service_id.clone(),
+            mode: self.mode,
+            proc_dir: self.proc_dir.clone(),
+            sys_dir: self.sys_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn original_flags() {
+        let a = Args::try_parse_from([
+            "blippd",
+            "-c",
+            "/etc/blipp.json",
+            "-u",
+            "http://unis:8888",
+            "-n",
+            "n1",
+            "-s",
+            "s1",
+            "-e",
+            "use",
+            "--urn",
+            "urn:x",
+            "-l",
+            "/tmp/l",
+            "-d",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.config_file.as_deref(),
+            Some(std::path::Path::new("/etc/blipp.json"))
+        );
+        assert_eq!(a.existing, Existing::Use);
+        assert_eq!(a.log_level, LogLevel::Debug);
+        assert!(Args::try_parse_from(["blippd", "--once", "--duration", "3"]).is_err());
+        assert!(Args::try_parse_from(["blippd", "-e", "maybe"]).is_err());
+    }
+}

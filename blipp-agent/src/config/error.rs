@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+/// Why a configuration was refused. Every variant names where the bad input
+/// came from, so an operator of many hosts can fix it without guessing.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{}: line {line}, column {column}: not valid JSON: {message}", path.display())]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// serde_json's description.
+        message: String,
+    },
+    /// A value breaks the schema or a rule the schema cannot express.
+    #[error("{origin}: {pointer}: {value} is invalid: {expected}")]
+    Invalid {
+        /// The file, or "command line", or "built-in defaults".
+        origin: String,
+        /// JSON pointer of the offending field (`/properties/configurations/...`).
+        pointer: String,
+        /// The offending value, as JSON (shortened when long).
+        value: String,
+        /// What was expected.
+        expected: String,
+    },
+}
+
+impl ConfigError {
+    /// An [`ConfigError::Invalid`] for `value` at `pointer`.
+    pub fn invalid(
+        origin: &str,
+        pointer: &str,
+        value: &serde_json::Value,
+        expected: impl Into<String>,
+    ) -> Self {
+        let mut value = value.to_string();
+        if value.len() > 120 {
+            let cut = (0..=117)
+                .rev()
+                .find(|i| value.is_char_boundary(*i))
+                .unwrap_or(0);
+            value.truncate(cut);
+            value.push_str("...");
+        }
+        ConfigError::Invalid {
+            origin: origin.to_owned(),
+            pointer: if pointer.is_empty() {
+                "/".to_owned()
+            } else {
+                pointer.to_owned()
+            },
+            value,
+            expected: expected.into(),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! blipp's configuration: the original BLiPP's UNIS service object, checked
+//! against `schemas/blipp-config.schema.json`, merged in the order built-in
+//! defaults < file < command line, and resolved into one typed
+//! [`ProbeConfig`] per probe.
+
+mod error;
+mod load;
+pub mod merge;
+mod probe;
+pub mod schema;
+
+pub use error::ConfigError;
+pub use load::{Overrides, builtin_defaults, load};
+pub use probe::{Mode, ProbeConfig, Status};
+
+use std::path::PathBuf;
+
+/// Service-wide settings (`properties.configurations` minus the probes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// Where UNIS is; `None` runs standalone.
+    pub unis_url: Option<String>,
+    /// Seconds between configuration refreshes from UNIS.
+    pub unis_poll_interval: f64,
+    /// Upper bound of the retry back-off while UNIS is unreachable, seconds.
+    pub unis_max_backoff: f64,
+    /// TLS client settings for UNIS and the MS.
+    pub tls: Tls,
+}
+
+/// TLS settings, as the original named them.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Tls {
+    /// Present a client certificate.
+    pub use_ssl: bool,
+    /// Client certificate (PEM).
+    pub ssl_cert: Option<PathBuf>,
+    /// Client key (PEM).
+    pub ssl_key: Option<PathBuf>,
+    /// CA bundle to verify servers with; `None` uses the system's roots.
+    pub ssl_cafile: Option<PathBuf>,
+}
+
+/// A complete, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The merged service object, as UNIS will see it.
+    pub service: serde_json::Value,
+    /// Service status: `OFF` stops every probe.
+    pub status: Status,
+    /// Service-wide settings.
+    pub settings: Settings,
+    /// The probes, in name order.
+    pub probes: Vec<ProbeConfig>,
+}

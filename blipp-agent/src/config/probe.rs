@@ -1,0 +1,167 @@
+//! One probe's resolved configuration.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::ConfigError;
+use crate::schedule::ScheduleSpec;
+
+/// Where a probe takes its numbers from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// eBPF where this kernel allows it, /proc otherwise.
+    #[default]
+    Auto,
+    /// eBPF or a start-up error.
+    Ebpf,
+    /// /proc, /sys and netlink only.
+    Proc,
+}
+
+/// ON or OFF, as the original wrote it (any case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Status {
+    /// Running.
+    #[default]
+    On,
+    /// Stopped.
+    Off,
+}
+
+impl Status {
+    fn parse(value: Option<&str>) -> Status {
+        match value {
+            Some(s) if s.eq_ignore_ascii_case("off") => Status::Off,
+            _ => Status::On,
+        }
+    }
+}
+
+/// Keys every probe has, after `probe_defaults` were applied.
+#[derive(Deserialize)]
+struct CommonKeys {
+    probe_module: String,
+    name: Option<String>,
+    collection_schedule: Option<String>,
+    schedule_params: Option<Value>,
+    reporting_params: Option<u32>,
+    reporting_tolerance: Option<u32>,
+    collection_size: Option<u64>,
+    collection_ttl: Option<u64>,
+    ms_url: Option<String>,
+    data_file: Option<PathBuf>,
+    status: Option<String>,
+    mode: Option<Mode>,
+    proc_dir: Option<PathBuf>,
+    sys_dir: Option<PathBuf>,
+    #[serde(rename = "$schema")]
+    _schema: Option<String>,
+    /// Everything else: the module's own keys.
+    #[serde(flatten)]
+    options: Map<String, Value>,
+}
+
+/// A probe, fully resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeConfig {
+    /// The key under `probes` (or the `name` key).
+    pub name: String,
+    /// The registry entry that implements it.
+    pub module: String,
+    /// When it collects.
+    pub schedule: ScheduleSpec,
+    /// Collections per report.
+    pub reporting_params: u32,
+    /// Reports kept while the MS is unreachable.
+    pub reporting_tolerance: u32,
+    /// MS collection size, bytes.
+    pub collection_size: u64,
+    /// MS collection time to live, seconds.
+    pub collection_ttl: u64,
+    /// Where its data goes in the MS.
+    pub ms_url: Option<String>,
+    /// A JSON-lines file that receives its samples.
+    pub data_file: Option<PathBuf>,
+    /// OFF: configured but not running.
+    pub status: Status,
+    /// eBPF or /proc.
+    pub mode: Mode,
+    /// Root of /proc (fixtures, containers with the host's /proc mounted).
+    pub proc_dir: PathBuf,
+    /// Root of /sys.
+    pub sys_dir: PathBuf,
+    /// The module's own keys (with the original's `kwargs` folded in).
+    pub options: Map<String, Value>,
+    /// The probe's object as configured, for UNIS measurements.
+    pub raw: Value,
+}
+
+impl ProbeConfig {
+    /// Resolves probe `name` from its merged JSON object. `pointer` locates it
+    /// in the configuration for error messages.
+    pub(super) fn resolve(
+        origin: &str,
+        pointer: &str,
+        name: &str,
+        mut obj: Map<String, Value>,
+    ) -> Result<Self, ConfigError> {
+        let raw = Value::Object(obj.clone());
+        // The original passed module arguments in `kwargs`; they are the
+        // module's own keys, so fold them in (explicit top-level keys win).
+        if let Some(Value::Object(kwargs)) = obj.remove("kwargs") {
+            for (k, v) in kwargs {
+                obj.entry(k).or_insert(v);
+            }
+        }
+        let keys: CommonKeys = serde_json::from_value(Value::Object(obj))
+            .map_err(|e| ConfigError::invalid(origin, pointer, &raw, e.to_string()))?;
+        let schedule_pointer = format!("{pointer}/schedule_params");
+        let schedule = ScheduleSpec::from_config(
+            keys.collection_schedule
+                .as_deref()
+                .unwrap_or("builtins.simple"),
+            keys.schedule_params.as_ref(),
+        )
+        .map_err(|(value, expected)| {
+            ConfigError::invalid(origin, &schedule_pointer, &value, expected)
+        })?;
+        Ok(ProbeConfig {
+            name: keys.name.unwrap_or_else(|| name.to_owned()),
+            module: keys.probe_module,
+            schedule,
+            reporting_params: keys.reporting_params.unwrap_or(1).max(1),
+            reporting_tolerance: keys.reporting_tolerance.unwrap_or(10),
+            collection_size: keys.collection_size.unwrap_or(10_000_000),
+            collection_ttl: keys.collection_ttl.unwrap_or(1_500_000),
+            ms_url: keys.ms_url,
+            data_file: keys.data_file,
+            status: Status::parse(keys.status.as_deref()),
+            mode: keys.mode.unwrap_or_default(),
+            proc_dir: keys.proc_dir.unwrap_or_else(|| PathBuf::from("/proc")),
+            sys_dir: keys.sys_dir.unwrap_or_else(|| PathBuf::from("/sys")),
+            options: keys.options,
+            raw,
+        })
+    }
+
+    /// Parses the module's own keys into its options type, naming this probe
+    /// on failure.
+    pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        let value = Value::Object(self.options.clone());
+        serde_json::from_value(value.clone()).map_err(|e| {
+            ConfigError::invalid(
+                "configuration",
+                &format!("/properties/configurations/probes/{}", self.name),
+                &value,
+                e.to_string(),
+            )
+        })
+    }
+}
+
+pub(super) fn parse_status(value: Option<&str>) -> Status {
+    Status::parse(value)
+}

@@ -1,0 +1,121 @@
+//! The JSON Schema of blipp's configuration, compiled once.
+
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use super::ConfigError;
+use jsonschema::error::ValidationErrorKind as K;
+
+/// `schemas/blipp-config.schema.json`, embedded so that validation needs no
+/// file at run time.
+pub const SCHEMA_TEXT: &str = include_str!("../../../schemas/blipp-config.schema.json");
+
+fn validator() -> &'static jsonschema::Validator {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(SCHEMA_TEXT).expect("embedded schema is JSON");
+        jsonschema::validator_for(&schema).expect("embedded schema compiles")
+    })
+}
+
+/// The probe modules the schema accepts, for the registry's consistency test.
+pub fn schema_probe_modules() -> Vec<String> {
+    let schema: Value = serde_json::from_str(SCHEMA_TEXT).expect("embedded schema is JSON");
+    schema["$defs"]["probe"]["properties"]["probe_module"]["enum"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks `doc` against the schema. On failure, reports the most specific
+/// error (the deepest JSON pointer): the one that names the field to fix.
+pub fn validate(origin: &str, doc: &Value) -> Result<(), ConfigError> {
+    let best = validator()
+        .iter_errors(doc)
+        .max_by_key(|e| e.instance_path().as_str().matches('/').count());
+    let Some(e) = best else { return Ok(()) };
+    let pointer = e.instance_path().as_str();
+    // An unknown key is reported at the key itself, with its own value.
+    if let K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } =
+        e.kind()
+        && let Some(key) = unexpected.first()
+        && let Some(value) = e.instance().get(key)
+    {
+        let known = match e.kind() {
+            K::AdditionalProperties { .. } => known_keys(&e),
+            // Allowed keys come from several subschemas here: no short list.
+            _ => String::new(),
+        };
+        return Err(ConfigError::invalid(
+            origin,
+            &format!("{pointer}/{}", escape(key)),
+            value,
+            format!("unknown key {key:?}{known}"),
+        ));
+    }
+    Err(ConfigError::invalid(
+        origin,
+        pointer,
+        e.instance(),
+        expected(&e),
+    ))
+}
+
+/// JSON-pointer escaping of one key.
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// ", expected one of ..." listing the keys the schema allows where an
+/// unknown one was found, when the schema names them.
+fn known_keys(e: &jsonschema::ValidationError<'_>) -> String {
+    let schema: Value = match serde_json::from_str(SCHEMA_TEXT) {
+        Ok(v) => v,
+        Err(_) => return String::new(),
+    };
+    // The schema path ends in .../additionalProperties or .../unevaluatedProperties;
+    // its parent may list "properties".
+    let path = e.schema_path().as_str();
+    let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+    let Some(props) = schema
+        .pointer(&format!("{parent}/properties"))
+        .and_then(Value::as_object)
+    else {
+        return String::new();
+    };
+    let names: Vec<&str> = props.keys().map(String::as_str).collect();
+    format!(" (known here: {})", names.join(", "))
+}
+
+/// Phrases a schema error as what was expected, without repeating the value.
+fn expected(e: &jsonschema::ValidationError<'_>) -> String {
+    match e.kind() {
+        K::Enum { options } => format!("expected one of {options}"),
+        K::Constant { expected_value } => format!("expected {expected_value}"),
+        K::Type { kind } => format!("expected {}", type_names(kind)),
+        K::Required { property } => format!("the required key {property} is missing"),
+        K::ExclusiveMinimum { limit } => format!("expected a number greater than {limit}"),
+        K::Minimum { limit } => format!("expected a number of at least {limit}"),
+        K::MinLength { .. } => "expected a non-empty string".to_owned(),
+        K::Pattern { pattern } => format!("expected a string matching {pattern}"),
+        K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
+            format!("unknown key(s) {}", unexpected.join(", "))
+        }
+        _ => e.to_string(),
+    }
+}
+
+fn type_names(kind: &jsonschema::error::TypeKind) -> String {
+    match kind {
+        jsonschema::error::TypeKind::Single(t) => format!("a {t}"),
+        jsonschema::error::TypeKind::Multiple(ts) => {
+            let names: Vec<String> = ts.iter().map(|t| t.to_string()).collect();
+            format!("one of the types {}", names.join(", "))
+        }
+    }
+}

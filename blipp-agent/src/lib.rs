@@ -1,0 +1,19 @@
+//! blipp: a host metrics agent for Linux.
+//!
+//! Data flows one way: [`source`] (kernel interfaces: /proc text, eBPF maps)
+//! -> [`probe`] (one module per measured thing, turning records into
+//! [`sample::Sample`]s) -> [`report`] (collection, batching, sinks). The
+//! [`arbiter`] runs probes on their [`schedule`]s; [`config`] decides which.
+#![deny(missing_docs)]
+
+pub mod arbiter;
+pub mod cli;
+pub mod config;
+pub mod counter;
+pub mod host;
+pub mod logging;
+pub mod probe;
+pub mod report;
+pub mod sample;
+pub mod schedule;
+pub mod source;

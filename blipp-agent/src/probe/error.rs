@@ -1,0 +1,28 @@
+use crate::config::ConfigError;
+use crate::source::ebpf::EbpfError;
+use crate::source::read::FileError;
+
+/// Why a probe could not be built or could not collect.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// No registry row for this module.
+    #[error("unknown probe module {0:?}")]
+    UnknownModule(String),
+    /// A kernel file could not be read or parsed.
+    #[error(transparent)]
+    File(#[from] FileError),
+    /// An eBPF program or map failed.
+    #[error(transparent)]
+    Ebpf(#[from] EbpfError),
+    /// `mode: ebpf` was asked for and eBPF is not possible.
+    #[error("probe {probe}: mode is ebpf but eBPF is unavailable: {reason}")]
+    EbpfRequired {
+        /// The probe's name.
+        probe: String,
+        /// Why.
+        reason: String,
+    },
+    /// The probe's own options are wrong.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}

@@ -1,0 +1,142 @@
+//! Probes: one module per measured thing, each turning source records into
+//! samples. [`REGISTRY`] is the one table of every probe blipp has.
+
+pub mod cpu;
+pub mod disk;
+mod error;
+pub mod mem;
+pub mod net;
+
+use crate::config::{Mode, ProbeConfig};
+use crate::sample::{Name, Sample, Source, Timestamp};
+use crate::source::ebpf::KernelAccess;
+
+pub use error::ProbeError;
+
+/// Reads one quantity out of a parsed record; `None` when this kernel does
+/// not provide it. Probes list their quantities as `(name, Getter)` tables.
+pub type Getter<T> = fn(&T) -> Option<u64>;
+
+/// A running probe.
+pub trait Probe: Send {
+    /// Reads its sources once and appends the samples to `out`. A failure
+    /// of this collection is logged and counted by the caller, and the
+    /// probe carries on at its next instant.
+    fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError>;
+}
+
+/// A probe ready to run, and how it will measure.
+pub struct Built {
+    /// The probe.
+    pub probe: Box<dyn Probe>,
+    /// eBPF or /proc.
+    pub source: Source,
+}
+
+/// What a probe may use while it is built.
+pub struct BuildContext<'a> {
+    /// The eBPF object, or why there is none.
+    pub kernel: &'a mut KernelAccess,
+    /// The node's subject name.
+    pub node: Name,
+}
+
+/// How a probe measures without eBPF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    /// It has no eBPF variant: it always reads /proc, /sys or netlink.
+    ProcOnly,
+    /// Its eBPF variant falls back to its own /proc variant.
+    Proc,
+}
+
+/// One row of the registry.
+pub struct ProbeSpec {
+    /// The `probe_module` name.
+    pub module: &'static str,
+    /// One line for `blippcmd probes` and the docs.
+    pub summary: &'static str,
+    /// What happens without eBPF.
+    pub fallback: Fallback,
+    /// Builds the probe from its configuration.
+    pub build: fn(&ProbeConfig, &mut BuildContext<'_>) -> Result<Built, ProbeError>,
+}
+
+/// Every probe blipp has. Adding a probe is one module and one row here,
+/// plus its `probe_module` entry in the configuration schema (a test checks
+/// that the two agree).
+pub static REGISTRY: &[ProbeSpec] = &[cpu::SPEC, mem::SPEC, net::SPEC, disk::SPEC];
+
+/// The registry entry for `module`.
+pub fn spec(module: &str) -> Option<&'static ProbeSpec> {
+    REGISTRY.iter().find(|s| s.module == module)
+}
+
+/// Builds a configured probe.
+pub fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
+    let spec =
+        spec(&config.module).ok_or_else(|| ProbeError::UnknownModule(config.module.clone()))?;
+    (spec.build)(config, ctx)
+}
+
+/// Decides between a probe's eBPF and /proc variants according to its
+/// mode: `auto` falls back with one log line naming the probe and the
+/// reason, `ebpf` turns the failure into an error, `proc` never tries.
+pub fn choose<E, P>(
+    config: &ProbeConfig,
+    ctx: &mut BuildContext<'_>,
+    ebpf: E,
+    proc: P,
+) -> Result<Built, ProbeError>
+where
+    E: FnOnce(&mut BuildContext<'_>) -> Result<Box<dyn Probe>, ProbeError>,
+    P: FnOnce(&mut BuildContext<'_>) -> Result<Box<dyn Probe>, ProbeError>,
+{
+    let proc_built = |ctx: &mut BuildContext<'_>, proc: P| {
+        Ok(Built {
+            probe: proc(ctx)?,
+            source: Source::Proc,
+        })
+    };
+    match config.mode {
+        Mode::Proc => proc_built(ctx, proc),
+        Mode::Ebpf => Ok(Built {
+            probe: ebpf(ctx).map_err(|e| ProbeError::EbpfRequired {
+                probe: config.name.clone(),
+                reason: e.to_string(),
+            })?,
+            source: Source::Ebpf,
+        }),
+        Mode::Auto => match ebpf(ctx) {
+            Ok(probe) => Ok(Built {
+                probe,
+                source: Source::Ebpf,
+            }),
+            Err(e) => {
+                tracing::warn!(probe = %config.name, reason = %e, "eBPF unavailable, falling back to /proc");
+                proc_built(ctx, proc)
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn registry_matches_schema() {
+        let names: Vec<&str> = REGISTRY.iter().map(|s| s.module).collect();
+        let unique: HashSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "duplicate module names");
+        let mut schema = crate::config::schema::schema_probe_modules();
+        schema.sort();
+        let mut names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
+        names.sort();
+        assert_eq!(names, schema, "registry and schema enum differ");
+        for s in REGISTRY {
+            assert!(!s.summary.is_empty(), "{} has no summary", s.module);
+        }
+    }
+}

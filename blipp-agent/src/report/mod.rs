@@ -1,0 +1,114 @@
+//! From collected samples to their destinations: a [`collector::Collector`]
+//! per probe batches `reporting_params` collections, the [`Reporter`] task
+//! hands each batch to its sinks.
+
+pub mod collector;
+pub mod sink;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::sample::Sample;
+use sink::JsonLines;
+
+/// Where one probe's batches go.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Route {
+    /// Print on stdout as JSON lines.
+    pub stdout: bool,
+    /// Append to this JSON-lines file (the probe's `data_file`).
+    pub data_file: Option<PathBuf>,
+}
+
+/// The samples of `reporting_params` collections of one probe.
+#[derive(Debug)]
+pub struct Batch {
+    /// The probe's name.
+    pub probe: Arc<str>,
+    /// Its destinations.
+    pub route: Arc<Route>,
+    /// The samples, in collection order.
+    pub samples: Vec<Sample>,
+}
+
+/// Why a sink failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Writing a JSON-lines destination failed.
+    #[error("writing {destination}: {source}")]
+    Write {
+        /// `stdout` or the file's path.
+        destination: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Receives batches until every sender is gone, then flushes and returns.
+pub struct Reporter {
+    rx: mpsc::Receiver<Batch>,
+    stdout: JsonLines<std::io::Stdout>,
+    files: HashMap<PathBuf, JsonLines<std::fs::File>>,
+}
+
+impl Reporter {
+    /// A reporter and the sender probes use. The channel is bounded so that
+    /// a stuck sink slows probes down instead of growing memory.
+    pub fn new(capacity: usize) -> (Self, mpsc::Sender<Batch>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Self {
+                rx,
+                stdout: JsonLines::new(std::io::stdout()),
+                files: HashMap::new(),
+            },
+            tx,
+        )
+    }
+
+    /// Runs until all senders are dropped. A failing destination is logged
+    /// and skipped; the others keep receiving.
+    pub async fn run(mut self) {
+        while let Some(batch) = self.rx.recv().await {
+            if let Err(e) = self.deliver(&batch) {
+                tracing::error!(probe = %batch.probe, error = %e, "report failed");
+            }
+        }
+        if let Err(e) = self.stdout.flush() {
+            tracing::error!(error = %e, "flushing stdout");
+        }
+    }
+
+    fn deliver(&mut self, batch: &Batch) -> Result<(), ReportError> {
+        if batch.route.stdout {
+            self.stdout
+                .write_batch(&batch.samples)
+                .map_err(|source| ReportError::Write {
+                    destination: "stdout".into(),
+                    source,
+                })?;
+        }
+        if let Some(path) = &batch.route.data_file {
+            let err = |source| ReportError::Write {
+                destination: path.display().to_string(),
+                source,
+            };
+            if !self.files.contains_key(path) {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(err)?;
+                self.files.insert(path.clone(), JsonLines::new(file));
+            }
+            if let Some(sink) = self.files.get_mut(path) {
+                sink.write_batch(&batch.samples).map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,43 @@
+/// Why an eBPF program or map is not usable. The message is what the
+/// fallback log line says.
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    /// tracefs is neither mounted nor mountable.
+    #[error("tracefs unavailable: {0}")]
+    Tracefs(String),
+    /// A tracepoint's format file lacks a field the program needs.
+    #[error("tracepoint {tracepoint}: {problem}")]
+    Format {
+        /// `category/name`.
+        tracepoint: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The object could not be loaded (no BPF permission, BPF disabled...).
+    #[error("loading the eBPF object: {0}")]
+    Load(#[source] Box<aya::EbpfError>),
+    /// A program failed to load (verifier) or attach.
+    #[error("program {program}: {source}")]
+    Program {
+        /// Program name.
+        program: &'static str,
+        /// aya's error (verifier log included).
+        #[source]
+        source: Box<aya::programs::ProgramError>,
+    },
+    /// A map is missing or has the wrong type.
+    #[error("map {map}: {source}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// aya's error.
+        #[source]
+        source: Box<aya::maps::MapError>,
+    },
+    /// A map the program should have is not in the object.
+    #[error("map {0} is not in the eBPF object")]
+    MissingMap(&'static str),
+    /// A program the agent expects is not in the object.
+    #[error("program {0} is not in the eBPF object")]
+    MissingProgram(&'static str),
+}

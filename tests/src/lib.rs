@@ -1,0 +1,53 @@
+//! Helpers shared by blipp's end-to-end tests: the agent's binaries built
+//! once per test process, root checks that fail loudly in CI, loop devices.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub mod loopdev;
+
+/// Builds (if needed) and returns the path of one of the agent's binaries,
+/// with the same profile as the tests.
+pub fn agent_bin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "-p",
+            "blipp-agent",
+            "--bins",
+            "--message-format=json-render-diagnostics",
+        ]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd.output().expect("cargo build runs");
+        assert!(out.status.success(), "building the agent failed");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .find_map(|p| p.parent().map(Path::to_path_buf))
+            .expect("cargo reported the agent's executables")
+    });
+    dir.join(name)
+}
+
+/// True when running as root. Otherwise says loudly that `what` is skipped,
+/// or panics when `BLIPP_REQUIRE_ROOT=1` (CI), where skipping is a failure.
+#[expect(clippy::print_stderr, reason = "a skipped test must say so")]
+pub fn require_root(what: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(
+        std::env::var("BLIPP_REQUIRE_ROOT").as_deref() != Ok("1"),
+        "{what} needs root, and BLIPP_REQUIRE_ROOT=1 forbids skipping it"
+    );
+    eprintln!("SKIPPED: {what} needs root (run the suite as root: cargo xtask test)");
+    false
+}

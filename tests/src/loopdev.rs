@@ -1,0 +1,126 @@
+//! Loop devices made by a test, on a file in a temporary directory,
+//! detached on drop.
+
+use std::fs::OpenOptions;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+/// A loop device backed by a sparse file.
+pub struct LoopDevice {
+    /// `/dev/loopN`.
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopDevice {
+    /// Creates a `size_mb` MiB backing file and attaches it.
+    pub fn new(size_mb: u64) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let backing = dir.path().join("disk.img");
+        std::fs::File::create(&backing)?.set_len(size_mb * 1024 * 1024)?;
+        let out = Command::new("losetup")
+            .args(["--find", "--show"])
+            .arg(&backing)
+            .output()
+            .context("running losetup")?;
+        if !out.status.success() {
+            bail!("losetup failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let path = PathBuf::from(String::from_utf8(out.stdout)?.trim());
+        Ok(Self { path, _dir: dir })
+    }
+
+    /// The kernel's name for it (`loop3`), as in /proc/diskstats.
+    pub fn name(&self) -> &str {
+        self.path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+    }
+
+    /// Writes `count` blocks of `block` bytes with O_DIRECT from offset 0:
+    /// `count` write requests of known size reach the block layer.
+    pub fn write_direct(&self, block: usize, count: usize) -> Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&self.path)?;
+        let buf = AlignedBuf::new(block, 0xa5);
+        for _ in 0..count {
+            f.write_all(buf.as_slice())?;
+        }
+        f.sync_all()?;
+        Ok(())
+    }
+
+    /// Reads `count` blocks of `block` bytes with O_DIRECT from offset 0.
+    pub fn read_direct(&self, block: usize, count: usize) -> Result<()> {
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&self.path)?;
+        let mut buf = AlignedBuf::new(block, 0);
+        for _ in 0..count {
+            f.read_exact(buf.as_mut_slice())?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LoopDevice {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+    }
+}
+
+/// A page-aligned buffer, as O_DIRECT requires.
+struct AlignedBuf {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl AlignedBuf {
+    fn new(len: usize, fill: u8) -> Self {
+        let layout = std::alloc::Layout::from_size_align(len, 4096).expect("valid layout");
+        // SAFETY: non-zero size (callers pass a block size).
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        assert!(!ptr.is_null(), "allocation failed");
+        // SAFETY: ptr is valid for len bytes.
+        unsafe { std::ptr::write_bytes(ptr, fill, len) };
+        Self { ptr, len }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: allocated and initialised for len bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: allocated and initialised for len bytes, uniquely owned.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        let layout = std::alloc::Layout::from_size_align(self.len, 4096).expect("valid layout");
+        // SAFETY: allocated in new() with this layout.
+        unsafe { std::alloc::dealloc(self.ptr, layout) };
+    }
+}
+
+/// The diskstats line of `name` under `proc_dir`.
+pub fn diskstats_of(proc_dir: &Path, name: &str) -> Result<Vec<u64>> {
+    let text = std::fs::read_to_string(proc_dir.join("diskstats"))?;
+    for line in text.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        if t.get(2) == Some(&name) {
+            return t[3..].iter().map(|v| Ok(v.parse()?)).collect();
+        }
+    }
+    bail!("{name} not in diskstats")
+}

@@ -1,0 +1,233 @@
+//! blippd as a user runs it: the default configuration, bad configuration
+//! files, and the ways it stops.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use blipp_tests::{agent_bin, require_root};
+use serde_json::Value;
+
+fn blippd() -> Command {
+    Command::new(agent_bin("blippd"))
+}
+
+fn samples(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn meminfo_kb(key: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn default_configuration_prints_cpu_memory_network_disk() {
+    let out = blippd()
+        .args(["--once", "--mode", "proc"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples = samples(&out.stdout);
+    for s in &samples {
+        assert!(
+            s["ts"]
+                .as_u64()
+                .is_some_and(|ts| ts > 1_600_000_000_000_000),
+            "ts in µs: {s}"
+        );
+        assert!(s["subject"].as_str().is_some_and(|x| !x.is_empty()), "{s}");
+        assert!(s["value"].is_number(), "{s}");
+        assert_eq!(s["source"], "proc", "mode proc: {s}");
+    }
+    let has = |prefix: &str| {
+        samples
+            .iter()
+            .any(|s| s["eventType"].as_str().unwrap().starts_with(prefix))
+    };
+    for prefix in [
+        "ps:tools:blipp:linux:cpu:utilization:",
+        "ps:tools:blipp:linux:cpu:load:onemin",
+        "ps:tools:blipp:linux:memory:utilization:free",
+        "ps:tools:blipp:linux:network:utilization:bytes:in",
+        "ps:tools:blipp:linux:disk:requests:read",
+    ] {
+        assert!(has(prefix), "no {prefix} sample");
+    }
+    // used + free come from one read of meminfo: they add up to MemTotal.
+    let value = |et: &str| {
+        samples
+            .iter()
+            .find(|s| s["eventType"] == et)
+            .and_then(|s| s["value"].as_u64())
+            .unwrap()
+    };
+    assert_eq!(
+        value("ps:tools:blipp:linux:memory:utilization:free")
+            + value("ps:tools:blipp:linux:memory:utilization:used"),
+        meminfo_kb("MemTotal")
+    );
+    // The first CPU read covers the time since boot: the states add up to 1.
+    let cpu: f64 = samples
+        .iter()
+        .filter(|s| {
+            let et = s["eventType"].as_str().unwrap();
+            et.starts_with("ps:tools:blipp:linux:cpu:utilization:") && !et.ends_with(":guest")
+        })
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum();
+    assert!((cpu - 1.0).abs() < 1e-6, "cpu fractions sum to {cpu}");
+}
+
+fn bad_config(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    std::fs::write(&path, text).unwrap();
+    let out = blippd()
+        .arg("-c")
+        .arg(&path)
+        .arg("--once")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn bad_configuration_names_file_pointer_value_and_expectation() {
+    let (code, err, path) = bad_config(
+        r#"{"properties":{"configurations":{"probes":{"cpu":{"probe_module":"cpu","schedule_params":{"every":"abc"}}}}}}"#,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&path), "names the file: {err}");
+    assert!(
+        err.contains("/properties/configurations/probes/cpu/schedule_params/every"),
+        "pointer: {err}"
+    );
+    assert!(err.contains("\"abc\""), "value: {err}");
+    assert!(err.contains("expected a number"), "expectation: {err}");
+    assert_eq!(err.lines().count(), 1, "one message: {err}");
+
+    let (code, err, _) =
+        bad_config(r#"{"properties":{"configurations":{"probes":{"g":{"probe_module":"gpu"}}}}}"#);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/properties/configurations/probes/g/probe_module") && err.contains("\"gpu\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("expected one of") && err.contains("\"cpu\""),
+        "unknown module is an error: {err}"
+    );
+
+    let (code, err, _) = bad_config(
+        r#"{"properties":{"configurations":{"probes":{"cpu":{"probe_module":"cpu","percpus":true}}}}}"#,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("/properties/configurations/probes/cpu/percpus")
+            && err.contains("unknown key"),
+        "{err}"
+    );
+
+    let (code, err, path) = bad_config("{\"status\": \"ON\",\n  \"ttl\": }");
+    assert_eq!(code, 2);
+    assert!(err.contains(&path) && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn sigint_flushes_buffered_samples_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    // Report only every 1000 collections: everything printed comes from
+    // the flush at shutdown.
+    std::fs::write(
+        &path,
+        r#"{"properties":{"configurations":{"probe_defaults":{"schedule_params":{"every":0.2},"reporting_params":1000,"mode":"proc"},
+            "probes":{"mem":{"probe_module":"mem"}}}}}"#,
+    )
+    .unwrap();
+    let mut child = blippd()
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) },
+        0
+    );
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped promptly"
+    );
+    assert!(status.success(), "exit 0 after Ctrl-C: {status}");
+    let mut out = Vec::new();
+    child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    let frees = samples(&out)
+        .iter()
+        .filter(|s| s["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
+        .count();
+    assert!(frees >= 4, "{frees} collections flushed");
+}
+
+#[test]
+fn duration_runs_that_long_then_exits() {
+    let started = Instant::now();
+    let out = blippd()
+        .args(["--duration", "2.5", "--mode", "proc"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(out.status.success());
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    // Default schedule: every 5 s from the start, so exactly one collection.
+    let mem = samples(&out.stdout)
+        .iter()
+        .filter(|s| s["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
+        .count();
+    assert_eq!(mem, 1);
+}
+
+#[test]
+fn disk_probe_runs_from_ebpf_as_root() {
+    if !require_root("the eBPF disk probe") {
+        return;
+    }
+    let out = blippd().args(["--once", "-d", "info"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples = samples(&out.stdout);
+    assert!(
+        samples.iter().any(|s| s["source"] == "ebpf"
+            && s["eventType"] == "ps:tools:blipp:linux:disk:requests:write"),
+        "no eBPF disk sample; log: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,47 @@
+//! Running commands, with the command line echoed so that CI logs show
+//! what happened.
+
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+/// `cargo`, the same binary that runs xtask.
+pub fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn show(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for a in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&a.to_string_lossy());
+    }
+    s
+}
+
+/// Runs `cmd`, failing on a non-zero exit.
+#[expect(clippy::print_stderr, reason = "xtask narrates what it runs")]
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let line = show(cmd);
+    eprintln!("xtask: {line}");
+    let status = cmd.status().with_context(|| format!("starting {line}"))?;
+    if !status.success() {
+        bail!("{line} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Runs `cmd` and returns its stdout, or `None` when it cannot start or fails.
+pub fn output(cmd: &mut Command) -> Option<String> {
+    let out = cmd.output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Runs `cmd` as the last thing xtask does, passing on its exit status.
+pub fn exec(mut cmd: Command) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    let line = show(&cmd);
+    Err(cmd.exec()).with_context(|| format!("exec {line}"))
+}
