@@ -1,35 +1,14 @@
-//! Per-interface traffic counters from /proc/net/dev, with the original
-//! BLiPP's event types. The values are the kernel's cumulative counters, as
-//! the original reported them.
+//! The /proc variant: /proc/net/dev. The values are the kernel's
+//! cumulative counters, as the original reported them.
 
 use std::collections::HashMap;
 
-use serde::Deserialize;
-
-use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec};
+use super::{Options, event_type};
 use crate::config::ProbeConfig;
+use crate::probe::{Getter, Probe, ProbeError};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::procfs::netdev::{self, NetDev};
 use crate::source::read::KernelFile;
-
-/// Registry row.
-pub const SPEC: ProbeSpec = ProbeSpec {
-    module: "net",
-    summary: "per-interface bytes, packets, errors and drops in and out (/proc/net/dev)",
-    fallback: Fallback::ProcOnly,
-    build,
-};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    /// Only these interfaces.
-    interfaces: Option<Vec<String>>,
-    /// The original's UNIS URL for port lookups; UNIS registration is the
-    /// agent's job now, so it is accepted and unused.
-    #[serde(rename = "unis_url")]
-    _unis_url: Option<String>,
-}
 
 const QUANTITIES: [(&str, Getter<NetDev>); 6] = [
     ("utilization:bytes:in", |d| Some(d.rx_bytes)),
@@ -52,18 +31,15 @@ struct NetProbe {
     types: [Name; QUANTITIES.len()],
 }
 
-fn build(config: &ProbeConfig, _ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
-    let options: Options = config.options()?;
-    Ok(Built {
-        probe: Box::new(NetProbe {
-            file: KernelFile::new(&config.proc_dir, "net/dev"),
-            devs: Vec::new(),
-            only: options.interfaces,
-            subjects: HashMap::new(),
-            types: QUANTITIES.map(|(q, _)| Name::from(format!("ps:tools:blipp:linux:network:{q}"))),
-        }),
-        source: Source::Proc,
-    })
+/// The /proc variant as a probe.
+pub(super) fn build(config: &ProbeConfig, options: &Options) -> Result<Box<dyn Probe>, ProbeError> {
+    Ok(Box::new(NetProbe {
+        file: KernelFile::new(&config.proc_dir, "net/dev"),
+        devs: Vec::new(),
+        only: options.interfaces.clone(),
+        subjects: HashMap::new(),
+        types: QUANTITIES.map(|(q, _)| event_type(q)),
+    }))
 }
 
 impl Probe for NetProbe {

@@ -1,37 +1,16 @@
-//! Block devices: per-device counters and rates from /proc/diskstats, and,
-//! where the kernel allows, host-wide completed requests per operation
-//! counted by the `block_rq_complete` eBPF program.
+//! The /proc variant: per-device counters and rates from /proc/diskstats.
 
 use std::collections::HashMap;
 
-use blipp_common::disk::{DISK_OPS, DiskCounters, DiskOp};
-use serde::Deserialize;
-
-use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec, choose};
+use super::{Options, event_type};
 use crate::config::ProbeConfig;
 use crate::counter::{Counter, Width};
+use crate::probe::{Getter, Probe, ProbeError};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
-use crate::source::ebpf::disk::DiskOpTotals;
 use crate::source::procfs::diskstats::{self, DiskStat};
 use crate::source::read::KernelFile;
 
-/// Registry row.
-pub const SPEC: ProbeSpec = ProbeSpec {
-    module: "disk",
-    summary: "block devices: requests, sectors, IOPS, bytes/s, busy fraction (/proc/diskstats; eBPF block_rq_complete)",
-    fallback: Fallback::Proc,
-    build,
-};
-
-const PREFIX: &str = "ps:tools:blipp:linux:disk:";
 const SECTOR_BYTES: f64 = 512.0;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Options {
-    /// Only these devices.
-    devices: Option<Vec<String>>,
-}
 
 /// Cumulative counters reported per device.
 const COUNTERS: [(&str, Getter<DiskStat>); 4] = [
@@ -60,7 +39,8 @@ struct DevicePrev {
     io_ms: Counter,
 }
 
-struct DiskProbe {
+/// Reads /proc/diskstats.
+pub(super) struct DiskProbe {
     file: KernelFile,
     stats: Vec<DiskStat>,
     only: Option<Vec<String>>,
@@ -68,59 +48,25 @@ struct DiskProbe {
     last_ts: Option<Timestamp>,
     counter_types: [Name; COUNTERS.len()],
     rate_types: [Name; RATES.len()],
-    ebpf: Option<EbpfTotals>,
 }
 
-struct EbpfTotals {
-    totals: DiskOpTotals,
-    read: [DiskCounters; DISK_OPS as usize],
-    node: Name,
-    types: [(Name, Name); DISK_OPS as usize],
-}
-
-fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
-    let options: Options = config.options()?;
-    let name = |s: &str| Name::from(format!("{PREFIX}{s}"));
-    let proc =
-        |config: &ProbeConfig, only: Option<Vec<String>>, ebpf: Option<EbpfTotals>| DiskProbe {
+impl DiskProbe {
+    pub(super) fn new(config: &ProbeConfig, options: &Options) -> Self {
+        Self {
             file: KernelFile::new(&config.proc_dir, "diskstats"),
             stats: Vec::new(),
-            only,
+            only: options.devices.clone(),
             prev: HashMap::new(),
             last_ts: None,
-            counter_types: COUNTERS.map(|(s, _)| name(s)),
-            rate_types: RATES.map(name),
-            ebpf,
-        };
-    let only = options.devices;
-    let only_proc = only.clone();
-    choose(
-        config,
-        ctx,
-        |ctx| {
-            let kernel = ctx
-                .kernel
-                .get()
-                .map_err(|reason| ProbeError::EbpfRequired {
-                    probe: config.name.clone(),
-                    reason,
-                })?;
-            let totals = DiskOpTotals::attach(kernel)?;
-            let ebpf = EbpfTotals {
-                totals,
-                read: [DiskCounters::default(); DISK_OPS as usize],
-                node: ctx.node.clone(),
-                types: DiskOp::ALL.map(|op| {
-                    (
-                        name(&format!("requests:{}", op.name())),
-                        name(&format!("sectors:{}", op.name())),
-                    )
-                }),
-            };
-            Ok(Box::new(proc(config, only, Some(ebpf))) as Box<dyn Probe>)
-        },
-        |_| Ok(Box::new(proc(config, only_proc, None)) as Box<dyn Probe>),
-    )
+            counter_types: COUNTERS.map(|(s, _)| event_type(s)),
+            rate_types: RATES.map(event_type),
+        }
+    }
+}
+
+/// The /proc variant as a probe.
+pub(super) fn build(config: &ProbeConfig, options: &Options) -> Result<Box<dyn Probe>, ProbeError> {
+    Ok(Box::new(DiskProbe::new(config, options)))
 }
 
 /// Largest plausible per-second advance of request counts and sectors: far
@@ -219,25 +165,6 @@ impl Probe for DiskProbe {
                         tracing::debug!(device = %d.name, %event_type, "counter reset, no rate this interval")
                     }
                 }
-            }
-        }
-        if let Some(e) = &mut self.ebpf {
-            e.totals.read(&mut e.read)?;
-            for ((requests, sectors), c) in e.types.iter().zip(&e.read) {
-                out.push(Sample::new(
-                    ts,
-                    &e.node,
-                    requests,
-                    Value::Int(c.requests),
-                    Source::Ebpf,
-                ));
-                out.push(Sample::new(
-                    ts,
-                    &e.node,
-                    sectors,
-                    Value::Int(c.sectors),
-                    Source::Ebpf,
-                ));
             }
         }
         Ok(())
