@@ -1,11 +1,13 @@
 //! Helpers shared by blipp's end-to-end tests: the agent's binaries built
-//! once per test process, root checks that fail loudly in CI, loop devices.
+//! once per test process, root checks that fail loudly in CI, loop devices,
+//! network namespaces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 pub mod loopdev;
+pub mod netns;
 
 /// Builds (if needed) and returns the path of one of the agent's binaries,
 /// with the same profile as the tests.

@@ -1,10 +1,11 @@
-//! blippcmd: the operator's client. Checks configurations offline and lists
-//! the probes this build has.
+//! blippcmd: the operator's client. Checks configurations offline, lists
+//! the probes this build has, and shows what blipp knows about the host.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use blipp::config;
+use blipp::host::HostInfo;
 use blipp::probe::{Fallback, REGISTRY};
 use clap::{Parser, Subcommand};
 
@@ -26,6 +27,16 @@ enum Command {
     Probes,
     /// Print the configuration's JSON Schema.
     Schema,
+    /// Print the host information blipp registers as its UNIS node (JSON),
+    /// with the node URN.
+    Host {
+        /// Root of /proc.
+        #[arg(long, default_value = "/proc")]
+        proc_dir: PathBuf,
+        /// Root of /sys.
+        #[arg(long, default_value = "/sys")]
+        sys_dir: PathBuf,
+    },
 }
 
 #[expect(
@@ -60,6 +71,16 @@ fn main() -> ExitCode {
         }
         Command::Schema => {
             print!("{}", config::schema::SCHEMA_TEXT);
+            ExitCode::SUCCESS
+        }
+        Command::Host { proc_dir, sys_dir } => {
+            let host = HostInfo::gather(&proc_dir, &sys_dir);
+            let mut json = serde_json::json!({ "urn": host.urn() });
+            json["host"] = serde_json::to_value(&host).expect("host information serializes");
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).expect("a JSON value serializes")
+            );
             ExitCode::SUCCESS
         }
     }

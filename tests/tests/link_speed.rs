@@ -1,0 +1,128 @@
+//! Link speed through every path blipp has (ethtool netlink, the
+//! SIOCETHTOOL ioctl, sysfs), checked against ethtool(8) on a veth pair in
+//! a network namespace of the test's own; `lo` is unknown on every path.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use blipp::host::HostInfo;
+use blipp::source::netlink::ethtool::EthtoolNetlink;
+use blipp::source::netlink::ioctl::EthtoolIoctl;
+use blipp::source::netlink::{Duplex, LinkSpeed, LinkSpeedReader, SpeedSource, sysfs};
+use blipp_tests::netns::{NetNs, PrivateSysfs};
+use blipp_tests::require_root;
+
+/// `Speed: 10000Mb/s` and `Duplex: Full` of `ethtool IF`.
+fn ethtool_says(text: &str) -> Result<(u64, Duplex)> {
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .map(str::trim)
+            .with_context(|| format!("no {name} in ethtool output:\n{text}"))
+    };
+    let speed = field("Speed:")?
+        .strip_suffix("Mb/s")
+        .context("speed not in Mb/s")?
+        .parse()?;
+    let duplex = match field("Duplex:")? {
+        "Full" => Duplex::Full,
+        "Half" => Duplex::Half,
+        other => anyhow::bail!("duplex {other}"),
+    };
+    Ok((speed, duplex))
+}
+
+/// A namespace with `lo` up and a veth pair `veth0`/`veth1`, both up.
+fn veth_namespace() -> Result<NetNs> {
+    let ns = NetNs::new("speed")?;
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ])?;
+    for dev in ["lo", "veth0", "veth1"] {
+        ns.ip(&["link", "set", dev, "up"])?;
+    }
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "veth0"])?;
+    Ok(ns)
+}
+
+#[test]
+fn veth_speed_on_every_path_and_lo_unknown() -> Result<()> {
+    if !require_root("link speed of a veth pair in a network namespace") {
+        return Ok(());
+    }
+    let ns = veth_namespace()?;
+    let (mbps, duplex) = ethtool_says(&ns.exec(&["ethtool", "veth0"])?)?;
+    let known = |via| LinkSpeed::Known {
+        mbps,
+        duplex: Some(duplex),
+        via,
+    };
+    ns.run(|| -> Result<()> {
+        let mut nl = EthtoolNetlink::open()?;
+        assert_eq!(nl.link_speed("veth0")?, known(SpeedSource::Netlink));
+        assert_eq!(nl.link_speed("lo")?, LinkSpeed::Unknown);
+
+        let io = EthtoolIoctl::open()?;
+        assert_eq!(io.glinksettings("veth0")?, known(SpeedSource::Ioctl));
+        assert_eq!(io.gset("veth0")?, known(SpeedSource::Ioctl));
+        assert_eq!(io.link_speed("veth0")?, known(SpeedSource::Ioctl));
+        assert_eq!(io.link_speed("lo")?, LinkSpeed::Unknown);
+
+        let sys = PrivateSysfs::mount()?;
+        assert_eq!(
+            sysfs::link_speed(sys.path(), "veth0")?,
+            known(SpeedSource::Sysfs)
+        );
+        assert_eq!(sysfs::link_speed(sys.path(), "lo")?, LinkSpeed::Unknown);
+
+        // The chain takes the first path: netlink on this kernel.
+        let mut reader = LinkSpeedReader::new(sys.path());
+        assert_eq!(reader.read("veth0"), known(SpeedSource::Netlink));
+        assert_eq!(reader.read("lo"), LinkSpeed::Unknown);
+        assert_eq!(reader.read("blipp-absent0"), LinkSpeed::Unknown);
+        Ok(())
+    })??;
+    Ok(())
+}
+
+/// Host information inside the namespace: exactly its interfaces, with
+/// the address the test gave and the MAC sysfs shows.
+#[test]
+fn host_interfaces_in_a_namespace() -> Result<()> {
+    if !require_root("host interfaces in a network namespace") {
+        return Ok(());
+    }
+    let ns = veth_namespace()?;
+    let (mbps, _) = ethtool_says(&ns.exec(&["ethtool", "veth0"])?)?;
+    let mac = ns.exec(&["cat", "/sys/class/net/veth0/address"])?;
+    ns.run(|| -> Result<()> {
+        let sys = PrivateSysfs::mount()?;
+        let host = HostInfo::gather(Path::new("/proc"), sys.path());
+        let mut names: Vec<&str> = host.interfaces.iter().map(|i| i.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["lo", "veth0", "veth1"]);
+        let veth0 = host
+            .interfaces
+            .iter()
+            .find(|i| i.name == "veth0")
+            .context("veth0")?;
+        assert_eq!(veth0.mac.as_deref(), Some(mac.trim()));
+        assert!(
+            veth0
+                .addresses
+                .contains(&("192.0.2.1".parse::<IpAddr>()?, 24)),
+            "{veth0:?}"
+        );
+        assert_eq!(veth0.speed.mbps(), Some(mbps));
+        let lo = host
+            .interfaces
+            .iter()
+            .find(|i| i.name == "lo")
+            .context("lo")?;
+        assert_eq!(lo.speed, LinkSpeed::Unknown);
+        assert_eq!(lo.mac, None);
+        Ok(())
+    })??;
+    Ok(())
+}
