@@ -126,3 +126,53 @@ fn host_interfaces_in_a_namespace() -> Result<()> {
     })??;
     Ok(())
 }
+
+/// blippd with a `port` probe, run inside the namespace as an operator
+/// would (`ip netns exec`): veth0's capacity in bytes per second and its
+/// duplex, nothing for `lo`.
+#[test]
+fn blippd_port_probe_in_a_namespace() -> Result<()> {
+    if !require_root("blippd's port probe in a network namespace") {
+        return Ok(());
+    }
+    let ns = veth_namespace()?;
+    let (mbps, duplex) = ethtool_says(&ns.exec(&["ethtool", "veth0"])?)?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("blipp.json");
+    std::fs::write(
+        &config,
+        r#"{"properties":{"configurations":{"probes":{"port":{"probe_module":"port","refresh":600}}}}}"#,
+    )?;
+    let blippd = blipp_tests::agent_bin("blippd");
+    let out = ns.exec(&[
+        blippd.to_str().context("UTF-8 path")?,
+        "--once",
+        "-c",
+        config.to_str().context("UTF-8 path")?,
+    ])?;
+    let samples: Vec<serde_json::Value> = out
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let value = |subject: &str, event_type: &str| {
+        samples
+            .iter()
+            .find(|s| s["subject"] == subject && s["eventType"] == event_type)
+            .map(|s| s["value"].clone())
+    };
+    assert_eq!(
+        value("port:veth0", "ps:tools:blipp:linux:network:link:capacity"),
+        Some(serde_json::json!(mbps * 125_000)),
+        "{out}"
+    );
+    assert_eq!(
+        value("port:veth0", "ps:tools:blipp:linux:network:link:duplex"),
+        Some(serde_json::json!(duplex.as_str())),
+        "{out}"
+    );
+    assert!(
+        samples.iter().all(|s| s["subject"] != "port:lo"),
+        "lo has no speed: {out}"
+    );
+    Ok(())
+}

@@ -1,5 +1,6 @@
 use crate::config::ConfigError;
 use crate::source::ebpf::EbpfError;
+use crate::source::netlink::rtnetlink::RtnetlinkError;
 use crate::source::read::FileError;
 
 /// Why a probe could not be built or could not collect.
@@ -22,6 +23,9 @@ pub enum ProbeError {
         /// Why.
         reason: String,
     },
+    /// The network interfaces could not be listed.
+    #[error(transparent)]
+    Link(#[from] RtnetlinkError),
     /// The probe's own options are wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),

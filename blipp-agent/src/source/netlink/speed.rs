@@ -97,6 +97,11 @@ impl LinkSpeed {
         }
     }
 
+    /// Bytes per second (UNIS's port `capacity` unit), when known.
+    pub fn bytes_per_second(&self) -> Option<u64> {
+        self.mbps().map(|m| m.saturating_mul(125_000))
+    }
+
     /// The duplex, when known.
     pub fn duplex(&self) -> Option<Duplex> {
         match self {
@@ -195,6 +200,7 @@ mod tests {
         }
         let s = LinkSpeed::from_kernel(25_000, Duplex::from_kernel(1), SpeedSource::Netlink);
         assert_eq!(s.mbps(), Some(25_000));
+        assert_eq!(s.bytes_per_second(), Some(3_125_000_000));
         assert_eq!(s.duplex(), Some(Duplex::Full));
         assert_eq!(Duplex::from_kernel(0), Some(Duplex::Half));
         assert_eq!(Duplex::from_kernel(0xff), None);
