@@ -92,6 +92,17 @@ fn known_keys(e: &jsonschema::ValidationError<'_>) -> String {
     format!(" (known here: {})", names.join(", "))
 }
 
+/// The `description` of the schema object holding the failed keyword.
+fn schema_description(e: &jsonschema::ValidationError<'_>) -> Option<String> {
+    let schema: Value = serde_json::from_str(SCHEMA_TEXT).ok()?;
+    let path = e.schema_path().as_str();
+    let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+    schema
+        .pointer(&format!("{parent}/description"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
 /// Phrases a schema error as what was expected, without repeating the value.
 fn expected(e: &jsonschema::ValidationError<'_>) -> String {
     match e.kind() {
@@ -105,6 +116,11 @@ fn expected(e: &jsonschema::ValidationError<'_>) -> String {
         K::Pattern { pattern } => format!("expected a string matching {pattern}"),
         K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
             format!("unknown key(s) {}", unexpected.join(", "))
+        }
+        // "not valid under any of the schemas listed in the 'oneOf'
+        // keyword" names no field; the oneOf's description says what to do.
+        K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } => {
+            schema_description(e).map_or_else(|| e.to_string(), |d| format!("expected {d}"))
         }
         _ => e.to_string(),
     }

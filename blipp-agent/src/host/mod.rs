@@ -126,12 +126,11 @@ impl HostInfo {
         let proc = &paths.proc_dir;
         let sys = &paths.sys_dir;
         let cpuinfo = read(&proc.join("cpuinfo"));
-        let cpus = read(&sys.join("devices/system/cpu/online"))
-            .and_then(|t| parse::id_list(&t))
-            .map(|l| l.len())
-            .or_else(|| cpuinfo.as_deref().map(parse::cpuinfo_processors))
-            .filter(|n| *n > 0)
-            .and_then(|n| u32::try_from(n).ok())
+        let cpus = online_cpus_listed(sys)
+            .or_else(|| {
+                let n = cpuinfo.as_deref().map(parse::cpuinfo_processors)?;
+                u32::try_from(n).ok().filter(|n| *n > 0)
+            })
             .unwrap_or_else(online_cpus_sysconf);
         let os_release = paths
             .os_release
@@ -221,6 +220,19 @@ pub fn clean_mac(mac: &str) -> Option<String> {
         .windows(12)
         .find(|w| w.iter().all(u8::is_ascii_hexdigit))
         .map(|w| String::from_utf8_lossy(w).into_owned())
+}
+
+/// Online CPUs: `sys_dir/devices/system/cpu/online`, else the C library's
+/// count.
+pub fn online_cpus(sys_dir: &Path) -> u32 {
+    online_cpus_listed(sys_dir).unwrap_or_else(online_cpus_sysconf)
+}
+
+fn online_cpus_listed(sys_dir: &Path) -> Option<u32> {
+    let list = read(&sys_dir.join("devices/system/cpu/online"))?;
+    u32::try_from(parse::id_list(&list)?.len())
+        .ok()
+        .filter(|n| *n > 0)
 }
 
 /// Online CPUs as the C library counts them, the last resort when neither

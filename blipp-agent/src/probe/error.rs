@@ -26,6 +26,9 @@ pub enum ProbeError {
     /// The network interfaces could not be listed.
     #[error(transparent)]
     Link(#[from] RtnetlinkError),
+    /// A followed process could not be found or read.
+    #[error(transparent)]
+    Process(#[from] super::process::ProcessError),
     /// The probe's own options are wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),

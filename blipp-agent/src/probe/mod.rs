@@ -7,6 +7,7 @@ mod error;
 pub mod mem;
 pub mod net;
 pub mod port;
+pub mod process;
 
 use crate::config::{Mode, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
@@ -66,7 +67,14 @@ pub struct ProbeSpec {
 /// Every probe blipp has. Adding a probe is one module and one row here,
 /// plus its `probe_module` entry in the configuration schema (a test checks
 /// that the two agree).
-pub static REGISTRY: &[ProbeSpec] = &[cpu::SPEC, mem::SPEC, net::SPEC, disk::SPEC, port::SPEC];
+pub static REGISTRY: &[ProbeSpec] = &[
+    cpu::SPEC,
+    mem::SPEC,
+    net::SPEC,
+    disk::SPEC,
+    port::SPEC,
+    process::SPEC,
+];
 
 /// The registry entry for `module`.
 pub fn spec(module: &str) -> Option<&'static ProbeSpec> {
