@@ -185,9 +185,14 @@ async fn drive(
     mut stop: watch::Receiver<bool>,
     once: bool,
 ) {
-    let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
+    // The first instant is the start itself: asking for the next instant
+    // after a second, later reading of the clock would skip it.
+    let start = Timestamp::now();
+    let mut instants: Instants = r.config.schedule.instants(start);
+    let mut first = true;
     loop {
-        let now = Timestamp::now();
+        let now = if first { start } else { Timestamp::now() };
+        first = false;
         let at = if once {
             Some(now)
         } else {
