@@ -6,6 +6,7 @@ pub mod disk;
 mod error;
 pub mod mem;
 pub mod net;
+pub mod numa;
 pub mod port;
 pub mod process;
 
@@ -74,6 +75,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     disk::SPEC,
     port::SPEC,
     process::SPEC,
+    numa::SPEC,
 ];
 
 /// The registry entry for `module`.

@@ -6,6 +6,7 @@ pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netdev;
+pub mod numa;
 pub mod pid_status;
 pub mod stat;
 
