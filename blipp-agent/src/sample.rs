@@ -105,6 +105,14 @@ impl Sample {
             reset: false,
         }
     }
+
+    /// The same sample, marked as coming from a counter that was reset
+    /// when `reset` is true.
+    #[must_use]
+    pub fn with_reset(mut self, reset: bool) -> Self {
+        self.reset = reset;
+        self
+    }
 }
 
 #[cfg(test)]

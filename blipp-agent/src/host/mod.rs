@@ -8,6 +8,7 @@
 //! rtnetlink in the calling thread's network namespace.
 
 pub mod parse;
+mod sysconf;
 mod uname;
 
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 pub use crate::source::netlink::{Duplex, LinkSpeed, SpeedSource};
 use crate::source::netlink::{LinkSpeedReader, rtnetlink};
+pub use sysconf::{clock_ticks_per_second, page_size};
 pub use uname::{Uname, canonical_name, uname};
 
 /// The running kernel.

@@ -9,6 +9,9 @@ pub mod net;
 pub mod numa;
 pub mod port;
 pub mod process;
+#[cfg(test)]
+mod testing;
+mod track;
 
 use crate::config::{Mode, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};

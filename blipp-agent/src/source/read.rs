@@ -1,5 +1,6 @@
 //! Reading kernel text files without allocating on every tick.
 
+use std::borrow::Cow;
 use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,15 @@ pub enum FileError {
 #[derive(Debug)]
 pub struct KernelFile {
     path: PathBuf,
-    buf: String,
+    buf: Vec<u8>,
+}
+
+/// The text of a kernel file. Kernel files are ASCII except for names the
+/// kernel copies from elsewhere (an interface may be named with any bytes
+/// but `/`, `:` and whitespace): those are decoded lossily rather than
+/// losing the whole file, and only then does decoding allocate.
+pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(bytes)
 }
 
 impl KernelFile {
@@ -40,7 +49,7 @@ impl KernelFile {
     pub fn new(root: &Path, rel: &str) -> Self {
         Self {
             path: root.join(rel),
-            buf: String::with_capacity(4096),
+            buf: Vec::with_capacity(4096),
         }
     }
 
@@ -50,18 +59,22 @@ impl KernelFile {
     }
 
     /// Reads the whole file (kernel files must be read in one go to be
-    /// consistent) and returns its text; the buffer is reused.
-    pub fn read(&mut self) -> Result<&str, FileError> {
+    /// consistent) into the reused buffer.
+    fn fill(&mut self) -> io::Result<()> {
         self.buf.clear();
-        let result =
-            std::fs::File::open(&self.path).and_then(|mut f| f.read_to_string(&mut self.buf));
-        match result {
-            Ok(_) => Ok(&self.buf),
-            Err(source) => Err(FileError::Read {
-                path: self.path.clone(),
-                source,
-            }),
-        }
+        std::fs::File::open(&self.path)
+            .and_then(|mut f| f.read_to_end(&mut self.buf))
+            .map(drop)
+    }
+
+    fn parse_buf<T>(
+        &self,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<T, FileError> {
+        parse(&decode(&self.buf)).map_err(|source| FileError::Parse {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Reads the file and runs `parse` on its text.
@@ -69,11 +82,27 @@ impl KernelFile {
         &mut self,
         parse: impl FnOnce(&str) -> Result<T, ParseError>,
     ) -> Result<T, FileError> {
-        self.read()?;
-        parse(&self.buf).map_err(|source| FileError::Parse {
+        self.fill().map_err(|source| FileError::Read {
             path: self.path.clone(),
             source,
-        })
+        })?;
+        self.parse_buf(parse)
+    }
+
+    /// Like [`KernelFile::parse`] for a file that only some hosts have:
+    /// `Ok(None)` when it does not exist.
+    pub fn parse_optional<T>(
+        &mut self,
+        parse: impl FnOnce(&str) -> Result<T, ParseError>,
+    ) -> Result<Option<T>, FileError> {
+        match self.fill() {
+            Ok(()) => self.parse_buf(parse).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(FileError::Read {
+                path: self.path.clone(),
+                source,
+            }),
+        }
     }
 }
 
@@ -95,5 +124,18 @@ mod tests {
             f.parse(crate::source::procfs::loadavg::parse).unwrap().five,
             2.0
         );
+        let mut absent = KernelFile::new(dir.path(), "user_beancounters");
+        assert_eq!(absent.parse_optional(|t| Ok(t.len())).unwrap(), None);
+        std::fs::write(dir.path().join("user_beancounters"), "abc").unwrap();
+        assert_eq!(absent.parse_optional(|t| Ok(t.len())).unwrap(), Some(3));
+    }
+
+    #[test]
+    fn names_with_foreign_bytes_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dev"), b"caf\xe9: 1 2\n").unwrap();
+        let mut f = KernelFile::new(dir.path(), "dev");
+        let text = f.parse(|t| Ok(t.to_owned())).unwrap();
+        assert_eq!(text, "caf\u{fffd}: 1 2\n");
     }
 }

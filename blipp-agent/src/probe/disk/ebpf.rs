@@ -2,9 +2,9 @@
 //! operation, counted by the `block_rq_complete` program, next to the
 //! per-device numbers of the /proc variant.
 
-use blipp_common::disk::{DISK_OPS, DiskCounters, DiskOp};
+use blipp_common::disk::{DISK_OPS, DiskCounters};
 
-use super::{Options, event_type, proc};
+use super::{EventTypes, Options, proc};
 use crate::config::ProbeConfig;
 use crate::probe::{BuildContext, Probe, ProbeError};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
@@ -16,7 +16,7 @@ struct EbpfDiskProbe {
     totals: DiskOpTotals,
     read: [DiskCounters; DISK_OPS as usize],
     node: Name,
-    types: [(Name, Name); DISK_OPS as usize],
+    types: EventTypes,
 }
 
 /// Attaches the program; fails (and the caller falls back) when the
@@ -39,12 +39,7 @@ pub(super) fn build(
         totals,
         read: [DiskCounters::default(); DISK_OPS as usize],
         node: ctx.node.clone(),
-        types: DiskOp::ALL.map(|op| {
-            (
-                event_type(&format!("requests:{}", op.name())),
-                event_type(&format!("sectors:{}", op.name())),
-            )
-        }),
+        types: EventTypes::new(),
     }))
 }
 
@@ -52,7 +47,13 @@ impl Probe for EbpfDiskProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
         self.proc.collect(ts, out)?;
         self.totals.read(&mut self.read)?;
-        for ((requests, sectors), c) in self.types.iter().zip(&self.read) {
+        for ((requests, sectors), c) in self
+            .types
+            .requests
+            .iter()
+            .zip(&self.types.sectors)
+            .zip(&self.read)
+        {
             out.push(Sample::new(
                 ts,
                 &self.node,

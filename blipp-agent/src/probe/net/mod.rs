@@ -1,5 +1,8 @@
-//! Network traffic: per-interface counters from /proc/net/dev, with the
-//! original BLiPP's event types.
+//! Network traffic: per-interface counters from /proc/net/dev (subject:
+//! the interface's port) and the node's TCP and UDP counters from
+//! /proc/net/snmp, with the original BLiPP's event types. Values are the
+//! kernel's cumulative counters, as the original reported them; a counter
+//! that went backwards in a way no wrap explains is marked `reset`.
 //!
 //! This file holds what every variant shares (the registry row, the
 //! options, the event-type names) and the choice between them; `proc.rs`
@@ -19,7 +22,7 @@ use crate::sample::{Name, Source};
 /// Registry row.
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "net",
-    summary: "per-interface bytes, packets, errors and drops in and out (/proc/net/dev)",
+    summary: "per-interface bytes, packets, errors and drops in and out; TCP segments and retransmits, UDP datagrams (/proc/net/dev, /proc/net/snmp)",
     fallback: Fallback::ProcOnly,
     build,
 };
@@ -33,6 +36,47 @@ fn event_type(suffix: &str) -> Name {
     Name::from(format!("{PREFIX}{suffix}"))
 }
 
+/// Per-interface quantities, subject `port:<interface>`: the original's
+/// event types (errors and drops are the sums of both directions, as the
+/// original reported them) and each direction on its own.
+const PORT_QUANTITIES: [&str; 10] = [
+    "utilization:bytes:in",
+    "utilization:bytes:out",
+    "ip:utilization:packets:in",
+    "ip:utilization:packets:out",
+    "ip:utilization:errors",
+    "ip:utilization:drops",
+    "ip:utilization:errors:in",
+    "ip:utilization:errors:out",
+    "ip:utilization:drops:in",
+    "ip:utilization:drops:out",
+];
+
+/// The node's TCP and UDP quantities, subject the node (the original
+/// reported them against a port by mistake).
+const NODE_QUANTITIES: [&str; 5] = [
+    "tcp:utilization:segments:in",
+    "tcp:utilization:segments:out",
+    "tcp:utilization:retrans",
+    "udp:utilization:datagrams:in",
+    "udp:utilization:datagrams:out",
+];
+
+/// Every event type of the probe, interned once.
+struct EventTypes {
+    port: [Name; PORT_QUANTITIES.len()],
+    node: [Name; NODE_QUANTITIES.len()],
+}
+
+impl EventTypes {
+    fn new() -> Self {
+        Self {
+            port: PORT_QUANTITIES.map(event_type),
+            node: NODE_QUANTITIES.map(event_type),
+        }
+    }
+}
+
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
@@ -44,10 +88,10 @@ struct Options {
     _unis_url: Option<String>,
 }
 
-fn build(config: &ProbeConfig, _ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
+fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
     let options: Options = config.options()?;
     Ok(Built {
-        probe: proc::build(config, &options)?,
+        probe: proc::build(config, &options, ctx),
         source: Source::Proc,
     })
 }

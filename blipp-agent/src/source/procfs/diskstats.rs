@@ -75,11 +75,11 @@ pub fn parse_into(text: &str, out: &mut Vec<DiskStat>) -> Result<(), ParseError>
                 expected: "7, 14, 18 or 20 tokens",
             });
         };
-        let mut v = [0u64; 17];
+        let mut fields = [""; 17];
         let mut count = 0;
         for token in tokens {
-            if count < v.len() {
-                v[count] = number("diskstats", line_no, token)?;
+            if let Some(slot) = fields.get_mut(count) {
+                *slot = token;
             }
             count += 1;
         }
@@ -98,6 +98,12 @@ pub fn parse_into(text: &str, out: &mut Vec<DiskStat>) -> Result<(), ParseError>
                 });
             }
         };
+        // Only the fields of the layout are numbers to parse: whatever a
+        // later kernel appends is ignored.
+        let mut v = [0u64; 17];
+        for (slot, token) in v.iter_mut().zip(&fields[..stats]) {
+            *slot = number("diskstats", line_no, token)?;
+        }
         let major = u32::try_from(number("diskstats", line_no, major)?).unwrap_or(u32::MAX);
         let minor = u32::try_from(number("diskstats", line_no, minor)?).unwrap_or(u32::MAX);
         if out.len() == n {
@@ -180,5 +186,126 @@ mod tests {
         assert_eq!((v[3].flushes, v[3].flush_ms), (Some(16), Some(17)));
         assert_eq!(v[4].flush_ms, Some(17), "trailing fields ignored");
         assert!(parse_into("8 0 sda 1 2 3\n", &mut v).is_err());
+    }
+
+    fn fixture(text: &str) -> Vec<DiskStat> {
+        let mut v = Vec::new();
+        parse_into(text, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn linux_2_6_18_partitions_have_7_tokens() {
+        let v = fixture(include_str!("fixtures/diskstats-2.6.18"));
+        let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["ram0", "ram1", "sda", "sda1", "sda2", "md0"]);
+        let sda = &v[2];
+        assert_eq!(
+            (sda.reads, sda.reads_merged, sda.sectors_read, sda.read_ms),
+            (3_417_937, Some(246_474), 109_935_658, Some(22_619_513))
+        );
+        assert_eq!(
+            (
+                sda.writes,
+                sda.writes_merged,
+                sda.sectors_written,
+                sda.write_ms
+            ),
+            (11_838_372, Some(31_049_669), 342_305_520, Some(178_011_412))
+        );
+        assert_eq!(
+            (sda.in_progress, sda.io_ms, sda.weighted_ms),
+            (Some(0), Some(47_271_034), Some(200_637_316))
+        );
+        let sda2 = &v[4];
+        assert_eq!(
+            (
+                sda2.major,
+                sda2.minor,
+                sda2.reads,
+                sda2.sectors_read,
+                sda2.writes,
+                sda2.sectors_written
+            ),
+            (8, 2, 3_416_558, 109_908_454, 42_888_193, 343_109_112)
+        );
+        assert_eq!(
+            (sda2.reads_merged, sda2.read_ms, sda2.io_ms, sda2.discards),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn linux_4_4_fourteen_tokens() {
+        let v = fixture(include_str!("fixtures/diskstats-4.4"));
+        assert_eq!(v.len(), 4);
+        let sda = &v[1];
+        assert_eq!(
+            sda.read_ms,
+            Some(4_294_967_000),
+            "32-bit ms field near its wrap"
+        );
+        assert_eq!(sda.weighted_ms, Some(4_294_960_001));
+        assert_eq!(sda.in_progress, Some(2));
+        assert_eq!((sda.discards, sda.flushes), (None, None));
+        assert_eq!(v[3].name, "sr0");
+    }
+
+    #[test]
+    fn linux_4_19_eighteen_tokens() {
+        let v = fixture(include_str!("fixtures/diskstats-4.19"));
+        let sda = &v[0];
+        assert_eq!(
+            (
+                sda.discards,
+                sda.discards_merged,
+                sda.sectors_discarded,
+                sda.discard_ms
+            ),
+            (Some(1200), Some(0), Some(2_458_624), Some(3112))
+        );
+        assert_eq!((sda.flushes, sda.flush_ms), (None, None));
+        assert_eq!(
+            (v[2].major, v[2].name.as_str(), v[2].in_progress),
+            (259, "nvme0n1", Some(1))
+        );
+    }
+
+    #[test]
+    fn linux_6_18_twenty_tokens() {
+        let v = fixture(include_str!("fixtures/diskstats-6.18"));
+        let vda = &v[2];
+        assert_eq!(
+            *vda,
+            DiskStat {
+                major: 254,
+                minor: 0,
+                name: "vda".to_owned(),
+                reads: 225_359,
+                reads_merged: Some(12_108),
+                sectors_read: 14_619_890,
+                read_ms: Some(360_923),
+                writes: 30_354,
+                writes_merged: Some(86_026),
+                sectors_written: 33_896_656,
+                write_ms: Some(273_960),
+                in_progress: Some(0),
+                io_ms: Some(31_836),
+                weighted_ms: Some(641_091),
+                discards: Some(18_762),
+                discards_merged: Some(92),
+                sectors_discarded: Some(2_714_520),
+                discard_ms: Some(6133),
+                flushes: Some(1224),
+                flush_ms: Some(73),
+            }
+        );
+        assert_eq!((v[3].name.as_str(), v[3].flushes), ("vda1", Some(0)));
+    }
+
+    #[test]
+    fn future_trailing_fields_are_ignored_unparsed() {
+        let v = fixture(include_str!("fixtures/diskstats-future"));
+        assert_eq!((v[0].flushes, v[0].flush_ms), (Some(77), Some(88)));
     }
 }

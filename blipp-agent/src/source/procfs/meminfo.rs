@@ -76,4 +76,81 @@ mod tests {
         assert!(parse("MemFree: 4 kB\n").is_err());
         assert!(parse("MemTotal: x kB\nMemFree: 1 kB\n").is_err());
     }
+
+    #[test]
+    fn linux_2_4_without_slab_dirty_available() {
+        // 2.4 opens with a table in bytes (`Mem:`, `Swap:`), then kB lines.
+        let m = parse(include_str!("fixtures/meminfo-2.4")).unwrap();
+        assert_eq!(
+            m,
+            Meminfo {
+                total: Some(1_026_100),
+                free: Some(37_756),
+                available: None,
+                buffers: Some(66_860),
+                cached: Some(532_964),
+                slab: None,
+                swap_total: Some(2_096_472),
+                swap_free: Some(2_096_416),
+                dirty: None,
+            }
+        );
+    }
+
+    #[test]
+    fn linux_2_6_18_without_available() {
+        let m = parse(include_str!("fixtures/meminfo-2.6.18")).unwrap();
+        assert_eq!(
+            m,
+            Meminfo {
+                total: Some(4_046_908),
+                free: Some(179_480),
+                available: None,
+                buffers: Some(160_272),
+                cached: Some(3_135_924),
+                slab: Some(297_828),
+                swap_total: Some(2_096_472),
+                swap_free: Some(2_091_172),
+                dirty: Some(1288),
+            }
+        );
+    }
+
+    #[test]
+    fn linux_6_18_every_line() {
+        let m = parse(include_str!("fixtures/meminfo-6.18")).unwrap();
+        assert_eq!(
+            m,
+            Meminfo {
+                total: Some(24_684_084),
+                free: Some(12_226_940),
+                available: Some(22_921_240),
+                buffers: Some(38_300),
+                cached: Some(10_576_788),
+                slab: Some(480_644),
+                swap_total: Some(0),
+                swap_free: Some(0),
+                dirty: Some(406_928),
+            }
+        );
+    }
+
+    #[test]
+    fn original_blipp_vector() {
+        let m = parse(include_str!("fixtures/original/meminfo")).unwrap();
+        assert_eq!(
+            (m.total, m.free, m.buffers, m.cached, m.slab),
+            (
+                Some(8_127_964),
+                Some(525_460),
+                Some(358_700),
+                Some(4_390_548),
+                Some(401_292)
+            )
+        );
+        assert_eq!(
+            (m.swap_total, m.swap_free, m.dirty, m.available),
+            (Some(5_105_656), Some(5_104_120), Some(96), None)
+        );
+    }
 }

@@ -2,12 +2,16 @@
 //! Nothing here touches the file system, so every kernel layout is a unit
 //! test with a fixture.
 
+pub mod beancounters;
 pub mod diskstats;
 pub mod loadavg;
 pub mod meminfo;
 pub mod netdev;
 pub mod numa;
 pub mod pid_status;
+#[cfg(test)]
+mod robust;
+pub mod snmp;
 pub mod stat;
 
 /// A kernel file that does not have the expected shape.

@@ -115,4 +115,81 @@ mod tests {
         );
         assert!(parse_into("eth0: 1 2 3\n", &mut v).is_err());
     }
+
+    fn rx_tx(d: &NetDev) -> [u64; 8] {
+        [
+            d.rx_bytes,
+            d.rx_packets,
+            d.rx_errors,
+            d.rx_dropped,
+            d.tx_bytes,
+            d.tx_packets,
+            d.tx_errors,
+            d.tx_dropped,
+        ]
+    }
+
+    #[test]
+    fn original_blipp_vector() {
+        let mut v = Vec::new();
+        parse_into(include_str!("fixtures/original/net-dev"), &mut v).unwrap();
+        let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["lo", "eth0", "wlan0", "pan0"]);
+        assert_eq!(
+            rx_tx(&v[1]),
+            [12_267_757, 166_430, 0, 0, 30_458_998, 143_263, 0, 0]
+        );
+        assert_eq!(
+            rx_tx(&v[2]),
+            [5_029_574_829, 7_333_434, 0, 0, 887_097_774, 4_036_590, 0, 0]
+        );
+        assert_eq!(rx_tx(&v[3]), [0; 8]);
+    }
+
+    #[test]
+    fn old_kernel_glued_names() {
+        let mut v = Vec::new();
+        parse_into(include_str!("fixtures/netdev-2.6.18"), &mut v).unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[1].name, "eth0");
+        assert_eq!(
+            rx_tx(&v[1]),
+            [
+                3_818_541_327,
+                31_219_443,
+                12,
+                4,
+                2_807_734_851,
+                24_542_009,
+                3,
+                7
+            ]
+        );
+    }
+
+    #[test]
+    fn new_kernel_64_bit_counters_and_reuse() {
+        let mut v = Vec::new();
+        parse_into(include_str!("fixtures/netdev-6.18"), &mut v).unwrap();
+        let names: Vec<&str> = v.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["lo", "ifb0", "eth0", "enp94s0f1np1"]);
+        assert_eq!(
+            rx_tx(&v[3]),
+            [
+                18_446_744_073_709_551_000,
+                98_765_432_101,
+                2,
+                5,
+                9_876_543_210_123,
+                87_654_321_012,
+                1,
+                3
+            ]
+        );
+        // A second parse with one interface fewer reuses the entries.
+        let ptr = v[0].name.as_ptr();
+        parse_into(include_str!("fixtures/original/net-dev"), &mut v).unwrap();
+        assert_eq!(v.len(), 4);
+        assert_eq!(v[0].name.as_ptr(), ptr, "the name buffer is reused");
+    }
 }

@@ -185,4 +185,114 @@ mod tests {
         assert!(parse_into("intr 5\n", &mut s).is_err());
         assert!(parse_into("cpu 1 2 x 4\n", &mut s).is_err());
     }
+
+    fn fixture(text: &str) -> Stat {
+        let mut s = Stat::default();
+        parse_into(text, &mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn four_columns_linux_2_4() {
+        let s = fixture(include_str!("fixtures/stat-2.4-4col"));
+        assert_eq!(
+            s.all,
+            CpuTimes {
+                user: 4705,
+                nice: 356,
+                system: 584,
+                idle: 3_699_176,
+                ..CpuTimes::default()
+            }
+        );
+        assert_eq!(s.cpus.len(), 2);
+        assert_eq!(
+            s.cpus[1],
+            (
+                1,
+                CpuTimes {
+                    user: 3312,
+                    nice: 76,
+                    system: 283,
+                    idle: 1_849_922,
+                    ..CpuTimes::default()
+                }
+            )
+        );
+        assert_eq!(
+            (s.ctxt, s.btime, s.processes),
+            (Some(2_159_089), Some(1_062_191_376), Some(8358))
+        );
+        assert_eq!(s.procs_running, None, "2.4 has no procs_running");
+    }
+
+    #[test]
+    fn seven_columns_linux_2_6_9() {
+        let s = fixture(include_str!("fixtures/stat-2.6.9-7col"));
+        assert_eq!(
+            s.all,
+            CpuTimes {
+                user: 2255,
+                nice: 34,
+                system: 2290,
+                idle: 22_625_563,
+                iowait: Some(6290),
+                irq: Some(127),
+                softirq: Some(456),
+                ..CpuTimes::default()
+            }
+        );
+        assert_eq!(s.all.steal, None);
+        assert_eq!(s.cpus.iter().map(|c| c.0).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!((s.procs_running, s.procs_blocked), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn eight_columns_linux_2_6_18() {
+        let s = fixture(include_str!("fixtures/stat-2.6.18-8col"));
+        assert_eq!(s.all.steal, Some(3312));
+        assert_eq!(s.all.guest, None);
+        assert_eq!(
+            s.all.total(),
+            139_797 + 1069 + 41_573 + 4_361_702 + 39_476 + 1183 + 6207 + 3312
+        );
+    }
+
+    #[test]
+    fn nine_columns_linux_2_6_24() {
+        let s = fixture(include_str!("fixtures/stat-2.6.24-9col"));
+        assert_eq!(
+            (s.all.steal, s.all.guest, s.all.guest_nice),
+            (Some(0), Some(151_234), None)
+        );
+        assert_eq!(s.cpus.len(), 4);
+        assert_eq!(s.cpus[3].1.idle, 16_952_809);
+        // guest is inside user, not on top of it.
+        assert_eq!(
+            s.all.total(),
+            2_398_524 + 5211 + 436_129 + 67_811_239 + 113_502 + 5820 + 36_219
+        );
+    }
+
+    #[test]
+    fn ten_columns_linux_6_18() {
+        let s = fixture(include_str!("fixtures/stat-6.18-10col"));
+        assert_eq!(
+            s.all,
+            CpuTimes {
+                user: 192_883,
+                nice: 0,
+                system: 27_675,
+                idle: 194_286,
+                iowait: Some(1199),
+                irq: Some(0),
+                softirq: Some(193),
+                steal: Some(89),
+                guest: Some(1402),
+                guest_nice: Some(11),
+            }
+        );
+        assert_eq!(s.cpus[1].1.guest_nice, Some(6));
+        assert_eq!(s.btime, Some(1_795_620_000));
+    }
 }
