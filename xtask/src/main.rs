@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. `run` and `test` are the two
 //! README commands; both install what they need first (`setup`).
 
+mod install;
 mod setup;
 mod sh;
 
@@ -28,11 +29,18 @@ enum Command {
     },
     /// Run the whole test suite: unit, integration, eBPF-on-host (as root).
     Test,
+    /// Install blippd as a systemd service (the eBPF unit where this kernel
+    /// loads blipp's programs, the /proc-only unit elsewhere).
+    Install(install::Install),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup => setup::all(),
+        Command::Install(args) => {
+            setup::build_chain()?;
+            install::run(&args)
+        }
         Command::Run { args } => {
             setup::build_chain()?;
             let mut cmd = sh::cargo();

@@ -13,8 +13,9 @@ pub const NIGHTLY: &str = "nightly-2026-05-20";
 const BPF_LINKER: &str = "0.10.0";
 
 /// Debian packages the test suite uses: `ip netns`/veth (iproute2),
-/// losetup (util-linux), ethtool for cross-checking link speeds.
-const TEST_PACKAGES: &[&str] = &["iproute2", "util-linux", "ethtool"];
+/// losetup (util-linux), ethtool for cross-checking link speeds,
+/// systemd-analyze for checking the service units (systemd).
+const TEST_PACKAGES: &[&str] = &["iproute2", "util-linux", "ethtool", "systemd"];
 
 /// Everything: the build chain and the test tools.
 pub fn all() -> Result<()> {

@@ -1,0 +1,155 @@
+//! `cargo xtask install`: blippd as a systemd service. The privileged unit
+//! goes where a trial run shows this kernel loads blipp's eBPF programs;
+//! elsewhere the /proc-only unit, which runs with no capabilities at all.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::sh;
+
+const EBPF_UNIT: &str = include_str!("../../packaging/systemd/blippd.service");
+const PROC_UNIT: &str = include_str!("../../packaging/systemd/blippd-proc.service");
+const DEFAULT_CONFIG: &str = include_str!("../../blipp-agent/src/config/default.json");
+
+/// Which unit to install.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Flavour {
+    /// Decide by a trial run of blippd with `--mode ebpf`.
+    Auto,
+    /// blippd.service from packaging/systemd/blippd.service.
+    Ebpf,
+    /// blippd.service from packaging/systemd/blippd-proc.service.
+    Proc,
+}
+
+/// Options of `cargo xtask install`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Install {
+    /// Install under this directory instead of / (packaging, tests).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Which unit.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub flavour: Flavour,
+    /// Install the debug build (tests; the service wants --release, the default).
+    #[arg(long)]
+    pub debug: bool,
+    /// Do not enable and start the unit.
+    #[arg(long)]
+    pub no_start: bool,
+}
+
+fn target_dir() -> Result<PathBuf> {
+    let out = sh::output(sh::cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
+        .context("cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_str(&out)?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}
+
+/// Copies through a temporary name and renames, so that a running blippd
+/// is never overwritten in place.
+fn put(from: &Path, to: &Path, mode: u32) -> Result<()> {
+    let dir = to.parent().context("destination has a parent")?;
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.new",
+        to.file_name().and_then(|n| n.to_str()).unwrap_or("blipp")
+    ));
+    fs::copy(from, &tmp)
+        .with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))
+}
+
+fn write_new(to: &Path, text: &str, mode: u32) -> Result<()> {
+    let dir = to.parent().context("destination has a parent")?;
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(".blipp.new");
+    fs::write(&tmp, text)?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+    fs::rename(&tmp, to).with_context(|| format!("installing {}", to.display()))
+}
+
+/// Runs the freshly built blippd once with only the eBPF disk probe in
+/// `--mode ebpf`: success means this kernel, with this user's privileges,
+/// loads and attaches blipp's programs.
+#[expect(clippy::print_stderr, reason = "xtask narrates its decision")]
+fn ebpf_works(blippd: &Path) -> Result<bool> {
+    let dir = std::env::temp_dir().join(format!("blipp-install-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let trial = dir.join("trial.json");
+    fs::write(
+        &trial,
+        r#"{"properties":{"configurations":{"probes":{"disk":{"probe_module":"disk","mode":"ebpf"}}}}}"#,
+    )?;
+    let out = Command::new(blippd)
+        .arg("--once")
+        .arg("--config-file")
+        .arg(&trial)
+        .args(["--log-level", "ERROR"])
+        .output()
+        .with_context(|| format!("running {}", blippd.display()))?;
+    let _ = fs::remove_dir_all(&dir);
+    if !out.status.success() {
+        eprintln!(
+            "xtask: eBPF trial run failed, installing the /proc-only unit: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.status.success())
+}
+
+/// Builds, installs binaries, configuration (kept when present) and the unit.
+#[expect(clippy::print_stderr, reason = "xtask narrates what it installed")]
+pub fn run(args: &Install) -> Result<()> {
+    let mut build = sh::cargo();
+    build.args(["build", "-p", "blipp-agent", "--bins"]);
+    if !args.debug {
+        build.arg("--release");
+    }
+    sh::run(&mut build)?;
+    let built = target_dir()?.join(if args.debug { "debug" } else { "release" });
+    let bin = args.root.join("usr/local/bin");
+    for name in ["blippd", "blippcmd"] {
+        put(&built.join(name), &bin.join(name), 0o755)?;
+    }
+    let config = args.root.join("etc/blipp/blippd.json");
+    if config.exists() {
+        eprintln!("xtask: keeping the existing {}", config.display());
+    } else {
+        write_new(&config, DEFAULT_CONFIG, 0o640)?;
+    }
+    let flavour = match args.flavour {
+        Flavour::Auto if ebpf_works(&built.join("blippd"))? => Flavour::Ebpf,
+        Flavour::Auto => Flavour::Proc,
+        f => f,
+    };
+    let unit = args.root.join("etc/systemd/system/blippd.service");
+    write_new(
+        &unit,
+        if flavour == Flavour::Ebpf {
+            EBPF_UNIT
+        } else {
+            PROC_UNIT
+        },
+        0o644,
+    )?;
+    eprintln!("xtask: installed {} ({flavour:?} unit)", unit.display());
+
+    let systemd = Path::new("/run/systemd/system").is_dir();
+    if args.root != Path::new("/") || args.no_start {
+        return Ok(());
+    }
+    if !systemd {
+        bail!("installed, but systemd is not running here: start /usr/local/bin/blippd yourself");
+    }
+    sh::run(Command::new("systemctl").arg("daemon-reload"))?;
+    sh::run(Command::new("systemctl").args(["enable", "--now", "blippd.service"]))
+}
