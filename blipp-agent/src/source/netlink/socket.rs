@@ -7,6 +7,7 @@
 
 use std::fmt::Debug;
 use std::io;
+use std::os::fd::AsRawFd;
 
 use neli::consts::nl::{NlType, NlmF, Nlmsg};
 use neli::consts::socket::NlFamily;
@@ -62,12 +63,33 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Opens and binds a socket of `family`.
+    /// Opens and binds a socket of `family`. Replies the kernel does not
+    /// send within two seconds fail the request instead of blocking the
+    /// probe forever.
     pub fn connect(family: NlFamily) -> Result<Self, NetlinkError> {
-        Ok(Self {
-            handle: NlSocketHandle::connect(family, None, Groups::empty())?,
-            seq: 0,
-        })
+        let handle = NlSocketHandle::connect(family, None, Groups::empty())?;
+        let timeout = libc::timeval {
+            tv_sec: 2,
+            tv_usec: 0,
+        };
+        // SAFETY: a valid socket and a timeval of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                handle.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                std::ptr::from_ref(&timeout).cast(),
+                libc::socklen_t::try_from(std::mem::size_of::<libc::timeval>())
+                    .expect("a timeval's size fits socklen_t"),
+            )
+        };
+        if rc != 0 {
+            return Err(NetlinkError::Socket(format!(
+                "setsockopt(SO_RCVTIMEO): {}",
+                io::Error::last_os_error()
+            )));
+        }
+        Ok(Self { handle, seq: 0 })
     }
 
     /// Sends `payload` as a request of type `ty` and hands every reply
