@@ -1,13 +1,33 @@
 //! Helpers shared by blipp's end-to-end tests: the agent's binaries built
 //! once per test process, root checks that fail loudly in CI, loop devices,
-//! network namespaces.
+//! network namespaces, the UNIS/MS test server and the certificates of its
+//! TLS tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 pub mod loopdev;
 pub mod netns;
+pub mod shared;
+pub mod tls;
+pub mod unis_server;
+
+/// The real server's schemas, loaded once per test process; `None` (and a
+/// loud message naming `what`) when `../shared` is missing.
+pub fn real_schemas(what: &str) -> Option<Arc<unis_server::Schemas>> {
+    static SCHEMAS: OnceLock<Option<Arc<unis_server::Schemas>>> = OnceLock::new();
+    let loaded = SCHEMAS.get_or_init(|| {
+        let dir = shared::schema_dir()?;
+        Some(Arc::new(
+            unis_server::Schemas::load(&dir).expect("the real server's schemas load"),
+        ))
+    });
+    if loaded.is_none() {
+        shared::skip_without_shared(what);
+    }
+    loaded.clone()
+}
 
 /// Builds (if needed) and returns the path of one of the agent's binaries,
 /// with the same profile as the tests.
