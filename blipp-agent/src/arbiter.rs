@@ -185,14 +185,12 @@ async fn drive(
     mut stop: watch::Receiver<bool>,
     once: bool,
 ) {
-    // The first instant is the start itself: asking for the next instant
-    // after a second, later reading of the clock would skip it.
-    let start = Timestamp::now();
-    let mut instants: Instants = r.config.schedule.instants(start);
-    let mut first = true;
+    // `next_after` takes an instant that is less than an interval late, so
+    // the first one (the start) is collected even though the clock has
+    // moved on since.
+    let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
     loop {
-        let now = if first { start } else { Timestamp::now() };
-        first = false;
+        let now = Timestamp::now();
         let at = if once {
             Some(now)
         } else {

@@ -118,13 +118,17 @@ pub enum Instants {
 }
 
 impl Instants {
-    /// The first instant not before `now`: a collector that fell behind
-    /// (suspend, overload) skips the missed instants instead of bursting.
+    /// The next instant to collect at, given that it is `now`: the latest
+    /// instant that is less than one interval late (collected at once), or
+    /// the next future one. A collector that fell behind by whole intervals
+    /// (suspend, overload) skips those instead of bursting, and one that is
+    /// merely a little late (a slow collection, the clock read twice) does
+    /// not lose an interval.
     pub fn next_after(&mut self, now: Timestamp) -> Option<Timestamp> {
         if let Instants::Simple { next, every, .. } = self
-            && *next < now
+            && next.0.saturating_add(*every) <= now.0
         {
-            let missed = (now.0 - next.0).div_ceil(*every);
+            let missed = (now.0 - next.0) / *every;
             next.0 = next.0.saturating_add(missed.saturating_mul(*every));
         }
         self.next()
@@ -174,11 +178,22 @@ mod tests {
             .unwrap();
         let mut it = s.instants(Timestamp(0));
         assert_eq!(it.next(), Some(Timestamp(100_000_000)));
+        // 5.5 intervals late: 101..=104 are skipped, 105 is taken at once.
         assert_eq!(
             it.next_after(Timestamp(105_500_000)),
-            Some(Timestamp(106_000_000))
+            Some(Timestamp(105_000_000))
         );
-        assert_eq!(it.next(), Some(Timestamp(107_000_000)));
+        assert_eq!(it.next(), Some(Timestamp(106_000_000)));
+        // A little late: that instant is still taken.
+        assert_eq!(
+            it.next_after(Timestamp(107_000_001)),
+            Some(Timestamp(107_000_000))
+        );
+        // Early: the instant is in the future and waited for.
+        assert_eq!(
+            it.next_after(Timestamp(107_500_000)),
+            Some(Timestamp(108_000_000))
+        );
     }
 
     #[test]
