@@ -15,6 +15,10 @@ pub enum ProbeError {
     /// An eBPF program or map failed.
     #[error(transparent)]
     Ebpf(#[from] EbpfError),
+    /// The eBPF object is not loaded (no permission, no BPF, no tracefs):
+    /// the message is the reason, for the fallback log line.
+    #[error("{0}")]
+    EbpfUnavailable(String),
     /// `mode: ebpf` was asked for and eBPF is not possible.
     #[error("probe {probe}: mode is ebpf but eBPF is unavailable: {reason}")]
     EbpfRequired {

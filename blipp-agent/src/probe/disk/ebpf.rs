@@ -26,13 +26,7 @@ pub(super) fn build(
     options: &Options,
     ctx: &mut BuildContext<'_>,
 ) -> Result<Box<dyn Probe>, ProbeError> {
-    let kernel = ctx
-        .kernel
-        .get()
-        .map_err(|reason| ProbeError::EbpfRequired {
-            probe: config.name.clone(),
-            reason,
-        })?;
+    let kernel = ctx.kernel.get().map_err(ProbeError::EbpfUnavailable)?;
     let totals = DiskOpTotals::attach(kernel)?;
     Ok(Box::new(EbpfDiskProbe {
         proc: proc::DiskProbe::new(config, options),
