@@ -34,10 +34,16 @@ fn main() -> anyhow::Result<()> {
         Some(name) => aya_build::Toolchain::Custom(name),
         None => aya_build::Toolchain::Nightly,
     };
+    let features: &[&str] = if std::env::var_os("CARGO_FEATURE_FAULT_INJECTION").is_some() {
+        &["fault-injection"]
+    } else {
+        &[]
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "blipp-ebpf",
             root_dir: root,
+            features,
             ..Default::default()
         }],
         toolchain,

@@ -7,6 +7,8 @@
 
 mod atomic;
 mod disk;
+#[cfg(feature = "fault-injection")]
+mod fault;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -77,9 +77,10 @@ impl Kernel {
         category: &str,
         name: &str,
     ) -> Result<(), EbpfError> {
+        let object_program = fault::substitute(program);
         let prog: &mut TracePoint = self
             .ebpf
-            .program_mut(program)
+            .program_mut(object_program)
             .ok_or(EbpfError::MissingProgram(program))?
             .try_into()
             .map_err(|e| EbpfError::Program {
@@ -101,5 +102,29 @@ impl Kernel {
     /// Moves a map out of the object, for the probe that reads it.
     pub fn take_map(&mut self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
         self.ebpf.take_map(name).ok_or(EbpfError::MissingMap(name))
+    }
+}
+
+/// Test builds only: `BLIPP_FAULT_VERIFIER=<program>` makes the agent load
+/// the object's `verifier_reject` program in `<program>`'s place, so that
+/// the VM test can show a verifier rejection turning into a fallback.
+#[cfg(feature = "fault-injection")]
+mod fault {
+    pub(super) fn substitute(program: &'static str) -> &'static str {
+        match std::env::var("BLIPP_FAULT_VERIFIER") {
+            Ok(p) if p == program => {
+                tracing::warn!(program, "fault injection: loading verifier_reject instead");
+                "verifier_reject"
+            }
+            _ => program,
+        }
+    }
+}
+
+/// Production builds load the programs they are asked for.
+#[cfg(not(feature = "fault-injection"))]
+mod fault {
+    pub(super) fn substitute(program: &'static str) -> &'static str {
+        program
     }
 }
