@@ -4,6 +4,7 @@
 mod install;
 mod setup;
 mod sh;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -27,11 +28,19 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Run the whole test suite: unit, integration, eBPF-on-host (as root).
+    /// Run the whole test suite: unit, integration, eBPF-on-host (as
+    /// root), then the kernel matrix under QEMU (vm-test).
     Test,
     /// Install blippd as a systemd service (the eBPF unit where this kernel
     /// loads blipp's programs, the /proc-only unit elsewhere).
     Install(install::Install),
+    /// Boot each kernel of vm-tests/kernels.txt under QEMU and check blippd
+    /// there, in eBPF and /proc modes.
+    VmTest {
+        /// Only this kernel (its id in vm-tests/kernels.txt, e.g. 6.1).
+        #[arg(long)]
+        kernel: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -66,7 +75,9 @@ fn main() -> Result<()> {
                 sh::cargo()
                     .args(["test", "--no-fail-fast"])
                     .env("BLIPP_REQUIRE_ROOT", "1"),
-            )
+            )?;
+            vm::run(None)
         }
+        Command::VmTest { kernel } => vm::run(kernel.as_deref()),
     }
 }

@@ -1,0 +1,225 @@
+//! Running blippd inside the guest and reading what it reported: the
+//! start-up log (which source each probe chose, and why it fell back) and
+//! each probe's JSON-lines data file.
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::process::CommandExt as _;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use blipp::probe::REGISTRY;
+
+/// The probes every run configures: every module of the registry, so the
+/// checks grow with the agent.
+pub fn modules() -> Vec<&'static str> {
+    REGISTRY.iter().map(|s| s.module).collect()
+}
+
+/// Where one probe's samples go in one run.
+pub fn data_file(run: &str, module: &str) -> String {
+    format!("/tmp/{run}-{module}.jsonl")
+}
+
+/// Writes a configuration running every probe each second in `auto` mode,
+/// each into its own data file; returns its path.
+pub fn write_config(run: &str) -> std::io::Result<String> {
+    let mut probes = serde_json::Map::new();
+    for m in modules() {
+        probes.insert(
+            m.to_owned(),
+            serde_json::json!({ "probe_module": m, "data_file": data_file(run, m) }),
+        );
+    }
+    let config = serde_json::json!({
+        "status": "ON",
+        "serviceType": "ps:tools:blipp",
+        "name": "blipp-vm-test",
+        "properties": { "configurations": {
+            "probe_defaults": {
+                "collection_schedule": "builtins.simple",
+                "schedule_params": { "every": 1 },
+                "reporting_params": 1,
+                "mode": "auto"
+            },
+            "probes": probes
+        }}
+    });
+    let path = format!("/tmp/{run}.json");
+    std::fs::write(&path, config.to_string())?;
+    Ok(path)
+}
+
+/// A running blippd.
+pub struct Agent {
+    child: Child,
+    lines: Receiver<String>,
+    log: Arc<Mutex<String>>,
+}
+
+/// How a probe started, from the agent's `probe started` log line.
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// Probe name.
+    pub probe: String,
+    /// `ebpf` or `proc`.
+    pub source: String,
+}
+
+impl Agent {
+    /// Starts `/bin/blippd -c config`, as `uid` when given, with `env`.
+    pub fn start(config: &str, uid: Option<u32>, env: &[(&str, &str)]) -> std::io::Result<Self> {
+        let mut cmd = Command::new("/bin/blippd");
+        cmd.args(["-c", config, "-d", "INFO"])
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(uid) = uid {
+            // std drops supplementary groups too when it changes the uid.
+            cmd.uid(uid).gid(uid);
+        }
+        let mut child = cmd.spawn()?;
+        let stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stderr"))?;
+        let (tx, lines) = mpsc::channel();
+        let log = Arc::new(Mutex::new(String::new()));
+        let all = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut all) = all.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                let _ = tx.send(line);
+            }
+        });
+        Ok(Self { child, lines, log })
+    }
+
+    /// Waits until `count` probes have logged that they started.
+    pub fn wait_started(
+        &mut self,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Started>, String> {
+        let deadline = Instant::now() + timeout;
+        let mut started = Vec::new();
+        while started.len() < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => started.extend(parse_started(&line)),
+                Err(_) => {
+                    return Err(format!(
+                        "{} of {count} probes started; blippd said: {}",
+                        started.len(),
+                        self.log()
+                    ));
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Everything blippd logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Stops blippd with SIGTERM (it flushes and exits 0) and returns its
+    /// status, or `None` when it had to be killed.
+    pub fn stop(mut self, timeout: Duration) -> (Option<ExitStatus>, String) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => break Some(s),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.log())
+    }
+}
+
+/// `... probe started probe=disk module=disk source="ebpf"` -> (disk, ebpf).
+fn parse_started(line: &str) -> Option<Started> {
+    let rest = &line[line.find("probe started")?..];
+    let value = |key: &str| {
+        let v = rest.split_whitespace().find_map(|w| w.strip_prefix(key))?;
+        Some(v.trim_matches('"').to_owned())
+    };
+    Some(Started {
+        probe: value("probe=")?,
+        source: value("source=")?,
+    })
+}
+
+/// One sample of a data file.
+pub struct Sample {
+    /// `node`, `disk:vda`, `port:eth0`...
+    pub subject: String,
+    /// The full event type.
+    pub event_type: String,
+    /// Integer value, when it is one.
+    pub int: Option<u64>,
+    /// `ebpf` or `proc`.
+    pub source: String,
+}
+
+/// Reads a data file; lines that are not samples are errors.
+pub fn read_samples(path: &str) -> Result<Vec<Sample>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).map_err(|e| format!("{path}: {e}: {l}"))?;
+            let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+            Ok(Sample {
+                subject: s("subject").ok_or_else(|| format!("{path}: no subject: {l}"))?,
+                event_type: s("eventType").ok_or_else(|| format!("{path}: no eventType: {l}"))?,
+                int: v.get("value").and_then(serde_json::Value::as_u64),
+                source: s("source").ok_or_else(|| format!("{path}: no source: {l}"))?,
+            })
+        })
+        .collect()
+}
+
+/// The last integer value of `subject`'s event type ending in `suffix`
+/// from `source`.
+pub fn last(samples: &[Sample], subject: &str, suffix: &str, source: &str) -> Option<u64> {
+    samples
+        .iter()
+        .rev()
+        .find(|s| s.subject == subject && s.source == source && s.event_type.ends_with(suffix))
+        .and_then(|s| s.int)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_lines() {
+        let s = parse_started(
+            "2026-01-01T00:00:00Z  INFO blipp::arbiter: probe started probe=disk module=disk source=\"ebpf\"",
+        )
+        .unwrap();
+        assert_eq!((s.probe.as_str(), s.source.as_str()), ("disk", "ebpf"));
+        assert!(parse_started("WARN eBPF unavailable, falling back to /proc probe=disk").is_none());
+    }
+}

@@ -1,0 +1,545 @@
+//! The init of each `cargo xtask vm-test` guest. It prepares the machine
+//! (mounts, virtio modules, the interface), parses the kernel's real /proc
+//! files with blipp's own parsers, then runs blippd three times and checks
+//! what it reports against the kernel's counters:
+//!
+//! - `root`: `auto` mode as root: every probe that has an eBPF variant must
+//!   run from eBPF, with counts equal to /proc's deltas for I/O and
+//!   traffic generated here;
+//! - `user`: `auto` mode as an unprivileged user: every probe must fall
+//!   back to /proc, say why, and still report the kernel's values;
+//! - `faulty`: as root with the disk program replaced by one the verifier
+//!   rejects: the disk probe must fall back with the verifier's reason.
+//!
+//! Results go to the serial console as `BLIPP-VM` lines (see `report`);
+//! then the guest powers off.
+
+mod agent;
+mod report;
+mod sys;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use blipp::probe::{Fallback, REGISTRY};
+use blipp::source::procfs::{diskstats, loadavg, meminfo, netdev, stat};
+
+use report::Checks;
+
+/// The virtio disk and network card QEMU attaches.
+const DISK: &str = "vda";
+const IFACE: &str = "eth0";
+/// I/O and traffic generated while blippd runs as root.
+const BLOCK: usize = 4096;
+const WRITES: u32 = 48;
+const READS: u32 = 24;
+const FRAMES: u32 = 40;
+const FRAME_LEN: usize = 300;
+/// The user the `user` run's blippd becomes (nobody).
+const NOBODY: u32 = 65534;
+/// TCG is slow: generous, but bounded.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Long enough for at least one collection (every second) after the I/O.
+const SETTLE: Duration = Duration::from_millis(2500);
+
+fn main() {
+    if std::process::id() != 1 {
+        report::line("this program is a VM's init; it only runs as PID 1");
+        std::process::exit(2);
+    }
+    std::panic::set_hook(Box::new(|info| {
+        report::line(&format!("CHECK FAIL guest/panic: {info}"));
+        report::line("DONE passed=0 failed=1");
+        sys::power_off();
+    }));
+    let mut c = Checks::default();
+    let proc = sys::mount("proc", "/proc");
+    // How long the kernel took to reach init, by the guest's own clock.
+    let uptime = std::fs::read_to_string("/proc/uptime").unwrap_or_default();
+    report::line(&format!(
+        "BOOT uptime={}",
+        uptime.split_whitespace().next().unwrap_or("?")
+    ));
+    c.check("setup", "mount-proc", proc.is_ok(), format!("{proc:?}"));
+    setup(&mut c);
+    parsers(&mut c);
+    for (run, check) in [
+        ("root", run_root as fn(&mut Checks, &Outcome)),
+        ("user", run_user),
+        ("faulty", run_faulty),
+    ] {
+        let failed = c.failed();
+        let (uid, env): (Option<u32>, &[(&str, &str)]) = match run {
+            "user" => (Some(NOBODY), &[]),
+            "faulty" => (None, &[("BLIPP_FAULT_VERIFIER", "block_rq_complete")]),
+            _ => (None, &[]),
+        };
+        let log = run_agent(&mut c, run, uid, env).map(|o| {
+            check(&mut c, &o);
+            o.log
+        });
+        if c.failed() > failed {
+            report::dump(run, &log.unwrap_or_default());
+        }
+    }
+    c.done();
+    sys::power_off();
+}
+
+/// Mounts, modules, devices, the interface.
+fn setup(c: &mut Checks) {
+    for (fs, target) in [
+        ("sysfs", "/sys"),
+        ("devtmpfs", "/dev"),
+        ("tmpfs", "/tmp"),
+        ("debugfs", "/sys/kernel/debug"),
+        ("tracefs", "/sys/kernel/tracing"),
+        ("bpf", "/sys/fs/bpf"),
+    ] {
+        let r = sys::mount(fs, target);
+        c.check("setup", &format!("mount-{fs}"), r.is_ok(), format!("{r:?}"));
+    }
+    let _ = std::fs::set_permissions("/tmp", std::os::unix::fs::PermissionsExt::from_mode(0o1777));
+    let order = std::fs::read_to_string("/modules/load-order").unwrap_or_default();
+    let mut loaded = Vec::new();
+    let mut failed = Vec::new();
+    for name in order.lines().filter(|l| !l.is_empty()) {
+        match sys::load_module(&Path::new("/modules").join(name)) {
+            Ok(()) => loaded.push(name),
+            Err(e) => failed.push(e.to_string()),
+        }
+    }
+    c.check(
+        "setup",
+        "modules",
+        failed.is_empty(),
+        format!("loaded {loaded:?}; errors {failed:?}"),
+    );
+    let disk = format!("/sys/block/{DISK}");
+    let iface = format!("/sys/class/net/{IFACE}");
+    let appeared = wait_for(&[&disk, &iface], Duration::from_secs(20));
+    c.check("setup", "devices", appeared, format!("{disk} and {iface}"));
+    // No IPv6 autoconfiguration: the interface must send only our frames.
+    for conf in ["all", "default", IFACE] {
+        let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{conf}/disable_ipv6"), "1");
+    }
+    let up = sys::link_up("lo").and_then(|()| sys::link_up(IFACE));
+    c.check("setup", "link-up", up.is_ok(), format!("{up:?}"));
+}
+
+fn wait_for(paths: &[&str], timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if paths.iter().all(|p| Path::new(p).exists()) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// blipp's parsers on this kernel's real files.
+fn parsers(c: &mut Checks) {
+    let read = |f: &str| std::fs::read_to_string(format!("/proc/{f}")).unwrap_or_default();
+    let mut disks = Vec::new();
+    let r = diskstats::parse_into(&read("diskstats"), &mut disks);
+    let vda = disks.iter().find(|d| d.name == DISK);
+    c.check(
+        "parse",
+        "diskstats",
+        r.is_ok() && vda.is_some_and(|d| d.io_ms.is_some()),
+        format!("{r:?}, {} devices, {DISK}: {vda:?}", disks.len()),
+    );
+    let mut st = stat::Stat::default();
+    let r = stat::parse_into(&read("stat"), &mut st);
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    c.check(
+        "parse",
+        "stat",
+        r.is_ok()
+            && st.cpus.len() == cpu_count(&online)
+            && st.all.total() > 0
+            && st.btime.is_some(),
+        format!(
+            "{r:?}, {} cpus (online {}), cpu total {}",
+            st.cpus.len(),
+            online.trim(),
+            st.all.total()
+        ),
+    );
+    let m = meminfo::parse(&read("meminfo"));
+    let ok = m.as_ref().is_ok_and(|m| {
+        m.total
+            .is_some_and(|t| t > 0 && m.free.is_some_and(|f| f <= t))
+    });
+    c.check("parse", "meminfo", ok, format!("{m:?}"));
+    let mut devs = Vec::new();
+    let r = netdev::parse_into(&read("net/dev"), &mut devs);
+    let names: Vec<&str> = devs.iter().map(|d| d.name.as_str()).collect();
+    c.check(
+        "parse",
+        "net-dev",
+        r.is_ok() && names.contains(&"lo") && names.contains(&IFACE),
+        format!("{r:?}, interfaces {names:?}"),
+    );
+    let l = loadavg::parse(&read("loadavg"));
+    c.check("parse", "loadavg", l.is_ok(), format!("{l:?}"));
+}
+
+/// Counts the CPUs of a sysfs CPU list such as `0-3,5`.
+fn cpu_count(list: &str) -> usize {
+    list.trim()
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+                (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                _ => 0,
+            },
+            None => usize::from(r.parse::<usize>().is_ok()),
+        })
+        .sum()
+}
+
+/// The kernel's own counters for the disk and the interface.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    reads: u64,
+    writes: u64,
+    sectors_read: u64,
+    sectors_written: u64,
+    tx_packets: u64,
+    tx_bytes: u64,
+}
+
+fn counters() -> Counters {
+    let mut disks = Vec::new();
+    let _ = diskstats::parse_into(
+        &std::fs::read_to_string("/proc/diskstats").unwrap_or_default(),
+        &mut disks,
+    );
+    let mut devs = Vec::new();
+    let _ = netdev::parse_into(
+        &std::fs::read_to_string("/proc/net/dev").unwrap_or_default(),
+        &mut devs,
+    );
+    let mut k = Counters::default();
+    if let Some(d) = disks.iter().find(|d| d.name == DISK) {
+        (k.reads, k.writes, k.sectors_read, k.sectors_written) =
+            (d.reads, d.writes, d.sectors_read, d.sectors_written);
+    }
+    if let Some(n) = devs.iter().find(|d| d.name == IFACE) {
+        (k.tx_packets, k.tx_bytes) = (n.tx_packets, n.tx_bytes);
+    }
+    k
+}
+
+/// What one run of blippd gave.
+struct Outcome {
+    modes: HashMap<String, String>,
+    samples: HashMap<&'static str, Vec<agent::Sample>>,
+    log: String,
+    before: Counters,
+    after: Counters,
+}
+
+/// Runs blippd with every probe, generates I/O and traffic once all probes
+/// started, lets it collect, stops it, and checks what every run must
+/// show: all probes started, a clean exit, samples from every probe in its
+/// data file, and the /proc values equal to the kernel's.
+fn run_agent(c: &mut Checks, run: &str, uid: Option<u32>, env: &[(&str, &str)]) -> Option<Outcome> {
+    let modules = agent::modules();
+    let config = match agent::write_config(run) {
+        Ok(p) => p,
+        Err(e) => {
+            c.check(run, "config", false, e);
+            return None;
+        }
+    };
+    let mut a = match agent::Agent::start(&config, uid, env) {
+        Ok(a) => a,
+        Err(e) => {
+            c.check(run, "start", false, e);
+            return None;
+        }
+    };
+    let started = a.wait_started(modules.len(), START_TIMEOUT);
+    c.check(
+        run,
+        "started",
+        started.is_ok(),
+        match &started {
+            Ok(s) => format!("{} probes", s.len()),
+            Err(e) => e.clone(),
+        },
+    );
+    let before = counters();
+    let io = sys::direct_io(&format!("/dev/{DISK}"), BLOCK, WRITES, READS);
+    c.check(
+        run,
+        "disk-io",
+        io.is_ok(),
+        format!("{WRITES} writes, {READS} reads: {io:?}"),
+    );
+    let tx = sys::send_frames(IFACE, FRAMES, FRAME_LEN);
+    c.check(
+        run,
+        "traffic",
+        tx.is_ok(),
+        format!("{FRAMES} frames: {tx:?}"),
+    );
+    std::thread::sleep(SETTLE);
+    let after = counters();
+    let (status, log) = a.stop(STOP_TIMEOUT);
+    c.check(
+        run,
+        "exit",
+        status.is_some_and(|s| s.success()),
+        format!("{status:?}"),
+    );
+    let mut modes = HashMap::new();
+    for s in started.unwrap_or_default() {
+        modes.insert(s.probe, s.source);
+    }
+    let mut mode_line = format!("MODE {run}");
+    for m in &modules {
+        mode_line.push_str(&format!(
+            " {m}={}",
+            modes.get(*m).map_or("-", String::as_str)
+        ));
+    }
+    report::line(&mode_line);
+    let mut samples = HashMap::new();
+    for m in &modules {
+        let s = agent::read_samples(&agent::data_file(run, m));
+        let detail = match &s {
+            Ok(v) => format!("{} samples", v.len()),
+            Err(e) => e.clone(),
+        };
+        c.check(
+            run,
+            &format!("samples-{m}"),
+            s.as_ref().is_ok_and(|v| !v.is_empty()),
+            detail,
+        );
+        samples.insert(*m, s.unwrap_or_default());
+    }
+    // The I/O and traffic really happened, and nothing else ran on the
+    // disk and interface (the eBPF counts are compared with these deltas).
+    c.equal(
+        run,
+        "kernel-disk-writes",
+        Some(after.writes - before.writes),
+        u64::from(WRITES),
+        "diskstats write delta",
+    );
+    c.equal(
+        run,
+        "kernel-disk-reads",
+        Some(after.reads - before.reads),
+        u64::from(READS),
+        "diskstats read delta",
+    );
+    c.equal(
+        run,
+        "kernel-tx-packets",
+        Some(after.tx_packets - before.tx_packets),
+        u64::from(FRAMES),
+        "net/dev tx packet delta",
+    );
+    // /proc sources: the last values blippd reported are the kernel's.
+    let disk = samples.get("disk").map(Vec::as_slice).unwrap_or_default();
+    let subject = format!("disk:{DISK}");
+    c.equal(
+        run,
+        "disk-proc-writes",
+        agent::last(disk, &subject, ":requests:write", "proc"),
+        after.writes,
+        "last disk:vda requests:write vs /proc/diskstats",
+    );
+    c.equal(
+        run,
+        "disk-proc-sectors-written",
+        agent::last(disk, &subject, ":sectors:write", "proc"),
+        after.sectors_written,
+        "last disk:vda sectors:write vs /proc/diskstats",
+    );
+    let net = samples.get("net").map(Vec::as_slice).unwrap_or_default();
+    let port = format!("port:{IFACE}");
+    c.equal(
+        run,
+        "net-proc-bytes-out",
+        agent::last(net, &port, ":utilization:bytes:out", "proc"),
+        after.tx_bytes,
+        "last port:eth0 bytes:out vs /proc/net/dev",
+    );
+    c.equal(
+        run,
+        "net-proc-packets-out",
+        agent::last(net, &port, ":packets:out", "proc"),
+        after.tx_packets,
+        "last port:eth0 packets:out vs /proc/net/dev",
+    );
+    Some(Outcome {
+        modes,
+        samples,
+        log,
+        before,
+        after,
+    })
+}
+
+/// Has this probe an eBPF variant (then `auto` as root must use it)?
+fn has_ebpf(module: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|s| s.module == module && s.fallback == Fallback::Proc)
+}
+
+/// `auto` as root: eBPF wherever a probe has it, counts equal to /proc's.
+fn run_root(c: &mut Checks, o: &Outcome) {
+    for m in agent::modules() {
+        let want = if has_ebpf(m) { "ebpf" } else { "proc" };
+        let got = o.modes.get(m).map_or("-", String::as_str);
+        let why = if got == want {
+            String::new()
+        } else {
+            fallback_reason(&o.log, m)
+        };
+        c.check(
+            "root",
+            &format!("mode-{m}"),
+            got == want,
+            format!("{got} (want {want}) {why}"),
+        );
+        let from_ebpf = o
+            .samples
+            .get(m)
+            .is_some_and(|s| s.iter().any(|s| s.source == "ebpf"));
+        c.check(
+            "root",
+            &format!("ebpf-samples-{m}"),
+            from_ebpf == (want == "ebpf"),
+            format!("samples with source ebpf: {from_ebpf}"),
+        );
+    }
+    // eBPF counts: the disk program counts every completed request since it
+    // was attached (before the I/O), host-wide; only the virtio disk did
+    // any I/O, so they equal its diskstats deltas exactly.
+    let disk = o.samples.get("disk").map(Vec::as_slice).unwrap_or_default();
+    let (b, a) = (o.before, o.after);
+    for (name, suffix, want) in [
+        ("disk-ebpf-writes", ":requests:write", a.writes - b.writes),
+        ("disk-ebpf-reads", ":requests:read", a.reads - b.reads),
+        (
+            "disk-ebpf-sectors-written",
+            ":sectors:write",
+            a.sectors_written - b.sectors_written,
+        ),
+        (
+            "disk-ebpf-sectors-read",
+            ":sectors:read",
+            a.sectors_read - b.sectors_read,
+        ),
+    ] {
+        c.equal(
+            "root",
+            name,
+            agent::last(disk, "node", suffix, "ebpf"),
+            want,
+            &format!("eBPF node{suffix} vs diskstats delta"),
+        );
+    }
+}
+
+/// The reason blippd logged for falling back `probe` to /proc, with the
+/// lines that continue it (a verifier log spans several).
+fn fallback_reason(log: &str, probe: &str) -> String {
+    let mut lines = log
+        .lines()
+        .skip_while(|l| !(l.contains("falling back") && l.contains(&format!("probe={probe} "))));
+    let Some(first) = lines.next() else {
+        return "no fallback line".to_owned();
+    };
+    // Log records start with their RFC 3339 timestamp; anything else
+    // continues the record before.
+    let is_record =
+        |l: &str| l.as_bytes().get(4) == Some(&b'-') && l.as_bytes().get(10) == Some(&b'T');
+    let mut reason = first.trim().to_owned();
+    for l in lines.take_while(|l| !is_record(l)) {
+        reason.push_str(" | ");
+        reason.push_str(l.trim());
+    }
+    reason
+}
+
+/// `auto` as nobody: every probe on /proc, each fallback with a reason.
+fn run_user(c: &mut Checks, o: &Outcome) {
+    for m in agent::modules() {
+        let got = o.modes.get(m).map_or("-", String::as_str);
+        let only_proc = o
+            .samples
+            .get(m)
+            .is_some_and(|s| s.iter().all(|s| s.source == "proc"));
+        c.check(
+            "user",
+            &format!("mode-{m}"),
+            got == "proc" && only_proc,
+            format!("{got}, all samples from proc: {only_proc}"),
+        );
+        if has_ebpf(m) {
+            let reason = fallback_reason(&o.log, m);
+            c.check(
+                "user",
+                &format!("fallback-reason-{m}"),
+                reason.contains("reason="),
+                reason,
+            );
+        }
+    }
+}
+
+/// The disk program replaced by one the verifier rejects: the disk probe
+/// falls back with the verifier's words, the others are untouched.
+fn run_faulty(c: &mut Checks, o: &Outcome) {
+    let got = o.modes.get("disk").map_or("-", String::as_str);
+    c.check(
+        "faulty",
+        "mode-disk",
+        got == "proc",
+        format!("{got} (want proc)"),
+    );
+    let reason = fallback_reason(&o.log, "disk");
+    c.check(
+        "faulty",
+        "verifier-reason",
+        reason.contains("program block_rq_complete") && reason.contains("Verifier output:"),
+        reason,
+    );
+    for m in agent::modules()
+        .into_iter()
+        .filter(|m| *m != "disk" && has_ebpf(m))
+    {
+        let got = o.modes.get(m).map_or("-", String::as_str);
+        c.check(
+            "faulty",
+            &format!("mode-{m}"),
+            got == "ebpf",
+            format!("{got} (want ebpf)"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_count("0\n"), 1);
+        assert_eq!(cpu_count("0-3,5"), 5);
+        assert_eq!(cpu_count(""), 0);
+    }
+}
