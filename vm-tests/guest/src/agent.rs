@@ -23,14 +23,17 @@ pub fn data_file(run: &str, module: &str) -> String {
 }
 
 /// Writes a configuration running every probe each second in `auto` mode,
-/// each into its own data file; returns its path.
-pub fn write_config(run: &str) -> std::io::Result<String> {
+/// each into its own data file, the process probe following `process`;
+/// returns its path.
+pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
     let mut probes = serde_json::Map::new();
     for m in modules() {
-        probes.insert(
-            m.to_owned(),
-            serde_json::json!({ "probe_module": m, "data_file": data_file(run, m) }),
-        );
+        let mut probe = serde_json::json!({ "probe_module": m, "data_file": data_file(run, m) });
+        // Probes that cannot run without a key of their own.
+        if m == "process" {
+            probe["pid"] = process.into();
+        }
+        probes.insert(m.to_owned(), probe);
     }
     let config = serde_json::json!({
         "status": "ON",

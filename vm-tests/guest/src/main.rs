@@ -19,6 +19,7 @@ mod report;
 mod sys;
 
 use std::collections::HashMap;
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -36,6 +37,8 @@ const WRITES: u32 = 48;
 const READS: u32 = 24;
 const FRAMES: u32 = 40;
 const FRAME_LEN: usize = 300;
+/// The argument that makes this program idle (not as init).
+const IDLE: &str = "idle";
 /// The user the `user` run's blippd becomes (nobody).
 const NOBODY: u32 = 65534;
 /// TCG is slow: generous, but bounded.
@@ -46,6 +49,12 @@ const SETTLE: Duration = Duration::from_millis(2500);
 
 fn main() {
     if std::process::id() != 1 {
+        if std::env::args().nth(1).as_deref() == Some(IDLE) {
+            // The process the process probe follows.
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         report::line("this program is a VM's init; it only runs as PID 1");
         std::process::exit(2);
     }
@@ -65,6 +74,20 @@ fn main() {
     c.check("setup", "mount-proc", proc.is_ok(), format!("{proc:?}"));
     setup(&mut c);
     parsers(&mut c);
+    // A process owned by nobody, which both root's and nobody's blippd can
+    // read entirely, for the process probe.
+    let idler = std::process::Command::new("/init")
+        .arg(IDLE)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .spawn();
+    c.check(
+        "setup",
+        "idle-process",
+        idler.is_ok(),
+        format!("{:?}", idler.as_ref().map(std::process::Child::id)),
+    );
+    let idler = idler.map_or(0, |c| c.id());
     for (run, check) in [
         ("root", run_root as fn(&mut Checks, &Outcome)),
         ("user", run_user),
@@ -76,7 +99,7 @@ fn main() {
             "faulty" => (None, &[("BLIPP_FAULT_VERIFIER", "block_rq_complete")]),
             _ => (None, &[]),
         };
-        let log = run_agent(&mut c, run, uid, env).map(|o| {
+        let log = run_agent(&mut c, run, uid, env, idler).map(|o| {
             check(&mut c, &o);
             o.log
         });
@@ -249,9 +272,15 @@ struct Outcome {
 /// started, lets it collect, stops it, and checks what every run must
 /// show: all probes started, a clean exit, samples from every probe in its
 /// data file, and the /proc values equal to the kernel's.
-fn run_agent(c: &mut Checks, run: &str, uid: Option<u32>, env: &[(&str, &str)]) -> Option<Outcome> {
+fn run_agent(
+    c: &mut Checks,
+    run: &str,
+    uid: Option<u32>,
+    env: &[(&str, &str)],
+    process: u32,
+) -> Option<Outcome> {
     let modules = agent::modules();
-    let config = match agent::write_config(run) {
+    let config = match agent::write_config(run, process) {
         Ok(p) => p,
         Err(e) => {
             c.check(run, "config", false, e);
@@ -381,6 +410,15 @@ fn run_agent(c: &mut Checks, run: &str, uid: Option<u32>, env: &[(&str, &str)]) 
         agent::last(net, &port, ":packets:out", "proc"),
         after.tx_packets,
         "last port:eth0 packets:out vs /proc/net/dev",
+    );
+    // QEMU gives the card 1000 Mb/s: the port probe reports it in bytes/s.
+    let port_samples = samples.get("port").map(Vec::as_slice).unwrap_or_default();
+    c.equal(
+        run,
+        "port-capacity",
+        agent::last(port_samples, &port, "link:capacity", "proc"),
+        125_000_000,
+        "port:eth0 link capacity, bytes/s",
     );
     Some(Outcome {
         modes,

@@ -69,7 +69,11 @@ pub fn boot(b: &Boot<'_>) -> Result<Outcome> {
         // `restrict=on`: the guest reaches nothing outside the VM; its
         // traffic is counted on its own interface.
         .args(["-netdev", "user,id=net0,restrict=on"])
-        .args(["-device", "virtio-net-pci,netdev=net0"])
+        // A link speed, so that the port probe has a capacity to report.
+        .args([
+            "-device",
+            "virtio-net-pci,netdev=net0,speed=1000,duplex=full",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

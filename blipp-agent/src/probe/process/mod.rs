@@ -238,7 +238,7 @@ fn build(config: &ProbeConfig, _ctx: &mut BuildContext<'_>) -> Result<Built, Pro
 
 /// Whether `dir` is a mounted procfs.
 fn is_procfs(dir: &Path) -> bool {
-    const PROC_SUPER_MAGIC: libc::c_long = 0x9fa0;
+    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -246,7 +246,9 @@ fn is_procfs(dir: &Path) -> bool {
     let mut s: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid NUL-terminated path and a writable statfs.
     unsafe {
-        libc::statfs(c.as_ptr(), &mut s) == 0 && libc::c_long::from(s.f_type) == PROC_SUPER_MAGIC
+        // f_type is signed on glibc and unsigned on musl.
+        libc::statfs(c.as_ptr(), &mut s) == 0
+            && u64::try_from(s.f_type).is_ok_and(|t| t == PROC_SUPER_MAGIC)
     }
 }
 

@@ -8,7 +8,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use super::speed::{Duplex, LinkSpeed, SpeedSource};
 
 // From <linux/ethtool.h> and <linux/sockios.h>.
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
+/// `libc::Ioctl`: the request type differs between glibc and musl.
+const SIOCETHTOOL: libc::Ioctl = 0x8946;
 const ETHTOOL_GSET: u32 = 0x0000_0001;
 const ETHTOOL_GLINKSETTINGS: u32 = 0x0000_004c;
 /// The largest link-mode bitmap the handshake can ask for: the kernel
