@@ -19,8 +19,9 @@ pub enum ProbeError {
     /// the message is the reason, for the fallback log line.
     #[error("{0}")]
     EbpfUnavailable(String),
-    /// `mode: ebpf` was asked for and eBPF is not possible.
-    #[error("probe {probe}: mode is ebpf but eBPF is unavailable: {reason}")]
+    /// `mode: ebpf` was asked for and eBPF is not possible. (The caller
+    /// names the probe in its own message.)
+    #[error("mode is ebpf but eBPF is unavailable: {reason}")]
     EbpfRequired {
         /// The probe's name.
         probe: String,
