@@ -209,6 +209,18 @@ fn parsers(c: &mut Checks) {
     );
     let l = loadavg::parse(&read("loadavg"));
     c.check("parse", "loadavg", l.is_ok(), format!("{l:?}"));
+    // The layout the disk program is given on this kernel (offsets moved
+    // between 5.10 and 6.x).
+    let layout = blipp::source::ebpf::disk::rq_complete_layout(Path::new("/sys/kernel/tracing"));
+    c.check(
+        "parse",
+        "tracefs-block_rq_complete",
+        layout.is_ok(),
+        match &layout {
+            Ok(l) => format!("dev@{} nr_sector@{} rwbs@{}", l.dev, l.nr_sector, l.rwbs),
+            Err(e) => e.to_string(),
+        },
+    );
 }
 
 /// Counts the CPUs of a sysfs CPU list such as `0-3,5`.

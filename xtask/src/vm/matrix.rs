@@ -53,6 +53,8 @@ pub struct Report {
     pub modes: Vec<(String, Vec<(String, String)>)>,
     /// `DONE passed=<n> failed=<m>`: the guest finished its checks.
     pub done: Option<(u32, u32)>,
+    /// `BOOT uptime=<s>`: the guest's uptime when init started.
+    pub kernel_boot: Option<f64>,
 }
 
 impl Report {
@@ -77,6 +79,11 @@ impl Report {
                         .map(|(p, s)| (p.to_owned(), s.to_owned()))
                         .collect();
                     r.modes.push((run, probes));
+                }
+                "BOOT" => {
+                    r.kernel_boot = rest
+                        .strip_prefix("uptime=")
+                        .and_then(|v| v.trim().parse().ok());
                 }
                 "DONE" => {
                     let number = |key: &str| {
@@ -138,6 +145,7 @@ mod tests {
         .to_vec();
         let r = Report::parse(&lines);
         assert!(r.passed());
+        assert_eq!(r.kernel_boot, Some(1.5));
         assert_eq!(r.modes[0].1[0], ("disk".to_owned(), "ebpf".to_owned()));
         let mut failing = lines.clone();
         failing.insert(1, "CHECK FAIL user/disk-proc: 3 != 4".to_owned());

@@ -229,8 +229,8 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
         |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}", d.as_secs_f64()));
     println!();
     println!(
-        "{:<7} {:<30} {:<20} {:>6} {:>6} {:>7}  modes per probe (per run)",
-        "kernel", "release", "Debian version", "boot s", "run s", "checks"
+        "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7}  modes per probe (per run)",
+        "kernel", "release", "Debian version", "kernel s", "boot s", "run s", "checks"
     );
     let mut failed = 0;
     for r in rows {
@@ -245,10 +245,13 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
             })
             .collect();
         println!(
-            "{:<7} {:<30} {:<20} {:>6} {:>6} {:>3}/{:<3} {} {}",
+            "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>3}/{:<3} {} {}",
             r.id,
             r.release,
             r.version,
+            r.report
+                .kernel_boot
+                .map_or("-".to_owned(), |s| format!("{s:.1}")),
             secs(r.outcome.as_ref().and_then(|o| o.boot)),
             secs(r.outcome.as_ref().map(|o| o.total)),
             passed,
@@ -276,6 +279,9 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
         println!("  serial log: {}", r.log.display());
     }
     println!();
+    println!(
+        "kernel s: guest uptime when init started; boot s: from starting QEMU to init's first line; run s: the whole VM"
+    );
     println!(
         "vm-test: {} of {} kernels passed in {:.1} s",
         rows.len() - failed,
