@@ -89,9 +89,17 @@ pub fn field<'a>(
 /// Returns the tracefs root, mounting tracefs at /sys/kernel/tracing when
 /// no one has (minimal hosts and VMs boot without it).
 pub fn root() -> Result<PathBuf, EbpfError> {
+    // A tracefs that is mounted but closed to this user (mode 0700 for an
+    // unprivileged agent) is reported as such, not as "not mounted".
+    let mut closed: Option<String> = None;
     for candidate in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-        if Path::new(candidate).join("events").is_dir() {
-            return Ok(PathBuf::from(candidate));
+        let events = Path::new(candidate).join("events");
+        match std::fs::metadata(&events) {
+            Ok(m) if m.is_dir() => return Ok(PathBuf::from(candidate)),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                closed.get_or_insert_with(|| format!("{}: {e}", events.display()));
+            }
+            _ => {}
         }
     }
     let target = c"/sys/kernel/tracing";
@@ -107,7 +115,8 @@ pub fn root() -> Result<PathBuf, EbpfError> {
     };
     if rc != 0 {
         return Err(EbpfError::Tracefs(format!(
-            "not mounted, and mount(tracefs, /sys/kernel/tracing): {}",
+            "{}, and mount(tracefs, /sys/kernel/tracing): {}",
+            closed.as_deref().unwrap_or("not mounted"),
             std::io::Error::last_os_error()
         )));
     }
