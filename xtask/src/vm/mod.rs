@@ -109,8 +109,8 @@ impl Row {
     }
 }
 
-/// Runs the matrix, or the one kernel whose id or release starts with
-/// `only`.
+/// Runs the matrix, or only the kernel whose id (first column of
+/// kernels.txt) is `only`.
 pub fn run(only: Option<&str>) -> Result<()> {
     setup::vm_tools()?;
     let root = workspace_root();
