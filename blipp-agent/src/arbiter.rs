@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Mode, ProbeConfig, Status};
-use crate::probe::{self, BuildContext, Built, Fallback, ProbeError};
+use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
-use crate::sample::{Name, Timestamp};
+use crate::sample::{Name, Sample, Timestamp};
 use crate::schedule::Instants;
 use crate::source::ebpf::KernelAccess;
 
@@ -204,7 +204,18 @@ async fn drive(
         }
         let ts = Timestamp::now();
         let started = std::time::Instant::now();
-        if let Err(e) = r.built.probe.collect(ts, collector.buffer()) {
+        let result = if r.built.probe.blocks() {
+            match collect_blocking(r.built.probe, ts, collector.buffer()).await {
+                Some((probe, result)) => {
+                    r.built.probe = probe;
+                    result
+                }
+                None => break,
+            }
+        } else {
+            r.built.probe.collect(ts, collector.buffer())
+        };
+        if let Err(e) = result {
             tracing::warn!(probe = %r.config.name, error = %e, "collection failed");
         }
         tracing::trace!(probe = %r.config.name, took_us = started.elapsed().as_micros(), "collected");
@@ -219,5 +230,32 @@ async fn drive(
     }
     if let Some(batch) = collector.take() {
         let _ = tx.send(batch).await;
+    }
+}
+
+/// One collection of a probe that [`blocks`](crate::probe::Probe::blocks),
+/// on the blocking thread pool. The probe and the buffer travel to that
+/// thread and back (the buffer keeps its allocation). `None` when the
+/// collection panicked: the probe is gone, and its task ends.
+async fn collect_blocking(
+    mut probe: Box<dyn Probe>,
+    ts: Timestamp,
+    buffer: &mut Vec<Sample>,
+) -> Option<(Box<dyn Probe>, Result<(), ProbeError>)> {
+    let mut samples = std::mem::take(buffer);
+    let joined = tokio::task::spawn_blocking(move || {
+        let result = probe.collect(ts, &mut samples);
+        (probe, samples, result)
+    })
+    .await;
+    match joined {
+        Ok((probe, samples, result)) => {
+            *buffer = samples;
+            Some((probe, result))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "probe collection panicked; the probe stops");
+            None
+        }
     }
 }

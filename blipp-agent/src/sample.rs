@@ -41,6 +41,10 @@ pub enum Source {
     Ebpf,
     /// Read from /proc, /sys or netlink.
     Proc,
+    /// Printed by a command or Nagios plugin that blipp ran.
+    Command,
+    /// Read from a log file that blipp follows.
+    Log,
 }
 
 impl Source {
@@ -49,6 +53,8 @@ impl Source {
         match self {
             Source::Ebpf => "ebpf",
             Source::Proc => "proc",
+            Source::Command => "command",
+            Source::Log => "log",
         }
     }
 }

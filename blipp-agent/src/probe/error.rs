@@ -34,6 +34,15 @@ pub enum ProbeError {
     /// A followed process could not be found or read.
     #[error(transparent)]
     Process(#[from] super::process::ProcessError),
+    /// A configured command could not run to its end.
+    #[error(transparent)]
+    Command(#[from] crate::source::command::CommandError),
+    /// A command's output gave nothing to report.
+    #[error(transparent)]
+    Cmd(#[from] super::cmd::CmdError),
+    /// A Nagios plugin gave no status.
+    #[error(transparent)]
+    Nagios(#[from] super::nagios::NagiosError),
     /// The probe's own options are wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -1,10 +1,13 @@
 //! Probes: one module per measured thing, each turning source records into
 //! samples. [`REGISTRY`] is the one table of every probe blipp has.
 
+pub mod cmd;
+mod command;
 pub mod cpu;
 pub mod disk;
 mod error;
 pub mod mem;
+pub mod nagios;
 pub mod net;
 pub mod numa;
 pub mod port;
@@ -29,6 +32,16 @@ pub trait Probe: Send {
     /// of this collection is logged and counted by the caller, and the
     /// probe carries on at its next instant.
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError>;
+
+    /// True for a probe whose collection waits on something outside blipp
+    /// (a command, a Nagios plugin) for up to its timeout. The arbiter runs
+    /// such collections on tokio's blocking thread pool, so that a slow
+    /// command holds no runtime worker; stopping waits for a collection
+    /// under way (at most its timeout) so that its samples are flushed and
+    /// no command is left running.
+    fn blocks(&self) -> bool {
+        false
+    }
 }
 
 /// A probe ready to run, and how it will measure.
@@ -79,6 +92,9 @@ pub static REGISTRY: &[ProbeSpec] = &[
     port::SPEC,
     process::SPEC,
     numa::SPEC,
+    cmd::SPEC,
+    cmd::SPEC_ORIGINAL,
+    nagios::SPEC,
 ];
 
 /// The registry entry for `module`.

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use super::{BuildContext, Probe};
+use super::{BuildContext, Built, Probe, ProbeError};
 use crate::config::{self, Overrides};
 use crate::sample::{Name, Sample, Timestamp, Value as SampleValue};
 use crate::source::ebpf::KernelAccess;
@@ -12,6 +12,13 @@ use crate::source::ebpf::KernelAccess;
 /// Builds probe `module` with its own `options`, in mode proc, reading
 /// `proc_dir`, through the real configuration path (schema included).
 pub fn build(module: &str, options: &Value, proc_dir: &Path) -> Box<dyn Probe> {
+    try_build(module, options, proc_dir)
+        .expect("the probe builds")
+        .probe
+}
+
+/// [`build`], returning the configuration's or the probe's error.
+pub fn try_build(module: &str, options: &Value, proc_dir: &Path) -> Result<Built, ProbeError> {
     let mut probe = json!({ "probe_module": module, "mode": "proc" });
     for (k, v) in options.as_object().expect("options are an object") {
         probe[k] = v.clone();
@@ -24,15 +31,13 @@ pub fn build(module: &str, options: &Value, proc_dir: &Path) -> Box<dyn Probe> {
         proc_dir: Some(proc_dir.to_owned()),
         ..Overrides::default()
     };
-    let config = config::load(Some(&path), &overrides).expect("a valid configuration");
+    let config = config::load(Some(&path), &overrides)?;
     let mut kernel = KernelAccess::Unavailable("tests run in mode proc".to_owned());
     let mut ctx = BuildContext {
         kernel: &mut kernel,
         node: Name::from("node"),
     };
     super::build(&config.probes[0], &mut ctx)
-        .expect("the probe builds")
-        .probe
 }
 
 /// One collection at `seconds` after an arbitrary epoch.

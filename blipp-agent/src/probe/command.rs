@@ -1,0 +1,95 @@
+//! What the `cmd` and `nagios` probes share: the keys that say how their
+//! command runs, checked and turned into a [`Runner`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::config::{ConfigError, ProbeConfig};
+use crate::source::command::{Runner, argv};
+
+/// Seconds a command may run unless `command_timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: f64 = 10.0;
+/// The longest `command_timeout` allowed, seconds.
+pub const MAX_TIMEOUT: f64 = 3600.0;
+/// Bytes of standard output kept unless `output_limit` says otherwise.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
+/// The largest `output_limit` allowed.
+pub const MAX_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The command keys.
+#[derive(Deserialize)]
+pub struct CommandKeys {
+    /// The command line (split into words, `$key` words substituted).
+    pub command: String,
+    /// Seconds before the command's process group is killed.
+    pub command_timeout: Option<f64>,
+    /// Bytes of standard output beyond which the command is killed.
+    pub output_limit: Option<usize>,
+    /// Variables added to the command's environment.
+    pub environment: Option<BTreeMap<String, String>>,
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Builds the runner of `keys` for probe `config`, substituting `$key`
+/// words from the probe's own keys (then the common ones, as the original
+/// read them from the whole configuration).
+pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, ConfigError> {
+    let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
+    let invalid = |key: &str, value: &Value, expected: String| {
+        ConfigError::invalid("configuration", &pointer(key), value, expected)
+    };
+    let argv = argv::build(&keys.command, |k| {
+        config.options.get(k).or_else(|| config.raw.get(k))
+    })
+    .map_err(|e| {
+        invalid(
+            "command",
+            &Value::String(keys.command.clone()),
+            e.to_string(),
+        )
+    })?;
+    let timeout = keys.command_timeout.unwrap_or(DEFAULT_TIMEOUT);
+    if !(timeout > 0.0 && timeout <= MAX_TIMEOUT) {
+        return Err(invalid(
+            "command_timeout",
+            &Value::from(timeout),
+            format!("seconds, more than 0 and at most {MAX_TIMEOUT}"),
+        ));
+    }
+    let limit = keys.output_limit.unwrap_or(DEFAULT_OUTPUT_LIMIT);
+    if !(1..=MAX_OUTPUT_LIMIT).contains(&limit) {
+        return Err(invalid(
+            "output_limit",
+            &Value::from(limit),
+            format!("bytes, 1 to {MAX_OUTPUT_LIMIT}"),
+        ));
+    }
+    let mut env = Vec::new();
+    for (name, value) in keys.environment.iter().flatten() {
+        if !valid_env_name(name) || value.contains('\0') {
+            return Err(invalid(
+                "environment",
+                &Value::String(name.clone()),
+                "a variable name of letters, digits and _ (not starting with a digit) and a value without NUL".to_owned(),
+            ));
+        }
+        env.push((name.clone(), value.clone()));
+    }
+    tracing::info!(probe = %config.name, argv = ?argv, "command");
+    Ok(Runner::new(
+        argv,
+        env,
+        Duration::from_secs_f64(timeout),
+        limit,
+    ))
+}

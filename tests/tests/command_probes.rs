@@ -1,0 +1,89 @@
+//! blippd running the cmd and nagios probes: the commands really run, their
+//! samples come out, and commands that take long do not hold up other
+//! probes (the arbiter waits for them off the runtime's workers).
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::process::Command;
+
+use blipp_tests::agent_bin;
+use serde_json::{Value, json};
+
+fn run_blippd(probes: &Value, args: &[&str]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {"probes": probes}}});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let out = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn of<'a>(samples: &'a [Value], event_type: &str) -> Vec<&'a Value> {
+    samples
+        .iter()
+        .filter(|s| s["eventType"] == event_type)
+        .collect()
+}
+
+#[test]
+fn once_runs_cmd_and_nagios_probes() {
+    let samples = run_blippd(
+        &json!({
+            "echo": {"probe_module": "cmd", "command": "echo answer $n", "n": 42,
+                     "regex": "answer (?P<n>\\d+)", "eventTypes": {"n": "ps:tools:blipp:test:answer"}},
+            "dummy": {"probe_module": "nagios",
+                      "command": "/usr/lib/nagios/plugins/check_dummy 1 'from blipp'"}
+        }),
+        &["--once"],
+    );
+    let answer = of(&samples, "ps:tools:blipp:test:answer");
+    assert_eq!(answer.len(), 1, "{samples:?}");
+    assert_eq!(answer[0]["value"], 42);
+    assert_eq!(answer[0]["source"], "command");
+    assert_eq!(answer[0]["subject"], "node");
+    let status = of(&samples, "ps:tools:blipp:nagios:dummy:status");
+    assert_eq!(status.len(), 1, "{samples:?}");
+    assert_eq!(status[0]["value"], 1);
+    assert_eq!(
+        of(&samples, "ps:tools:blipp:nagios:dummy:state")[0]["value"],
+        "WARNING"
+    );
+}
+
+#[test]
+fn slow_commands_do_not_hold_up_other_probes() {
+    // Four probes whose command takes 2.8 s, more than blippd's two
+    // runtime workers, and one fast probe every 0.2 s. Were the slow
+    // collections run on the workers, the fast probe would stall for
+    // 2.8 s (it then collects about twice); run off them, it collects
+    // about 15 times in 3 s.
+    let slow = |i: u32| {
+        json!({"probe_module": "cmd", "command": format!("sleep 2.8{i}"), "command_timeout": 5,
+               "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:slow"},
+               "schedule_params": {"every": 10}})
+    };
+    let samples = run_blippd(
+        &json!({
+            "slow1": slow(1), "slow2": slow(2), "slow3": slow(3), "slow4": slow(4),
+            "fast": {"probe_module": "cmd", "command": "echo 1",
+                     "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:fast"},
+                     "schedule_params": {"every": 0.2}}
+        }),
+        &["--duration", "3"],
+    );
+    let fast = of(&samples, "ps:tools:blipp:test:fast").len();
+    assert!(fast >= 10, "the fast probe collected {fast} times in 3 s");
+}
