@@ -23,15 +23,31 @@ pub fn data_file(run: &str, module: &str) -> String {
 }
 
 /// Writes a configuration running every probe each second in `auto` mode,
-/// each into its own data file, the process probe following `process`;
-/// returns its path.
+/// each into its own data file, the process probe following `process`, the
+/// command probes running blippd, the NetLogger probes following a log
+/// written here; returns its path.
 pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
     let mut probes = serde_json::Map::new();
     for m in modules() {
         let mut probe = serde_json::json!({ "probe_module": m, "data_file": data_file(run, m) });
         // Probes that cannot run without a key of their own.
-        if m == "process" {
-            probe["pid"] = process.into();
+        match m {
+            "process" => probe["pid"] = process.into(),
+            // blippd is the one program in the guest: the command probes
+            // run it (it prints "blippd X.Y.Z" and exits 0, a plugin's OK).
+            "cmd" | "cmd_line_probe" => {
+                probe["command"] = "/bin/blippd --version".into();
+                probe["regex"] = r"blippd (?P<major>\d+)\.".into();
+                probe["eventTypes"] =
+                    serde_json::json!({ "major": "ps:tools:blipp:vmtest:blippd:major" });
+            }
+            "nagios" => probe["command"] = "/bin/blippd --version".into(),
+            "netlogger" | "netlogger_probe" => {
+                let log = format!("/tmp/{run}-{m}.log");
+                std::fs::write(&log, "ts=2026-01-01T00:00:00Z event=vmtest VAL=1\n")?;
+                probe["logfile"] = log.into();
+            }
+            _ => {}
         }
         probes.insert(m.to_owned(), probe);
     }

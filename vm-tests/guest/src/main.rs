@@ -448,10 +448,24 @@ fn has_ebpf(module: &str) -> bool {
         .any(|s| s.module == module && s.fallback == Fallback::Proc)
 }
 
+/// The source a probe reports without eBPF: `command` for those that run
+/// a program, `log` for the log follower, `proc` for the others.
+fn userspace_source(module: &str) -> &'static str {
+    match module {
+        "cmd" | "cmd_line_probe" | "nagios" => "command",
+        "netlogger" | "netlogger_probe" => "log",
+        _ => "proc",
+    }
+}
+
 /// `auto` as root: eBPF wherever a probe has it, counts equal to /proc's.
 fn run_root(c: &mut Checks, o: &Outcome) {
     for m in agent::modules() {
-        let want = if has_ebpf(m) { "ebpf" } else { "proc" };
+        let want = if has_ebpf(m) {
+            "ebpf"
+        } else {
+            userspace_source(m)
+        };
         let got = o.modes.get(m).map_or("-", String::as_str);
         let why = if got == want {
             String::new()
@@ -525,19 +539,21 @@ fn fallback_reason(log: &str, probe: &str) -> String {
     reason
 }
 
-/// `auto` as nobody: every probe on /proc, each fallback with a reason.
+/// `auto` as nobody: every probe on /proc (or its command or log), each
+/// fallback with a reason.
 fn run_user(c: &mut Checks, o: &Outcome) {
     for m in agent::modules() {
+        let want = userspace_source(m);
         let got = o.modes.get(m).map_or("-", String::as_str);
-        let only_proc = o
+        let only_want = o
             .samples
             .get(m)
-            .is_some_and(|s| s.iter().all(|s| s.source == "proc"));
+            .is_some_and(|s| s.iter().all(|s| s.source == want));
         c.check(
             "user",
             &format!("mode-{m}"),
-            got == "proc" && only_proc,
-            format!("{got}, all samples from proc: {only_proc}"),
+            got == want && only_want,
+            format!("{got}, all samples from {want}: {only_want}"),
         );
         if has_ebpf(m) {
             let reason = fallback_reason(&o.log, m);
