@@ -6,3 +6,6 @@
 #![deny(missing_docs)]
 
 pub mod disk;
+pub mod histogram;
+pub mod net;
+pub mod process;

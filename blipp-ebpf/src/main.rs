@@ -7,8 +7,13 @@
 
 mod atomic;
 mod disk;
+mod disk_io;
 #[cfg(feature = "fault-injection")]
 mod fault;
+mod kmem;
+mod net;
+mod process;
+mod tcp;
 
 #[cfg(not(test))]
 #[panic_handler]

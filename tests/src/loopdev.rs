@@ -42,33 +42,55 @@ impl LoopDevice {
             .unwrap_or_default()
     }
 
+    /// Its (major, minor) device numbers, from /sys/block/<name>/dev.
+    pub fn numbers(&self) -> Result<(u32, u32)> {
+        let text = std::fs::read_to_string(format!("/sys/block/{}/dev", self.name()))?;
+        let (major, minor) = text
+            .trim()
+            .split_once(':')
+            .context("major:minor in /sys/block/<dev>/dev")?;
+        Ok((major.parse()?, minor.parse()?))
+    }
+
     /// Writes `count` blocks of `block` bytes with O_DIRECT from offset 0:
     /// `count` write requests of known size reach the block layer.
     pub fn write_direct(&self, block: usize, count: usize) -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&self.path)?;
-        let buf = AlignedBuf::new(block, 0xa5);
-        for _ in 0..count {
-            f.write_all(buf.as_slice())?;
-        }
-        f.sync_all()?;
-        Ok(())
+        write_direct(&self.path, block, count)
     }
 
     /// Reads `count` blocks of `block` bytes with O_DIRECT from offset 0.
     pub fn read_direct(&self, block: usize, count: usize) -> Result<()> {
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(&self.path)?;
-        let mut buf = AlignedBuf::new(block, 0);
-        for _ in 0..count {
-            f.read_exact(buf.as_mut_slice())?;
-        }
-        Ok(())
+        read_direct(&self.path, block, count)
     }
+}
+
+/// Writes `count` blocks of `block` bytes to `path` with O_DIRECT from
+/// offset 0, then syncs.
+pub fn write_direct(path: &Path, block: usize, count: usize) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let buf = AlignedBuf::new(block, 0xa5);
+    for _ in 0..count {
+        f.write_all(buf.as_slice())?;
+    }
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads `count` blocks of `block` bytes from `path` with O_DIRECT from
+/// offset 0.
+pub fn read_direct(path: &Path, block: usize, count: usize) -> Result<()> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let mut buf = AlignedBuf::new(block, 0);
+    for _ in 0..count {
+        f.read_exact(buf.as_mut_slice())?;
+    }
+    Ok(())
 }
 
 impl Drop for LoopDevice {

@@ -1,22 +1,22 @@
-//! The block-request program, loaded by the agent's library on this host's
-//! kernel, counts real I/O done by the test on its own loop device.
+//! The block completion program, loaded by the agent's library on this
+//! host's kernel, counts real I/O done by the test on its own loop device:
+//! requests and bytes agree with /proc/diskstats, reads and writes are told
+//! apart, and every completed request is in the latency histograms.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use blipp::source::ebpf::KernelAccess;
-use blipp::source::ebpf::disk::DiskOpTotals;
-use blipp_common::disk::{DISK_OPS, DiskCounters, DiskOp};
+use blipp::source::ebpf::disk::{DiskMaps, DiskSnapshot};
+use blipp_common::disk::{DiskCounters, DiskOp, LatencyKind, make_dev};
 use blipp_tests::loopdev::{LoopDevice, diskstats_of};
 use blipp_tests::require_root;
 
-fn totals(t: &DiskOpTotals) -> [DiskCounters; DISK_OPS as usize] {
-    let mut out = [DiskCounters::default(); DISK_OPS as usize];
-    t.read(&mut out).expect("map readable");
-    out
+fn within(ebpf: u64, proc: u64, tolerance: f64) -> bool {
+    (ebpf as f64 - proc as f64).abs() <= proc as f64 * tolerance
 }
 
 #[test]
-fn direct_io_moves_the_kernel_counts() {
+fn direct_io_matches_diskstats() {
     if !require_root("loading eBPF programs and making loop devices") {
         return;
     }
@@ -24,40 +24,70 @@ fn direct_io_moves_the_kernel_counts() {
     let kernel = access
         .get()
         .expect("the eBPF object loads as root on this kernel");
-    let counts = DiskOpTotals::attach(kernel).expect("block_rq_complete attaches");
+    let maps = DiskMaps::attach(kernel).expect("block_rq_complete attaches");
     let dev = LoopDevice::new(64).expect("loop device");
     let proc = std::path::Path::new("/proc");
+    let (major, minor) = dev.numbers().unwrap();
+    let devno = make_dev(major, minor);
+    let mut snap = DiskSnapshot::default();
+    maps.read(&mut snap).unwrap();
+    let zero = blipp::source::ebpf::disk::DeviceTotals::empty(devno);
+    let before = snap.device(devno).cloned().unwrap_or(zero);
     let before_proc = diskstats_of(proc, dev.name()).unwrap();
-    let before = totals(&counts);
 
     dev.write_direct(4096, 1000).unwrap();
-    dev.read_direct(4096, 500).unwrap();
+    dev.read_direct(8192, 500).unwrap();
 
-    let after = totals(&counts);
+    maps.read(&mut snap).unwrap();
     let after_proc = diskstats_of(proc, dev.name()).unwrap();
+    let after = snap
+        .device(devno)
+        .expect("the loop device got a slot")
+        .clone();
     let delta = |op: DiskOp| {
-        let (a, b) = (after[op as usize], before[op as usize]);
-        (a.requests - b.requests, a.sectors - b.sectors)
+        let (a, b): (DiskCounters, DiskCounters) =
+            (after.ops[op as usize], before.ops[op as usize]);
+        (a.requests - b.requests, a.bytes - b.bytes)
     };
-    let (writes, write_sectors) = delta(DiskOp::Write);
-    let (reads, read_sectors) = delta(DiskOp::Read);
-    // What /proc says this device did (fields: reads=0, sectors read=2,
-    // writes=4, sectors written=6).
-    let proc_writes = after_proc[4] - before_proc[4];
+    let (writes, write_bytes) = delta(DiskOp::Write);
+    let (reads, read_bytes) = delta(DiskOp::Read);
+    // diskstats fields: reads=0, sectors read=2, writes=4, sectors written=6.
     let proc_reads = after_proc[0] - before_proc[0];
+    let proc_read_bytes = (after_proc[2] - before_proc[2]) * 512;
+    let proc_writes = after_proc[4] - before_proc[4];
+    let proc_write_bytes = (after_proc[6] - before_proc[6]) * 512;
+    eprintln!(
+        "eBPF: {reads} reads {read_bytes} B, {writes} writes {write_bytes} B; \
+         diskstats: {proc_reads} reads {proc_read_bytes} B, {proc_writes} writes {proc_write_bytes} B"
+    );
     assert!(
         proc_writes >= 1000 && proc_reads >= 500,
-        "diskstats saw {proc_writes} writes, {proc_reads} reads"
-    );
-    // The program counts every device, so other I/O on the host can only add.
-    assert!(
-        writes >= proc_writes,
-        "eBPF counted {writes} writes, diskstats {proc_writes}"
+        "the I/O reached the device"
     );
     assert!(
-        reads >= proc_reads,
-        "eBPF counted {reads} reads, diskstats {proc_reads}"
+        within(writes, proc_writes, 0.02),
+        "writes {writes} vs {proc_writes}"
     );
-    assert!(write_sectors >= 8000, "{write_sectors} sectors written");
-    assert!(read_sectors >= 4000, "{read_sectors} sectors read");
+    assert!(
+        within(reads, proc_reads, 0.02),
+        "reads {reads} vs {proc_reads}"
+    );
+    assert!(within(write_bytes, proc_write_bytes, 0.02), "write bytes");
+    assert!(within(read_bytes, proc_read_bytes, 0.02), "read bytes");
+    assert!(write_bytes >= 4096 * 1000 && read_bytes >= 8192 * 500);
+
+    // Every completed read and write request is in the total-latency
+    // histogram of its operation.
+    for op in [DiskOp::Read, DiskOp::Write] {
+        let count = |t: &blipp::source::ebpf::disk::DeviceTotals, kind| -> u64 {
+            t.histogram(op as usize, kind).iter().sum()
+        };
+        let (requests, _) = delta(op);
+        let total = count(&after, LatencyKind::Total) - count(&before, LatencyKind::Total);
+        assert_eq!(total, requests, "{op:?}: histogram count vs requests");
+        let queue = count(&after, LatencyKind::Queue) - count(&before, LatencyKind::Queue);
+        let device = count(&after, LatencyKind::Device) - count(&before, LatencyKind::Device);
+        assert_eq!(queue, device, "{op:?}: queue and device split together");
+        eprintln!("{op:?}: {total} in total histogram, {queue} with a queue/device split");
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod cmd;
 mod command;
+mod cost;
 pub mod cpu;
 pub mod disk;
 mod error;

@@ -13,6 +13,9 @@ pub enum EbpfError {
         /// What is wrong.
         problem: String,
     },
+    /// The embedded object is malformed (a build problem).
+    #[error("{0}")]
+    Object(#[source] Box<super::object::ObjectError>),
     /// The object could not be loaded (no BPF permission, BPF disabled...).
     #[error("loading the eBPF object: {0}")]
     Load(#[source] Box<aya::EbpfError>),
@@ -33,6 +36,14 @@ pub enum EbpfError {
         /// aya's error.
         #[source]
         source: Box<aya::maps::MapError>,
+    },
+    /// A program cannot run on this kernel: what it reads is missing.
+    #[error("program {program}: {reason}")]
+    Unusable {
+        /// Program name.
+        program: &'static str,
+        /// Why.
+        reason: String,
     },
     /// A map the program should have is not in the object.
     #[error("map {0} is not in the eBPF object")]

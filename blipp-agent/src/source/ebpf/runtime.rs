@@ -1,22 +1,129 @@
 //! The loaded eBPF object, shared by the probes that attach its programs.
+//!
+//! Loading the object creates its maps and fills in the programs' globals
+//! (struct offsets from the kernel's BTF, tracepoint field offsets from
+//! tracefs). Programs are verified and attached one by one when a probe
+//! asks for them, so a program this kernel rejects costs only the probes
+//! that need it, and the fallback line names it.
 
-use aya::programs::TracePoint;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
-use super::{EbpfError, OBJECT, disk, tracefs};
+use aya::programs::{BtfTracePoint, TracePoint};
+use blipp_common::disk::{BioLayout, RequestLayout};
+use blipp_common::net::NetLayout;
+use blipp_common::process::TaskLayout;
+
+use super::btf::Btf;
+use super::klog::{KernelLogger, TracingLog};
+use super::{EbpfError, OBJECT, ProgramHandle, disk, net, process, tracefs};
+
+/// How a program attaches.
+#[derive(Clone, Copy, Debug)]
+enum Hook {
+    /// A BTF tracepoint (`tp_btf`), by category and event name (the
+    /// category matters only to fault injection, which loads a classic
+    /// tracepoint program in its place).
+    Btf(&'static str, &'static str),
+    /// A classic tracepoint, by category and name.
+    Classic(&'static str, &'static str),
+}
+
+/// Every program of the object: where it attaches and the global it needs.
+const PROGRAMS: &[(&str, Hook, &str)] = &[
+    (
+        disk::COMPLETE_PROGRAM,
+        Hook::Btf("block", "block_rq_complete"),
+        "REQUEST_LAYOUT",
+    ),
+    (
+        "block_getrq",
+        Hook::Classic("block", "block_getrq"),
+        "GETRQ_LAYOUT",
+    ),
+    (
+        "block_bio_backmerge",
+        Hook::Classic("block", "block_bio_backmerge"),
+        "BACKMERGE_LAYOUT",
+    ),
+    (
+        "block_bio_frontmerge",
+        Hook::Classic("block", "block_bio_frontmerge"),
+        "FRONTMERGE_LAYOUT",
+    ),
+    (
+        "sched_process_exec",
+        Hook::Btf("sched", "sched_process_exec"),
+        "TASK_LAYOUT",
+    ),
+    (
+        "sched_process_fork",
+        Hook::Btf("sched", "sched_process_fork"),
+        "TASK_LAYOUT",
+    ),
+    (
+        "sched_process_exit",
+        Hook::Btf("sched", "sched_process_exit"),
+        "TASK_LAYOUT",
+    ),
+    (
+        "netif_receive_skb",
+        Hook::Btf("net", "netif_receive_skb"),
+        "NET_LAYOUT",
+    ),
+    (
+        "net_dev_xmit",
+        Hook::Btf("net", "net_dev_xmit"),
+        "NET_LAYOUT",
+    ),
+    ("kfree_skb", Hook::Btf("skb", "kfree_skb"), "NET_LAYOUT"),
+    (
+        "tcp_retransmit_skb",
+        Hook::Btf("tcp", "tcp_retransmit_skb"),
+        "NET_LAYOUT",
+    ),
+    (
+        "tcp_retransmit_synack",
+        Hook::Btf("tcp", "tcp_retransmit_synack"),
+        "NET_LAYOUT",
+    ),
+    (
+        "inet_sock_set_state",
+        Hook::Btf("sock", "inet_sock_set_state"),
+        "NET_LAYOUT",
+    ),
+    (
+        "tcp_send_reset",
+        Hook::Btf("tcp", "tcp_send_reset"),
+        "NET_LAYOUT",
+    ),
+    (
+        "tcp_receive_reset",
+        Hook::Btf("tcp", "tcp_receive_reset"),
+        "NET_LAYOUT",
+    ),
+];
 
 /// The loaded object. Programs stay attached as long as it lives.
 pub struct Kernel {
     ebpf: aya::Ebpf,
-    /// Layout of `block/block_rq_complete` on this kernel, or why it is
-    /// unusable (then the disk program is never attached).
-    rq_complete: Result<(), String>,
+    /// aya's view of the kernel's BTF, needed to load BTF tracepoints;
+    /// dropped by [`Kernel::loading_done`] because it is large.
+    btf: Result<aya::Btf, String>,
+    /// Why a global could not be filled in on this kernel, by global name.
+    missing: HashMap<&'static str, String>,
+    attached: Vec<&'static str>,
+    logger: Option<KernelLogger>,
+    /// Keeps the kernel's BPF run-time statistics on while the agent runs.
+    stats: Option<OwnedFd>,
 }
 
 /// Whether probes can have eBPF, and if not, why: the reason ends up in the
 /// fallback log line of every probe in `auto` mode.
 pub enum KernelAccess {
     /// The object is loaded.
-    Loaded(Kernel),
+    Loaded(Box<Kernel>),
     /// It could not be loaded.
     Unavailable(String),
 }
@@ -26,7 +133,7 @@ impl KernelAccess {
     /// that `auto` probes can fall back.
     pub fn open() -> Self {
         match Kernel::load() {
-            Ok(k) => KernelAccess::Loaded(k),
+            Ok(k) => KernelAccess::Loaded(Box::new(k)),
             Err(e) => KernelAccess::Unavailable(e.to_string()),
         }
     }
@@ -40,63 +147,191 @@ impl KernelAccess {
     }
 }
 
-impl Kernel {
-    /// Loads the embedded object with globals set from this kernel's
-    /// tracepoint formats. Programs are not loaded (verified) until a probe
-    /// attaches them, so one rejected program costs only its own probe.
-    pub fn load() -> Result<Self, EbpfError> {
-        let root = tracefs::root()?;
-        let mut loader = aya::EbpfLoader::new();
-        let layout = disk::rq_complete_layout(&root);
-        if let Ok(l) = &layout {
-            loader.override_global("RQ_COMPLETE_LAYOUT", l, true);
+/// The programs' globals as read from this kernel: each is its value or
+/// why it could not be read.
+struct Globals {
+    request: Result<RequestLayout, String>,
+    task: Result<TaskLayout, String>,
+    net: Result<NetLayout, String>,
+    bio: [Result<BioLayout, String>; 3],
+}
+
+impl Globals {
+    fn read(btf: Result<&Btf, &String>, root: Result<&Path, &String>) -> Self {
+        let btf = btf.map_err(Clone::clone);
+        let request = btf
+            .clone()
+            .and_then(|b| disk::request_layout(b).map_err(|e| e.to_string()));
+        let task = btf
+            .clone()
+            .and_then(|b| process::task_layout(b).map_err(|e| e.to_string()));
+        let net = btf.and_then(|b| {
+            let ns = net::own_netns().map_err(|e| format!("/proc/self/ns/net: {e}"))?;
+            net::net_layout(b, ns).map_err(|e| e.to_string())
+        });
+        let bio = match root {
+            Ok(root) => process::bio_layouts(root).map(|r| r.map_err(|e| e.to_string())),
+            Err(why) => [(); 3].map(|()| Err(why.clone())),
+        };
+        Self {
+            request,
+            task,
+            net,
+            bio,
         }
-        let ebpf = loader
-            .load(OBJECT)
+    }
+
+    /// Hands the values to the loader and notes why the others are
+    /// missing.
+    fn apply<'a>(
+        &'a self,
+        loader: &mut aya::EbpfLoader<'a>,
+        missing: &mut HashMap<&'static str, String>,
+    ) {
+        fn one<'a, T: aya::Pod>(
+            name: &'static str,
+            value: &'a Result<T, String>,
+            loader: &mut aya::EbpfLoader<'a>,
+            missing: &mut HashMap<&'static str, String>,
+        ) {
+            match value {
+                Ok(v) => {
+                    loader.override_global(name, v, true);
+                }
+                Err(why) => {
+                    missing.insert(name, why.clone());
+                }
+            }
+        }
+        one("REQUEST_LAYOUT", &self.request, loader, missing);
+        one("TASK_LAYOUT", &self.task, loader, missing);
+        one("NET_LAYOUT", &self.net, loader, missing);
+        let [getrq, back, front] = &self.bio;
+        one("GETRQ_LAYOUT", getrq, loader, missing);
+        one("BACKMERGE_LAYOUT", back, loader, missing);
+        one("FRONTMERGE_LAYOUT", front, loader, missing);
+    }
+}
+
+impl Kernel {
+    /// Loads the embedded object with globals set from this kernel's BTF
+    /// and tracepoint formats. Programs are not loaded (verified) until a
+    /// probe attaches them.
+    pub fn load() -> Result<Self, EbpfError> {
+        let root = tracefs::root().map_err(|e| e.to_string());
+        let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
+        let globals = Globals::read(btf.as_ref(), root.as_deref());
+        drop(btf);
+        let mut missing = HashMap::new();
+        let mut loader = aya::EbpfLoader::new();
+        globals.apply(&mut loader, &mut missing);
+        let object = super::object::loadable(OBJECT).map_err(|e| EbpfError::Object(Box::new(e)))?;
+        let mut ebpf = loader
+            .load(&object)
             .map_err(|e| EbpfError::Load(Box::new(e)))?;
+        drop(object);
+        let logger = match KernelLogger::init_with_logger(&mut ebpf, TracingLog) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::debug!(error = %e, "no kernel-side log records");
+                None
+            }
+        };
+        let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                tracing::info!(error = %e, "BPF run-time statistics unavailable: per-program cost samples will not be published");
+                None
+            }
+        };
         Ok(Self {
             ebpf,
-            rq_complete: layout.map(|_| ()).map_err(|e| e.to_string()),
+            btf: aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
+            missing,
+            attached: Vec::new(),
+            logger,
+            stats,
         })
     }
 
-    /// Why the block completion layout is unusable, if it is.
-    pub(super) fn rq_complete_ok(&self) -> Result<(), EbpfError> {
-        self.rq_complete
-            .clone()
-            .map_err(|problem| EbpfError::Format {
-                tracepoint: "block/block_rq_complete".to_owned(),
-                problem,
-            })
-    }
-
-    /// Loads (verifies) `program` and attaches it to `category/name`.
-    pub fn attach_tracepoint(
-        &mut self,
-        program: &'static str,
-        category: &str,
-        name: &str,
-    ) -> Result<(), EbpfError> {
-        let object_program = fault::substitute(program);
-        let prog: &mut TracePoint = self
-            .ebpf
-            .program_mut(object_program)
-            .ok_or(EbpfError::MissingProgram(program))?
-            .try_into()
-            .map_err(|e| EbpfError::Program {
+    /// Verifies and attaches `program` where [`PROGRAMS`] says, once;
+    /// returns a handle for its statistics.
+    pub fn attach(&mut self, program: &'static str) -> Result<ProgramHandle, EbpfError> {
+        let (hook, global) = PROGRAMS
+            .iter()
+            .find(|(name, _, _)| *name == program)
+            .map(|(_, hook, global)| (*hook, *global))
+            .ok_or(EbpfError::MissingProgram(program))?;
+        if let Some(why) = self.missing.get(global) {
+            return Err(EbpfError::Unusable {
                 program,
-                source: Box::new(e),
-            })?;
-        prog.load().map_err(|e| EbpfError::Program {
+                reason: why.clone(),
+            });
+        }
+        let perr = |e: aya::programs::ProgramError| EbpfError::Program {
             program,
             source: Box::new(e),
-        })?;
-        prog.attach(category, name)
-            .map_err(|e| EbpfError::Program {
-                program,
-                source: Box::new(e),
-            })?;
-        Ok(())
+        };
+        let object_program = fault::substitute(program);
+        let hook = match hook {
+            Hook::Btf(category, event) if object_program != program => {
+                Hook::Classic(category, event)
+            }
+            other => other,
+        };
+        let prog = self
+            .ebpf
+            .program_mut(object_program)
+            .ok_or(EbpfError::MissingProgram(program))?;
+        let already = self.attached.contains(&program);
+        let fd = match hook {
+            Hook::Btf(_, event) => {
+                let p: &mut BtfTracePoint = prog.try_into().map_err(perr)?;
+                if !already {
+                    let btf = self.btf.as_ref().map_err(|why| EbpfError::Unusable {
+                        program,
+                        reason: why.clone(),
+                    })?;
+                    p.load(event, btf).map_err(perr)?;
+                    p.attach().map_err(perr)?;
+                }
+                p.fd().map_err(perr)?.try_clone()
+            }
+            Hook::Classic(category, name) => {
+                let p: &mut TracePoint = prog.try_into().map_err(perr)?;
+                if !already {
+                    p.load().map_err(perr)?;
+                    p.attach(category, name).map_err(perr)?;
+                }
+                p.fd().map_err(perr)?.try_clone()
+            }
+        };
+        let fd = fd.map_err(|e| perr(aya::programs::ProgramError::IOError(e)))?;
+        if !already {
+            self.attached.push(program);
+        }
+        Ok(ProgramHandle::new(program, fd))
+    }
+
+    /// Frees what only loading needed (aya's copy of the kernel's BTF,
+    /// several megabytes); BTF programs attached later fail with a reason.
+    pub fn loading_done(&mut self) {
+        self.btf = Err("programs can no longer be loaded: loading finished at start-up".to_owned());
+    }
+
+    /// The names of the programs attached so far.
+    pub fn attached(&self) -> &[&'static str] {
+        &self.attached
+    }
+
+    /// Whether the kernel keeps per-program run-time statistics for us.
+    pub fn stats_enabled(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    /// The forwarder of the programs' log records, once.
+    pub fn take_logger(&mut self) -> Option<KernelLogger> {
+        self.logger.take()
     }
 
     /// Moves a map out of the object, for the probe that reads it.
