@@ -7,12 +7,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Mode, ProbeConfig, Status};
+use crate::probe::AGENT_PREFIX;
 use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
-use crate::sample::{Name, Sample, Timestamp};
+use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::schedule::Instants;
-use crate::source::ebpf::KernelAccess;
+use crate::source::ebpf::{KernelAccess, caps, klog};
 
 /// Why the agent could not start its probes.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +74,38 @@ fn wants_ebpf(config: &Config) -> bool {
     })
 }
 
+/// The probes of a configuration, built and ready to run, with the eBPF
+/// object whose programs they use (it keeps them attached).
+pub struct Prepared {
+    kernel: KernelAccess,
+    running: Vec<Running>,
+}
+
+/// Builds the probes of `config`: loads the eBPF object when a probe may
+/// use it and attaches the programs each probe asks for. Then, when
+/// `drop_capabilities` is set and programs were attached, gives up the
+/// capabilities that only loading needed (see
+/// [`caps`](crate::source::ebpf::caps)). Capabilities are per thread:
+/// blippd calls this before it starts any other thread.
+pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, ArbiterError> {
+    let (mut kernel, running) = build_all(config)?;
+    if let KernelAccess::Loaded(k) = &mut kernel {
+        k.loading_done();
+        if drop_capabilities && !k.attached().is_empty() {
+            match caps::drop_loading_capabilities() {
+                Ok(()) => tracing::info!(
+                    dropped = ?caps::DROPPED.map(|(_, name)| name),
+                    "eBPF programs attached; capabilities only loading needed are dropped"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not drop capabilities after loading eBPF programs")
+                }
+            }
+        }
+    }
+    Ok(Prepared { kernel, running })
+}
+
 /// Builds the probes of `config`. The returned kernel handle keeps the eBPF
 /// programs attached and must outlive the probes.
 fn build_all(config: &Config) -> Result<(KernelAccess, Vec<Running>), ArbiterError> {
@@ -114,7 +147,26 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<ProbeStatus>, ArbiterError> {
-    let (kernel, running) = build_all(config)?;
+    run_prepared(config, prepare(config, false)?, options, shutdown).await
+}
+
+/// [`run`] with probes built by [`prepare`].
+pub async fn run_prepared(
+    config: &Config,
+    prepared: Prepared,
+    options: RunOptions,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Vec<ProbeStatus>, ArbiterError> {
+    let Prepared {
+        mut kernel,
+        running,
+    } = prepared;
+    if let KernelAccess::Loaded(k) = &mut kernel
+        && let Some(logger) = k.take_logger()
+        && let Err(e) = klog::spawn(logger)
+    {
+        tracing::warn!(error = %e, "the eBPF programs' log records cannot be read");
+    }
     let statuses: Vec<ProbeStatus> = running
         .iter()
         .map(|r| ProbeStatus {
@@ -189,6 +241,8 @@ async fn drive(
     // the first one (the start) is collected even though the clock has
     // moved on since.
     let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
+    let cost_subject = Name::from(format!("probe:{}", r.config.name));
+    let cost_type = Name::from(format!("{AGENT_PREFIX}probe:collect_seconds"));
     loop {
         let now = Timestamp::now();
         let at = if once {
@@ -218,7 +272,16 @@ async fn drive(
         if let Err(e) = result {
             tracing::warn!(probe = %r.config.name, error = %e, "collection failed");
         }
-        tracing::trace!(probe = %r.config.name, took_us = started.elapsed().as_micros(), "collected");
+        let took = started.elapsed();
+        tracing::trace!(probe = %r.config.name, took_us = took.as_micros(), "collected");
+        // The agent's own cost, next to what it measured.
+        collector.buffer().push(Sample::new(
+            ts,
+            &cost_subject,
+            &cost_type,
+            Value::Float(took.as_secs_f64()),
+            Source::Proc,
+        ));
         if let Some(batch) = collector.collected()
             && tx.send(batch).await.is_err()
         {

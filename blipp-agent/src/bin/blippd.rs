@@ -90,6 +90,13 @@ fn main() -> ExitCode {
         }
         (false, None) => RunLength::UntilStopped,
     };
+    // Probes are built (eBPF programs loaded and attached) before the
+    // runtime starts its threads: capabilities are per thread, and the ones
+    // only loading needed are dropped here for the whole process.
+    let prepared = match arbiter::prepare(&config, true) {
+        Ok(p) => p,
+        Err(e) => return fail(1, &e),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("blippd")
@@ -103,7 +110,12 @@ fn main() -> ExitCode {
         length,
         stdout: args.stdout,
     };
-    match runtime.block_on(arbiter::run(&config, options, shutdown_signal())) {
+    match runtime.block_on(arbiter::run_prepared(
+        &config,
+        prepared,
+        options,
+        shutdown_signal(),
+    )) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => fail(1, &e),
     }

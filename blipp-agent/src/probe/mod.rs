@@ -21,6 +21,7 @@ use crate::config::{Mode, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::source::ebpf::KernelAccess;
 
+pub use cost::AGENT_PREFIX;
 pub use error::ProbeError;
 
 /// Reads one quantity out of a parsed record; `None` when this kernel does

@@ -211,7 +211,7 @@ impl EbpfDiskProbe {
                         push(&t.bytes[op], Value::Float(bytes as f64 / secs));
                     }
                 }
-                for op in 0..LATENCY_OPS as usize {
+                for (op, types) in latency.iter().enumerate() {
                     for kind in LatencyKind::ALL {
                         let mut delta = [0u64; BUCKETS];
                         let mut count = 0;
@@ -223,7 +223,7 @@ impl EbpfDiskProbe {
                             *d = a.saturating_sub(*b);
                             count += *d;
                         }
-                        for ((q, _), et) in PERCENTILES.iter().zip(&latency[op][kind as usize]) {
+                        for ((q, _), et) in PERCENTILES.iter().zip(&types[kind as usize]) {
                             if let Some(ns) = percentile(&delta, count, *q) {
                                 push(et, Value::Float(ns as f64 / 1000.0));
                             }
