@@ -6,24 +6,22 @@
 //!
 //! This file holds what every variant shares (the registry row, the
 //! options, the event-type names) and the choice between them; `proc.rs`
-//! reads /proc. There is no eBPF variant yet: when one is added next to
-//! `proc.rs`, `build` chooses between the two with
-//! [`choose`](super::choose) and the row's fallback becomes
-//! [`Fallback::Proc`].
+//! reads /proc, `ebpf.rs` the network programs' maps.
 
+mod ebpf;
 mod proc;
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec, choose};
 use crate::config::ProbeConfig;
-use crate::sample::{Name, Source};
+use crate::sample::Name;
 
 /// Registry row.
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "net",
-    summary: "per-interface bytes, packets, errors and drops in and out; TCP segments and retransmits, UDP datagrams (/proc/net/dev, /proc/net/snmp)",
-    fallback: Fallback::ProcOnly,
+    summary: "per-interface bytes, packets, errors and drops in and out; TCP segments and retransmits, UDP datagrams (/proc/net/dev, /proc/net/snmp; eBPF netif_receive_skb, net_dev_xmit, kfree_skb, tcp and sock tracepoints)",
+    fallback: Fallback::Proc,
     build,
 };
 
@@ -90,8 +88,10 @@ struct Options {
 
 fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
     let options: Options = config.options()?;
-    Ok(Built {
-        probe: proc::build(config, &options, ctx),
-        source: Source::Proc,
-    })
+    choose(
+        config,
+        ctx,
+        |ctx| ebpf::build(config, &options, ctx),
+        |ctx| Ok(proc::build(config, &options, ctx)),
+    )
 }
