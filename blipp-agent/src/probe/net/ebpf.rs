@@ -68,13 +68,7 @@ pub(super) fn build(
     options: &Options,
     ctx: &mut BuildContext<'_>,
 ) -> Result<Box<dyn Probe>, ProbeError> {
-    let kernel = ctx
-        .kernel
-        .get()
-        .map_err(|reason| ProbeError::EbpfRequired {
-            probe: config.name.clone(),
-            reason,
-        })?;
+    let kernel = ctx.kernel.get().map_err(ProbeError::EbpfUnavailable)?;
     let mut interfaces = InterfaceMaps::attach(kernel)?;
     let mut tcp = TcpMaps::attach(kernel)?;
     let mut programs = std::mem::take(&mut interfaces.programs);
