@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, Mode, ProbeConfig, Status};
-use crate::probe::AGENT_PREFIX;
+use crate::probe::cost::CostBoard;
 use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
-use crate::sample::{Name, Sample, Source, Timestamp, Value};
+use crate::sample::{Name, Sample, Timestamp};
 use crate::schedule::Instants;
 use crate::source::ebpf::{KernelAccess, caps, klog};
 
@@ -79,6 +79,7 @@ fn wants_ebpf(config: &Config) -> bool {
 pub struct Prepared {
     kernel: KernelAccess,
     running: Vec<Running>,
+    costs: CostBoard,
 }
 
 /// Builds the probes of `config`: loads the eBPF object when a probe may
@@ -88,7 +89,8 @@ pub struct Prepared {
 /// [`caps`](crate::source::ebpf::caps)). Capabilities are per thread:
 /// blippd calls this before it starts any other thread.
 pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, ArbiterError> {
-    let (mut kernel, running) = build_all(config)?;
+    let costs = CostBoard::default();
+    let (mut kernel, running) = build_all(config, &costs)?;
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
         if drop_capabilities && !k.attached().is_empty() {
@@ -103,12 +105,19 @@ pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, Arb
             }
         }
     }
-    Ok(Prepared { kernel, running })
+    Ok(Prepared {
+        kernel,
+        running,
+        costs,
+    })
 }
 
 /// Builds the probes of `config`. The returned kernel handle keeps the eBPF
 /// programs attached and must outlive the probes.
-fn build_all(config: &Config) -> Result<(KernelAccess, Vec<Running>), ArbiterError> {
+fn build_all(
+    config: &Config,
+    costs: &CostBoard,
+) -> Result<(KernelAccess, Vec<Running>), ArbiterError> {
     let mut kernel = if wants_ebpf(config) {
         KernelAccess::open()
     } else {
@@ -120,6 +129,7 @@ fn build_all(config: &Config) -> Result<(KernelAccess, Vec<Running>), ArbiterErr
     let mut ctx = BuildContext {
         kernel: &mut kernel,
         node: Name::from("node"),
+        costs: costs.clone(),
     };
     let mut running = Vec::new();
     for p in &config.probes {
@@ -160,6 +170,7 @@ pub async fn run_prepared(
     let Prepared {
         mut kernel,
         running,
+        costs,
     } = prepared;
     if let KernelAccess::Loaded(k) = &mut kernel
         && let Some(logger) = k.take_logger()
@@ -193,7 +204,8 @@ pub async fn run_prepared(
         let tx = tx.clone();
         let stop = stop_rx.clone();
         let once = options.length == RunLength::Once;
-        tasks.push(tokio::spawn(drive(r, collector, tx, stop, once)));
+        let costs = costs.clone();
+        tasks.push(tokio::spawn(drive(r, collector, tx, stop, once, costs)));
     }
     drop(tx);
     let all_done = async {
@@ -236,13 +248,13 @@ async fn drive(
     tx: mpsc::Sender<Batch>,
     mut stop: watch::Receiver<bool>,
     once: bool,
+    costs: CostBoard,
 ) {
     // `next_after` takes an instant that is less than an interval late, so
     // the first one (the start) is collected even though the clock has
     // moved on since.
     let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
     let cost_subject = Name::from(format!("probe:{}", r.config.name));
-    let cost_type = Name::from(format!("{AGENT_PREFIX}probe:collect_seconds"));
     loop {
         let now = Timestamp::now();
         let at = if once {
@@ -274,14 +286,8 @@ async fn drive(
         }
         let took = started.elapsed();
         tracing::trace!(probe = %r.config.name, took_us = took.as_micros(), "collected");
-        // The agent's own cost, next to what it measured.
-        collector.buffer().push(Sample::new(
-            ts,
-            &cost_subject,
-            &cost_type,
-            Value::Float(took.as_secs_f64()),
-            Source::Proc,
-        ));
+        // The agent's own cost, which the `agent` probe publishes.
+        costs.record(&cost_subject, took.as_secs_f64());
         if let Some(batch) = collector.collected()
             && tx.send(batch).await.is_err()
         {

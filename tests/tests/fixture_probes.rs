@@ -32,17 +32,10 @@ fn process_and_numa_from_fixture_trees() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The agent's own cost (ps:tools:blipp:agent:...) comes with every
-    // collection; what was measured is the rest.
     let samples: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|s| {
-            s["eventType"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("ps:tools:blipp:linux:"))
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let value = |subject: &str, event_type: &str| {
         let full = format!("ps:tools:blipp:linux:{event_type}");

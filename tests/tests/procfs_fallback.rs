@@ -352,26 +352,27 @@ fn unprivileged_blippd_keeps_reporting_from_proc_and_says_why() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    // Why eBPF is not used, once, for the probe that wanted it.
+    // Why eBPF is not used, once for each probe that wanted it.
     let fallback: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains("eBPF unavailable, falling back to /proc"))
         .collect();
-    assert_eq!(fallback.len(), 1, "{stderr}");
-    assert!(
-        fallback[0].contains("probe=disk") && fallback[0].contains("reason="),
-        "{}",
-        fallback[0]
-    );
-    assert!(
-        !fallback[0].contains("mode is ebpf"),
-        "mode auto: the reason is the kernel's, not a mode error: {}",
-        fallback[0]
-    );
-    assert!(
-        stderr.contains(r#"probe=disk module=disk source="proc""#),
-        "{stderr}"
-    );
+    assert_eq!(fallback.len(), 2, "{stderr}");
+    for probe in ["disk", "net"] {
+        let line = fallback
+            .iter()
+            .find(|l| l.contains(&format!("probe={probe} ")))
+            .unwrap_or_else(|| panic!("no fallback line for {probe}: {stderr}"));
+        assert!(line.contains("reason="), "{line}");
+        assert!(
+            !line.contains("mode is ebpf"),
+            "mode auto: the reason is the kernel's, not a mode error: {line}"
+        );
+        assert!(
+            stderr.contains(&format!(r#"probe={probe} module={probe} source="proc""#)),
+            "{stderr}"
+        );
+    }
     let samples: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()

@@ -1,6 +1,10 @@
-//! The agent's cost in the kernel, published by each eBPF probe for the
-//! programs it attached: runs, nanoseconds spent running and runs the
-//! kernel skipped, cumulative, subject `ebpf:<program>`.
+//! The agent's own cost, gathered while it runs and published by the
+//! `agent` probe: how long each probe's last collection took (measured by
+//! the arbiter), and what each eBPF program cost in the kernel (runs,
+//! nanoseconds spent running, runs the kernel skipped; from the kernel's
+//! BPF run-time statistics, registered by the probes that attached them).
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::ebpf::ProgramHandle;
@@ -8,56 +12,111 @@ use crate::source::ebpf::ProgramHandle;
 /// Event type prefix of the agent's own measurements.
 pub const AGENT_PREFIX: &str = "ps:tools:blipp:agent:";
 
-/// Run-time statistics of a probe's programs, as samples.
-pub struct ProgramCosts {
+#[derive(Default)]
+struct Board {
+    /// `probe:<name>`, the duration of its last collection, in seconds.
+    durations: Vec<(Name, f64)>,
+    /// Attached programs and their subjects `ebpf:<program>`.
     programs: Vec<(ProgramHandle, Name)>,
+    /// Whether the kernel's run-time statistics are on.
+    stats_enabled: bool,
+}
+
+/// Shared between the arbiter, the probes that attach programs, and the
+/// `agent` probe. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct CostBoard(Arc<Mutex<Board>>);
+
+impl CostBoard {
+    fn with<T>(&self, f: impl FnOnce(&mut Board) -> T) -> T {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Registers programs a probe attached; `stats_enabled` is whether the
+    /// kernel counts their run time (without it every figure would be a
+    /// false 0, so none is published).
+    pub fn add_programs(&self, programs: Vec<ProgramHandle>, stats_enabled: bool) {
+        self.with(|b| {
+            b.stats_enabled = stats_enabled;
+            for p in programs {
+                if !b.programs.iter().any(|(q, _)| q.name == p.name) {
+                    let subject = Name::from(format!("ebpf:{}", p.name));
+                    b.programs.push((p, subject));
+                }
+            }
+        });
+    }
+
+    /// Records how long `probe`'s collection took.
+    pub fn record(&self, probe: &Name, seconds: f64) {
+        self.with(|b| match b.durations.iter_mut().find(|(p, _)| p == probe) {
+            Some((_, d)) => *d = seconds,
+            None => b.durations.push((probe.clone(), seconds)),
+        });
+    }
+}
+
+/// The `agent` probe's event types, interned once.
+pub struct CostTypes {
+    collect: Name,
     runs: Name,
     run_time: Name,
     missed: Name,
-    /// Whether the kernel counts at all (BPF stats enabled).
-    enabled: bool,
 }
 
-impl ProgramCosts {
-    /// The costs of `programs`; `enabled` is whether the kernel's run-time
-    /// statistics are on (without them every figure would be a false 0).
-    pub fn new(programs: Vec<ProgramHandle>, enabled: bool) -> Self {
-        let name = |s: &str| Name::from(format!("{AGENT_PREFIX}ebpf:{s}"));
+impl CostTypes {
+    /// Interns them.
+    pub fn new() -> Self {
+        let name = |s: &str| Name::from(format!("{AGENT_PREFIX}{s}"));
         Self {
-            programs: programs
-                .into_iter()
-                .map(|p| {
-                    let subject = Name::from(format!("ebpf:{}", p.name));
-                    (p, subject)
-                })
-                .collect(),
-            runs: name("runs"),
-            run_time: name("run_time_ns"),
-            missed: name("missed"),
-            enabled,
+            collect: name("probe:collect_seconds"),
+            runs: name("ebpf:runs"),
+            run_time: name("ebpf:run_time_ns"),
+            missed: name("ebpf:missed"),
         }
     }
+}
 
-    /// Appends the samples of every program. A program whose statistics
+impl Default for CostTypes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CostBoard {
+    /// Appends what the board holds as samples. A program whose statistics
     /// cannot be read is logged and skipped.
-    pub fn collect(&self, ts: Timestamp, out: &mut Vec<Sample>) {
-        if !self.enabled {
-            return;
-        }
-        for (p, subject) in &self.programs {
-            match p.stats() {
-                Ok(s) => {
-                    let mut push = |t: &Name, v: u64| {
-                        out.push(Sample::new(ts, subject, t, Value::Int(v), Source::Ebpf));
-                    };
-                    push(&self.runs, s.runs);
-                    push(&self.run_time, s.run_time_ns);
-                    if let Some(m) = s.missed {
-                        push(&self.missed, m);
+    pub fn collect(&self, ts: Timestamp, t: &CostTypes, out: &mut Vec<Sample>) {
+        self.with(|b| {
+            for (probe, seconds) in &b.durations {
+                out.push(Sample::new(
+                    ts,
+                    probe,
+                    &t.collect,
+                    Value::Float(*seconds),
+                    Source::Proc,
+                ));
+            }
+            if !b.stats_enabled {
+                return;
+            }
+            for (p, subject) in &b.programs {
+                match p.stats() {
+                    Ok(s) => {
+                        let mut push = |et: &Name, v: u64| {
+                            out.push(Sample::new(ts, subject, et, Value::Int(v), Source::Ebpf));
+                        };
+                        push(&t.runs, s.runs);
+                        push(&t.run_time, s.run_time_ns);
+                        if let Some(m) = s.missed {
+                            push(&t.missed, m);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(program = p.name, error = %e, "no run-time statistics");
                     }
                 }
-                Err(e) => tracing::debug!(program = p.name, error = %e, "no run-time statistics"),
             }
-        }
+        });
     }
 }

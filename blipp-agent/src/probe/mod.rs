@@ -1,9 +1,10 @@
 //! Probes: one module per measured thing, each turning source records into
 //! samples. [`REGISTRY`] is the one table of every probe blipp has.
 
+pub mod agent;
 pub mod cmd;
 mod command;
-mod cost;
+pub mod cost;
 pub mod cpu;
 pub mod disk;
 mod error;
@@ -21,7 +22,6 @@ use crate::config::{Mode, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::source::ebpf::KernelAccess;
 
-pub use cost::AGENT_PREFIX;
 pub use error::ProbeError;
 
 /// Reads one quantity out of a parsed record; `None` when this kernel does
@@ -60,6 +60,9 @@ pub struct BuildContext<'a> {
     pub kernel: &'a mut KernelAccess,
     /// The node's subject name.
     pub node: Name,
+    /// Where probes register the eBPF programs they attached, for the
+    /// `agent` probe.
+    pub costs: cost::CostBoard,
 }
 
 /// How a probe measures without eBPF.
@@ -97,6 +100,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,
+    agent::SPEC,
 ];
 
 /// The registry entry for `module`.

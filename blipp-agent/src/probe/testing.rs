@@ -36,6 +36,7 @@ pub fn try_build(module: &str, options: &Value, proc_dir: &Path) -> Result<Built
     let mut ctx = BuildContext {
         kernel: &mut kernel,
         node: Name::from("node"),
+        costs: Default::default(),
     };
     super::build(&config.probes[0], &mut ctx)
 }

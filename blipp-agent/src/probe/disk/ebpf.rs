@@ -20,7 +20,6 @@ use blipp_common::histogram::{self, BUCKETS, Buckets};
 
 use super::{EventTypes, Options, event_type, proc};
 use crate::config::ProbeConfig;
-use crate::probe::cost::ProgramCosts;
 use crate::probe::{BuildContext, Probe, ProbeError};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::ebpf::disk::{DeviceTotals, DiskMaps, DiskSnapshot};
@@ -45,7 +44,6 @@ struct EbpfDiskProbe {
     proc: proc::DiskProbe,
     maps: DiskMaps,
     snapshot: DiskSnapshot,
-    costs: ProgramCosts,
     sys_dir: PathBuf,
     types: EventTypes,
     /// `latency:<op>:<kind>:<percentile>`, microseconds.
@@ -67,12 +65,12 @@ pub(super) fn build(
 ) -> Result<Box<dyn Probe>, ProbeError> {
     let kernel = ctx.kernel.get().map_err(ProbeError::EbpfUnavailable)?;
     let mut maps = DiskMaps::attach(kernel)?;
-    let costs = ProgramCosts::new(std::mem::take(&mut maps.programs), kernel.stats_enabled());
+    ctx.costs
+        .add_programs(std::mem::take(&mut maps.programs), kernel.stats_enabled());
     Ok(Box::new(EbpfDiskProbe {
         proc: proc::DiskProbe::new(config, options),
         maps,
         snapshot: DiskSnapshot::default(),
-        costs,
         sys_dir: config.sys_dir.clone(),
         types: EventTypes::new(),
         latency: (0..LATENCY_OPS as usize)
@@ -256,7 +254,6 @@ impl Probe for EbpfDiskProbe {
         let seconds = self.last_ts.map(|last| ts.seconds_since(last));
         self.last_ts = Some(ts);
         self.push_device(ts, seconds, out);
-        self.costs.collect(ts, out);
         Ok(())
     }
 }

@@ -19,7 +19,6 @@ use blipp_common::net::{TCP_COUNTS, TcpCount};
 
 use super::{EventTypes, Options, event_type, proc};
 use crate::config::ProbeConfig;
-use crate::probe::cost::ProgramCosts;
 use crate::probe::{BuildContext, Probe, ProbeError};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::ebpf::net::{InterfaceMaps, TcpMaps, ifindex};
@@ -51,7 +50,6 @@ struct EbpfNetProbe {
     proc: Box<dyn Probe>,
     interfaces: InterfaceMaps,
     tcp: TcpMaps,
-    costs: ProgramCosts,
     types: EventTypes,
     kernel_drops: Name,
     tcp_types: [Name; TCP_EVENTS.len()],
@@ -73,12 +71,11 @@ pub(super) fn build(
     let mut tcp = TcpMaps::attach(kernel)?;
     let mut programs = std::mem::take(&mut interfaces.programs);
     programs.append(&mut tcp.programs);
-    let costs = ProgramCosts::new(programs, kernel.stats_enabled());
+    ctx.costs.add_programs(programs, kernel.stats_enabled());
     Ok(Box::new(EbpfNetProbe {
         proc: proc::build(config, options, ctx),
         interfaces,
         tcp,
-        costs,
         types: EventTypes::new(),
         kernel_drops: event_type("ip:utilization:drops:kernel"),
         tcp_types: TCP_EVENTS.map(|(_, s)| event_type(s)),
@@ -183,7 +180,6 @@ impl Probe for EbpfNetProbe {
                 Source::Ebpf,
             ));
         }
-        self.costs.collect(ts, out);
         Ok(())
     }
 }

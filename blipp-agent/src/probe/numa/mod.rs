@@ -170,6 +170,7 @@ mod tests {
         let mut ctx = BuildContext {
             kernel: &mut kernel,
             node: Name::from("node"),
+            costs: Default::default(),
         };
         Ok(super::super::build(&config.probes[0], &mut ctx)?.probe)
     }

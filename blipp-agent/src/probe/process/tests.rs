@@ -280,6 +280,7 @@ fn options() {
         let mut ctx = BuildContext {
             kernel: &mut kernel,
             node: Name::from("node"),
+            costs: Default::default(),
         };
         super::super::build(&config.probes[0], &mut ctx)
             .map(|_| ())
