@@ -3,6 +3,8 @@
 //! the arbiter), and what each eBPF program cost in the kernel (runs,
 //! nanoseconds spent running, runs the kernel skipped; from the kernel's
 //! BPF run-time statistics, registered by the probes that attached them).
+//! All are `source: proc`: the agent reads them from the kernel, no program
+//! of its own counts them.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -104,7 +106,7 @@ impl CostBoard {
                 match p.stats() {
                     Ok(s) => {
                         let mut push = |et: &Name, v: u64| {
-                            out.push(Sample::new(ts, subject, et, Value::Int(v), Source::Ebpf));
+                            out.push(Sample::new(ts, subject, et, Value::Int(v), Source::Proc));
                         };
                         push(&t.runs, s.runs);
                         push(&t.run_time, s.run_time_ns);
