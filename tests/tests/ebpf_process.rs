@@ -27,8 +27,9 @@ fn child_events_and_io_attribution() {
     let mut events = ProcessEvents::attach(kernel).expect("process programs attach");
     let io = ProcessIo::attach(kernel).expect("attribution programs attach");
     let dev = LoopDevice::new(16).unwrap();
+    let mut reader = events.take_reader().unwrap();
     let mut queue = blipp::source::ebpf::process::EventReader::queue(1 << 16);
-    events.reader.drain(&mut queue);
+    reader.drain(&mut queue);
     let counts_before = events.counts().unwrap();
 
     let status = std::process::Command::new(CHILD)
@@ -44,7 +45,7 @@ fn child_events_and_io_attribution() {
     let mut seen: Vec<ProcEvent> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        events.reader.drain(&mut queue);
+        reader.drain(&mut queue);
         queue.drain_into(&mut seen);
         if seen
             .iter()

@@ -14,6 +14,7 @@ pub mod net;
 pub mod numa;
 pub mod port;
 pub mod process;
+pub mod procevents;
 #[cfg(test)]
 mod testing;
 mod track;
@@ -100,6 +101,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,
+    procevents::SPEC,
     agent::SPEC,
 ];
 

@@ -140,8 +140,7 @@ impl EventReader {
 
 /// The event programs' maps.
 pub struct ProcessEvents {
-    /// The ring buffer (taken by [`EventReader::spawn`]).
-    pub reader: EventReader,
+    reader: Option<EventReader>,
     counters: PerCpuArray<MapData, u64>,
     /// The attached programs.
     pub programs: Vec<ProgramHandle>,
@@ -157,11 +156,16 @@ impl ProcessEvents {
         let ring =
             RingBuf::try_from(kernel.take_map("PROC_EVENTS")?).map_err(map_err("PROC_EVENTS"))?;
         Ok(Self {
-            reader: EventReader { ring },
+            reader: Some(EventReader { ring }),
             counters: PerCpuArray::try_from(kernel.take_map("PROC_COUNTERS")?)
                 .map_err(map_err("PROC_COUNTERS"))?,
             programs,
         })
+    }
+
+    /// The ring buffer's reader, once.
+    pub fn take_reader(&mut self) -> Option<EventReader> {
+        self.reader.take()
     }
 
     /// Host-wide counts: exec, fork, exit, lost (see [`ProcCount`]).

@@ -1,0 +1,124 @@
+//! blippd with the eBPF probes as a user runs it: a child with known
+//! behaviour (direct I/O to the test's loop device, exit status 3) shows up
+//! in the procevents probe's samples with its pid, parent, command, exit
+//! code and I/O; the disk probe reports the loop device from eBPF with
+//! latency percentiles; the agent probe publishes the programs' cost.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use blipp_tests::loopdev::LoopDevice;
+use blipp_tests::{agent_bin, require_root};
+use serde_json::{Value, json};
+
+const CHILD: &str = env!("CARGO_BIN_EXE_blipp-test-child");
+const READ: u64 = 4 << 20;
+const WRITE: u64 = 1 << 20;
+const ET: &str = "ps:tools:blipp:linux:";
+
+#[test]
+fn child_process_disk_latency_and_agent_cost_from_blippd() {
+    if !require_root("blippd's eBPF probes") {
+        return;
+    }
+    let dev = LoopDevice::new(16).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}, "mode": "ebpf"},
+        "probes": {
+            "disk": {"probe_module": "disk", "devices": [dev.name()]},
+            "procevents": {"probe_module": "procevents", "top": 5},
+            "agent": {"probe_module": "agent"},
+        }
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let agent = Command::new(agent_bin("blippd"))
+        .args(["--duration", "5", "-c"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the probes start and collect once before the child runs.
+    std::thread::sleep(Duration::from_millis(1500));
+    let child = Command::new(CHILD)
+        .arg(&dev.path)
+        .arg(READ.to_string())
+        .arg(WRITE.to_string())
+        .status()
+        .unwrap();
+    assert_eq!(child.code(), Some(3));
+    let out = agent.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let samples: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let find = |subject: &str, et: &str| -> Vec<&Value> {
+        samples
+            .iter()
+            .filter(|s| s["subject"] == subject && s["eventType"] == et)
+            .map(|s| &s["value"])
+            .collect()
+    };
+
+    // The child: exec and exit with parent, command and exit code.
+    let me = u64::from(std::process::id());
+    let exits: Vec<&Value> = samples
+        .iter()
+        .filter(|s| {
+            s["eventType"] == format!("{ET}process:exit:code").as_str()
+                && s["subject"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("process:blipp-test-chil:")
+        })
+        .collect();
+    assert_eq!(exits.len(), 1, "one exit of the child: {stderr}");
+    assert_eq!(exits[0]["value"], 3);
+    assert_eq!(exits[0]["source"], "ebpf");
+    let subject = exits[0]["subject"].as_str().unwrap();
+    let parent = find(subject, &format!("{ET}process:exec:parent"));
+    assert_eq!(parent, [&json!(me)], "exec event with the test as parent");
+    let read = find(subject, &format!("{ET}process:exit:disk:bytes:read"));
+    let read = read[0].as_u64().unwrap();
+    assert!(
+        (READ..READ + READ / 50 + (256 << 10)).contains(&read),
+        "the child's reads attributed to it: {read}"
+    );
+    let lifetime = find(subject, &format!("{ET}process:exit:lifetime"));
+    assert!(lifetime[0].as_f64().unwrap() > 0.0);
+
+    // The loop device from eBPF, with latency percentiles of its writes.
+    let disk = format!("disk:{}", dev.name());
+    let writes = find(&disk, &format!("{ET}disk:requests:write"));
+    assert!(
+        writes.iter().any(|v| v.as_u64().unwrap() >= WRITE / 4096),
+        "{writes:?}"
+    );
+    assert!(
+        samples
+            .iter()
+            .filter(|s| s["subject"] == disk.as_str())
+            .filter(|s| s["eventType"].as_str().unwrap().contains(":disk:requests:"))
+            .all(|s| s["source"] == "ebpf"),
+        "the loop device is covered by eBPF"
+    );
+    let p50 = find(&disk, &format!("{ET}disk:latency:write:total:p50"));
+    assert!(!p50.is_empty(), "write latency percentiles");
+    assert!(p50.iter().all(|v| v.as_f64().unwrap() > 0.0));
+
+    // The agent's cost.
+    let runs = find("ebpf:block_rq_complete", "ps:tools:blipp:agent:ebpf:runs");
+    assert!(
+        runs.iter().any(|v| v.as_u64().unwrap() > 0),
+        "program run counts: {runs:?}"
+    );
+    let took = find("probe:disk", "ps:tools:blipp:agent:probe:collect_seconds");
+    assert!(!took.is_empty(), "collection time of the disk probe");
+}
