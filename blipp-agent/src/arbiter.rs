@@ -94,10 +94,15 @@ pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, Arb
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
         if drop_capabilities && !k.attached().is_empty() {
-            match caps::drop_loading_capabilities() {
-                Ok(()) => tracing::info!(
+            match caps::drop_loading_capabilities(|| k.maps_readable()) {
+                Ok(caps::Dropped::All) => tracing::info!(
                     dropped = ?caps::DROPPED.map(|(_, name)| name),
                     "eBPF programs attached; capabilities only loading needed are dropped"
+                ),
+                Ok(caps::Dropped::AllButBpf) => tracing::info!(
+                    dropped = ?caps::DROPPED.map(|(_, name)| name),
+                    kept = "CAP_BPF",
+                    "eBPF programs attached; capabilities only loading needed are dropped, but this kernel wants CAP_BPF to read maps"
                 ),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not drop capabilities after loading eBPF programs")

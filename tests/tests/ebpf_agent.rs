@@ -44,6 +44,20 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
         .unwrap();
     // Let the probes start and collect once before the child runs.
     std::thread::sleep(Duration::from_millis(1500));
+    // Having attached its programs, blippd gave up what loading needed:
+    // CAP_SYS_ADMIN (21), CAP_PERFMON (38) and CAP_BPF (39, kept only by
+    // kernels that check it on map reads, which this one does not).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
+    for set in ["CapEff", "CapPrm", "CapBnd"] {
+        let caps = status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{set}:")))
+            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+            .unwrap();
+        for bit in [21, 38, 39] {
+            assert_eq!(caps & (1 << bit), 0, "{set} still has capability {bit}");
+        }
+    }
     let child = Command::new(CHILD)
         .arg(&dev.path)
         .arg(READ.to_string())

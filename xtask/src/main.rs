@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's own commands. `run` and `test` are the two
 //! README commands; both install what they need first (`setup`).
 
+mod bench;
 mod install;
 mod setup;
 mod sh;
@@ -34,6 +35,9 @@ enum Command {
     /// Install blippd as a systemd service (the eBPF unit where this kernel
     /// loads blipp's programs, the /proc-only unit elsewhere).
     Install(install::Install),
+    /// Benchmarks: figures printed, never asserted.
+    #[command(subcommand)]
+    Bench(bench::Bench),
     /// Boot each kernel of vm-tests/kernels.txt under QEMU and check blippd
     /// there, in eBPF and /proc modes.
     VmTest {
@@ -79,5 +83,6 @@ fn main() -> Result<()> {
             vm::run(None)
         }
         Command::VmTest { kernel } => vm::run(kernel.as_deref()),
+        Command::Bench(b) => bench::run(&b),
     }
 }

@@ -334,6 +334,15 @@ impl Kernel {
         self.logger.take()
     }
 
+    /// Whether a map can be read now (a lookup in one the object keeps):
+    /// the test of [`drop_loading_capabilities`](super::caps::drop_loading_capabilities).
+    pub fn maps_readable(&self) -> bool {
+        let Some(map) = self.ebpf.map("LOST_LOGGED") else {
+            return false;
+        };
+        aya::maps::Array::<_, u32>::try_from(map).is_ok_and(|a| a.get(&0, 0).is_ok())
+    }
+
     /// Moves a map out of the object, for the probe that reads it.
     pub fn take_map(&mut self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
         self.ebpf.take_map(name).ok_or(EbpfError::MissingMap(name))
