@@ -209,16 +209,36 @@ fn parsers(c: &mut Checks) {
     );
     let l = loadavg::parse(&read("loadavg"));
     c.check("parse", "loadavg", l.is_ok(), format!("{l:?}"));
-    // The layout the disk program is given on this kernel (offsets moved
-    // between 5.10 and 6.x).
-    let layout = blipp::source::ebpf::disk::rq_complete_layout(Path::new("/sys/kernel/tracing"));
+    // The layouts the block programs are given on this kernel: a classic
+    // tracepoint's fields from tracefs, struct request's members from BTF
+    // (offsets move between 5.10 and 6.x).
+    let layout =
+        blipp::source::ebpf::disk::bio_layout(Path::new("/sys/kernel/tracing"), "block_getrq");
     c.check(
         "parse",
-        "tracefs-block_rq_complete",
+        "tracefs-block_getrq",
         layout.is_ok(),
         match &layout {
             Ok(l) => format!("dev@{} nr_sector@{} rwbs@{}", l.dev, l.nr_sector, l.rwbs),
             Err(e) => e.to_string(),
+        },
+    );
+    let request = blipp::source::ebpf::btf::Btf::from_sys_fs()
+        .map_err(|e| e.to_string())
+        .and_then(|b| blipp::source::ebpf::disk::request_layout(&b).map_err(|e| e.to_string()));
+    c.check(
+        "parse",
+        "btf-struct-request",
+        request.is_ok(),
+        match &request {
+            Ok(l) => format!(
+                "cmd_flags@{} start_time_ns@{} io_start_time_ns@{} rq_disk@{:?}",
+                l.cmd_flags,
+                l.start_time_ns,
+                l.io_start_time_ns,
+                (l.rq_disk != u32::MAX).then_some(l.rq_disk)
+            ),
+            Err(e) => e.clone(),
         },
     );
 }
