@@ -14,6 +14,7 @@ pub mod host;
 pub mod logging;
 pub mod probe;
 pub mod report;
+pub mod rfc3339;
 pub mod sample;
 pub mod schedule;
 pub mod source;

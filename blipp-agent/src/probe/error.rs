@@ -43,6 +43,9 @@ pub enum ProbeError {
     /// A Nagios plugin gave no status.
     #[error(transparent)]
     Nagios(#[from] super::nagios::NagiosError),
+    /// A followed log file could not be read.
+    #[error(transparent)]
+    Tail(#[from] crate::source::tail::TailError),
     /// The probe's own options are wrong.
     #[error(transparent)]
     Config(#[from] ConfigError),

@@ -11,6 +11,7 @@ mod error;
 pub mod mem;
 pub mod nagios;
 pub mod net;
+pub mod netlogger;
 pub mod numa;
 pub mod port;
 pub mod process;
@@ -103,6 +104,8 @@ pub static REGISTRY: &[ProbeSpec] = &[
     nagios::SPEC,
     procevents::SPEC,
     agent::SPEC,
+    netlogger::SPEC,
+    netlogger::SPEC_ORIGINAL,
 ];
 
 /// The registry entry for `module`.
