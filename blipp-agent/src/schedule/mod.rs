@@ -1,5 +1,18 @@
 //! Collection schedules as pure iterators of instants. The clock is an
-//! argument, never read here, so every schedule is a plain unit test.
+//! argument, never read here, and randomness comes from a seedable
+//! generator, so every schedule is a plain unit test.
+//!
+//! | `collection_schedule` | `schedule_params` | module |
+//! |---|---|---|
+//! | `builtins.simple` | `every`, `start_time`, `end_time` | here |
+//! | `builtins.onetime` | `start_time` | here |
+//! | `builtins.random` | `low`, `high`, `distribution`, `start_time`, `end_time` | [`random`] |
+//! | `builtins.scheduled` | `every`, `scheduled_times` | [`slots`] |
+//! | `adaptive.simple_avoid` | `every`, `duration`, `num_to_schedule`, `max_wait` | [`avoid`] |
+
+pub mod avoid;
+pub mod random;
+pub mod slots;
 
 use std::time::Duration;
 
@@ -25,6 +38,40 @@ pub enum ScheduleSpec {
         /// When.
         start: Option<Timestamp>,
     },
+    /// `builtins.random`: random gaps between `low` and `high`.
+    Random(random::Random),
+    /// `builtins.scheduled`: every `every` inside each time slot.
+    Scheduled {
+        /// Interval inside a slot.
+        every: Duration,
+        /// The slots.
+        slots: Vec<slots::Slot>,
+    },
+    /// `adaptive.simple_avoid`: slots planned around other measurements'.
+    Avoid(avoid::Avoid),
+}
+
+/// The value of `key` in `params`, or null, for error messages.
+fn raw(params: Option<&Value>, key: &str) -> Value {
+    params
+        .and_then(|p| p.get(key))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// A required positive number of seconds.
+fn positive(params: Option<&Value>, key: &str, schedule: &str) -> Result<f64, (Value, String)> {
+    seconds(params, key)?.filter(|s| *s > 0.0).ok_or_else(|| {
+        (
+            raw(params, key),
+            format!("{key}: the {schedule} schedule needs a positive number of seconds"),
+        )
+    })
+}
+
+/// Seconds as a duration; absurd values clamp to about 31 years.
+fn duration(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.min(1e9))
 }
 
 fn seconds(params: Option<&Value>, key: &str) -> Result<Option<f64>, (Value, String)> {
@@ -50,27 +97,81 @@ impl ScheduleSpec {
     /// value and what was expected.
     pub fn from_config(name: &str, params: Option<&Value>) -> Result<Self, (Value, String)> {
         let start = instant(seconds(params, "start_time")?);
-        match name.strip_prefix("builtins.").unwrap_or(name) {
-            "simple" => {
-                let every = seconds(params, "every")?
-                    .filter(|s| *s > 0.0)
-                    .ok_or_else(|| {
-                        (
-                            params
-                                .and_then(|p| p.get("every"))
-                                .cloned()
-                                .unwrap_or(Value::Null),
-                            "every: the simple schedule needs a positive number of seconds"
-                                .to_owned(),
-                        )
-                    })?;
-                Ok(ScheduleSpec::Simple {
-                    every: Duration::from_secs_f64(every),
+        let end = instant(seconds(params, "end_time")?);
+        match name {
+            "builtins.simple" | "simple" => Ok(ScheduleSpec::Simple {
+                every: duration(positive(params, "every", "simple")?),
+                start,
+                end,
+            }),
+            "builtins.random" | "random" => {
+                let low = seconds(params, "low")?.unwrap_or(0.0);
+                let high = positive(params, "high", "random")?;
+                if low > high {
+                    return Err((raw(params, "low"), "low: at most high".to_owned()));
+                }
+                let distribution = match params.and_then(|p| p.get("distribution")) {
+                    None | Some(Value::Null) => random::Distribution::Uniform,
+                    Some(v) => v
+                        .as_str()
+                        .and_then(random::Distribution::from_name)
+                        .ok_or_else(|| {
+                            (
+                                v.clone(),
+                                "distribution: uniform, exponential or poisson".to_owned(),
+                            )
+                        })?,
+                };
+                Ok(ScheduleSpec::Random(random::Random {
+                    low: duration(low),
+                    high: duration(high),
+                    distribution,
                     start,
-                    end: instant(seconds(params, "end_time")?),
-                })
+                    end,
+                }))
             }
-            "onetime" => Ok(ScheduleSpec::Onetime { start }),
+            "builtins.scheduled" | "scheduled" => {
+                let every = duration(positive(params, "every", "scheduled")?);
+                let slots = slots::parse_slots(&raw(params, "scheduled_times"))?;
+                if slots.is_empty() {
+                    return Err((
+                        raw(params, "scheduled_times"),
+                        "scheduled_times: at least one {\"start\", \"end\"} slot".to_owned(),
+                    ));
+                }
+                Ok(ScheduleSpec::Scheduled { every, slots })
+            }
+            "adaptive.simple_avoid" | "simple_avoid" => {
+                let every = positive(params, "every", "simple_avoid")?;
+                let length = positive(params, "duration", "simple_avoid")?;
+                if length > every {
+                    return Err((
+                        raw(params, "duration"),
+                        "duration: at most every (a measurement's runs would overlap each other)"
+                            .to_owned(),
+                    ));
+                }
+                let count = match params.and_then(|p| p.get("num_to_schedule")) {
+                    None | Some(Value::Null) => 10,
+                    Some(v) => v
+                        .as_u64()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or_else(|| {
+                            (
+                                v.clone(),
+                                "num_to_schedule: an integer from 1 to 10000".to_owned(),
+                            )
+                        })?,
+                };
+                Ok(ScheduleSpec::Avoid(avoid::Avoid {
+                    every: duration(every),
+                    duration: duration(length),
+                    num_to_schedule: count,
+                    max_wait: duration(seconds(params, "max_wait")?.unwrap_or(3.0)),
+                }))
+            }
+            "builtins.onetime" | "onetime" => Ok(ScheduleSpec::Onetime { start }),
             other => Err((
                 Value::String(other.to_owned()),
                 "a known collection_schedule".to_owned(),
@@ -79,15 +180,36 @@ impl ScheduleSpec {
     }
 
     /// The collection instants, starting from `now` where the schedule has
-    /// no explicit start.
+    /// no explicit start; random draws are seeded from the system, and
+    /// `simple_avoid` has no other measurements to avoid.
     pub fn instants(&self, now: Timestamp) -> Instants {
-        match *self {
+        self.instants_with(now, fastrand::Rng::new(), Box::new(avoid::NoReservations))
+    }
+
+    /// [`ScheduleSpec::instants`] with the random generator and, for
+    /// `simple_avoid`, the other measurements' reservations given.
+    pub fn instants_with(
+        &self,
+        now: Timestamp,
+        rng: fastrand::Rng,
+        reservations: Box<dyn avoid::Reservations>,
+    ) -> Instants {
+        match self {
             ScheduleSpec::Simple { every, start, end } => Instants::Simple {
                 next: start.unwrap_or(now),
                 every: u64::try_from(every.as_micros()).unwrap_or(u64::MAX).max(1),
-                end,
+                end: *end,
             },
             ScheduleSpec::Onetime { start } => Instants::Once(Some(start.unwrap_or(now))),
+            ScheduleSpec::Random(params) => {
+                Instants::Random(random::RandomInstants::new(*params, now, rng))
+            }
+            ScheduleSpec::Scheduled { every, slots } => {
+                Instants::Scheduled(slots::SlotInstants::new(slots.clone(), *every))
+            }
+            ScheduleSpec::Avoid(params) => {
+                Instants::Avoid(avoid::AvoidInstants::new(*params, now, rng, reservations))
+            }
         }
     }
 
@@ -95,14 +217,17 @@ impl ScheduleSpec {
     /// schedules.
     pub fn every(&self) -> Option<Duration> {
         match self {
-            ScheduleSpec::Simple { every, .. } => Some(*every),
+            ScheduleSpec::Simple { every, .. }
+            | ScheduleSpec::Scheduled { every, .. }
+            | ScheduleSpec::Avoid(avoid::Avoid { every, .. }) => Some(*every),
+            ScheduleSpec::Random(r) => Some((r.low + r.high) / 2),
             ScheduleSpec::Onetime { .. } => None,
         }
     }
 }
 
 /// Iterator over a schedule's instants.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Instants {
     /// Fixed interval.
     Simple {
@@ -115,6 +240,12 @@ pub enum Instants {
     },
     /// A single instant, until taken.
     Once(Option<Timestamp>),
+    /// Random gaps.
+    Random(random::RandomInstants),
+    /// Inside time slots.
+    Scheduled(slots::SlotInstants),
+    /// Planned around other measurements.
+    Avoid(avoid::AvoidInstants),
 }
 
 impl Instants {
@@ -124,14 +255,25 @@ impl Instants {
     /// (suspend, overload) skips those instead of bursting, and one that is
     /// merely a little late (a slow collection, the clock read twice) does
     /// not lose an interval.
+    ///
+    /// Random, slotted and planned schedules apply the same idea their own
+    /// way (see [`random::RandomInstants::next_after`],
+    /// [`slots::SlotInstants::next_after`],
+    /// [`avoid::AvoidInstants::next_after`]).
     pub fn next_after(&mut self, now: Timestamp) -> Option<Timestamp> {
-        if let Instants::Simple { next, every, .. } = self
-            && next.0.saturating_add(*every) <= now.0
-        {
-            let missed = (now.0 - next.0) / *every;
-            next.0 = next.0.saturating_add(missed.saturating_mul(*every));
+        match self {
+            Instants::Simple { next, every, .. } => {
+                if next.0.saturating_add(*every) <= now.0 {
+                    let missed = (now.0 - next.0) / *every;
+                    next.0 = next.0.saturating_add(missed.saturating_mul(*every));
+                }
+                self.next()
+            }
+            Instants::Once(_) => self.next(),
+            Instants::Random(r) => r.next_after(now),
+            Instants::Scheduled(s) => s.next_after(now),
+            Instants::Avoid(a) => a.next_after(now),
         }
-        self.next()
     }
 }
 
@@ -149,6 +291,9 @@ impl Iterator for Instants {
                 Some(t)
             }
             Instants::Once(t) => t.take(),
+            Instants::Random(r) => r.next(),
+            Instants::Scheduled(s) => s.next(),
+            Instants::Avoid(a) => a.next(),
         }
     }
 }
@@ -194,6 +339,79 @@ mod tests {
             it.next_after(Timestamp(107_500_000)),
             Some(Timestamp(108_000_000))
         );
+    }
+
+    #[test]
+    fn new_schedules_from_config() {
+        let random = ScheduleSpec::from_config(
+            "builtins.random",
+            Some(&json!({"low": 10, "high": 60, "distribution": "poisson"})),
+        )
+        .unwrap();
+        assert_eq!(random.every(), Some(Duration::from_secs(35)));
+        let t: Vec<u64> = random
+            .instants_with(
+                Timestamp(0),
+                fastrand::Rng::with_seed(9),
+                Box::new(avoid::NoReservations),
+            )
+            .take(100)
+            .map(|t| t.0)
+            .collect();
+        assert!(
+            t.windows(2)
+                .all(|w| (10_000_000..=60_000_000).contains(&(w[1] - w[0])))
+        );
+        let scheduled = ScheduleSpec::from_config(
+            "builtins.scheduled",
+            Some(&json!({"every": 2, "scheduled_times": [
+                {"start": "1970-01-01T00:00:10Z", "end": "1970-01-01T00:00:15Z"}]})),
+        )
+        .unwrap();
+        let got: Vec<u64> = scheduled
+            .instants(Timestamp(0))
+            .map(|t| t.0 / 1_000_000)
+            .collect();
+        assert_eq!(got, [10, 12, 14]);
+        let avoid = ScheduleSpec::from_config(
+            "adaptive.simple_avoid",
+            Some(&json!({"every": 60, "duration": 5, "num_to_schedule": 6, "max_wait": 30})),
+        )
+        .unwrap();
+        assert_eq!(
+            avoid,
+            ScheduleSpec::Avoid(avoid::Avoid {
+                every: Duration::from_secs(60),
+                duration: Duration::from_secs(5),
+                num_to_schedule: 6,
+                max_wait: Duration::from_secs(30),
+            })
+        );
+        for (name, params) in [
+            ("builtins.random", json!({"low": 10})),
+            ("builtins.random", json!({"low": 70, "high": 60})),
+            (
+                "builtins.random",
+                json!({"high": 60, "distribution": "normal"}),
+            ),
+            ("builtins.scheduled", json!({"every": 1})),
+            (
+                "builtins.scheduled",
+                json!({"every": 1, "scheduled_times": []}),
+            ),
+            ("builtins.scheduled", json!({"scheduled_times": []})),
+            ("adaptive.simple_avoid", json!({"every": 5, "duration": 10})),
+            (
+                "adaptive.simple_avoid",
+                json!({"every": 5, "duration": 1, "num_to_schedule": 0}),
+            ),
+            ("adaptive.polite_avoid", json!({"every": 5, "duration": 1})),
+        ] {
+            assert!(
+                ScheduleSpec::from_config(name, Some(&params)).is_err(),
+                "{name} {params}"
+            );
+        }
     }
 
     #[test]
