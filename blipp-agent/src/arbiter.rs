@@ -12,7 +12,7 @@ use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
 use crate::sample::{Name, Sample, Timestamp};
-use crate::schedule::Instants;
+use crate::schedule::{Instants, backoff};
 use crate::source::ebpf::{KernelAccess, caps, klog};
 
 /// Why the agent could not start its probes.
@@ -259,6 +259,7 @@ async fn drive(
     // the first one (the start) is collected even though the clock has
     // moved on since.
     let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
+    let mut last_print = None;
     let cost_subject = Name::from(format!("probe:{}", r.config.name));
     loop {
         let now = Timestamp::now();
@@ -275,6 +276,7 @@ async fn drive(
         }
         let ts = Timestamp::now();
         let started = std::time::Instant::now();
+        let before = collector.buffer().len();
         let result = if r.built.probe.blocks() {
             match collect_blocking(r.built.probe, ts, collector.buffer()).await {
                 Some((probe, result)) => {
@@ -286,6 +288,14 @@ async fn drive(
         } else {
             r.built.probe.collect(ts, collector.buffer())
         };
+        if instants.observes() {
+            // A failed collection counts as a change: something happened.
+            let print = result
+                .is_ok()
+                .then(|| backoff::fingerprint(&collector.buffer()[before..]));
+            instants.observe(print.is_none() || print != last_print);
+            last_print = print;
+        }
         if let Err(e) = result {
             tracing::warn!(probe = %r.config.name, error = %e, "collection failed");
         }

@@ -12,10 +12,15 @@ use serde_json::{Value, json};
 /// Runs blippd for `seconds` with one `echo` probe on `schedule`; returns
 /// the sample times, µs.
 fn collection_times(schedule: &str, params: &Value, seconds: &str) -> Vec<u64> {
+    command_times("echo 1", schedule, params, seconds)
+}
+
+/// [`collection_times`] of a probe running `command`.
+fn command_times(command: &str, schedule: &str, params: &Value, seconds: &str) -> Vec<u64> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blipp.json");
     let doc = json!({"properties": {"configurations": {"probes": {"tick": {
-        "probe_module": "cmd", "command": "echo 1",
+        "probe_module": "cmd", "command": command,
         "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:tick"},
         "collection_schedule": schedule, "schedule_params": params
     }}}}});
@@ -102,4 +107,28 @@ fn scheduled_collects_only_inside_its_slot() {
             "{t} outside {start}..{end}"
         );
     }
+}
+
+#[test]
+fn backoff_slows_down_while_values_stay() {
+    let params = json!({"every": 0.1, "max": 0.8});
+    // The same value every time: 0, 0.1, 0.3, 0.7, 1.5, 2.3 s.
+    let constant = collection_times("adaptive.backoff", &params, "3");
+    // A new value every time (nanoseconds of the clock): every 0.1 s.
+    let changing = command_times("date +%N", "adaptive.backoff", &params, "3");
+    assert!(
+        (4..=9).contains(&constant.len()),
+        "constant: {} collections",
+        constant.len()
+    );
+    assert!(
+        changing.len() >= 15,
+        "changing: {} collections",
+        changing.len()
+    );
+    let gaps: Vec<u64> = constant.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(
+        gaps.windows(2).take(3).all(|g| g[1] > g[0]),
+        "growing gaps: {gaps:?}"
+    );
 }

@@ -9,8 +9,10 @@
 //! | `builtins.random` | `low`, `high`, `distribution`, `start_time`, `end_time` | [`random`] |
 //! | `builtins.scheduled` | `every`, `scheduled_times` | [`slots`] |
 //! | `adaptive.simple_avoid` | `every`, `duration`, `num_to_schedule`, `max_wait` | [`avoid`] |
+//! | `adaptive.backoff` | `every`, `max`, `factor`, `start_time` | [`backoff`] |
 
 pub mod avoid;
+pub mod backoff;
 pub mod random;
 pub mod slots;
 
@@ -49,6 +51,8 @@ pub enum ScheduleSpec {
     },
     /// `adaptive.simple_avoid`: slots planned around other measurements'.
     Avoid(avoid::Avoid),
+    /// `adaptive.backoff`: longer intervals while values do not change.
+    Backoff(backoff::Backoff),
 }
 
 /// The value of `key` in `params`, or null, for error messages.
@@ -172,6 +176,28 @@ impl ScheduleSpec {
                 }))
             }
             "builtins.onetime" | "onetime" => Ok(ScheduleSpec::Onetime { start }),
+            "adaptive.backoff" | "backoff" => {
+                let every = positive(params, "every", "backoff")?;
+                let max = positive(params, "max", "backoff")?;
+                if max < every {
+                    return Err((raw(params, "max"), "max: at least every".to_owned()));
+                }
+                let factor = match params.and_then(|p| p.get("factor")) {
+                    None | Some(Value::Null) => 2.0,
+                    Some(v) => v
+                        .as_f64()
+                        .filter(|f| *f > 1.0 && *f <= 16.0)
+                        .ok_or_else(|| {
+                            (v.clone(), "factor: a number above 1, at most 16".to_owned())
+                        })?,
+                };
+                Ok(ScheduleSpec::Backoff(backoff::Backoff {
+                    every: duration(every),
+                    max: duration(max),
+                    factor,
+                    start,
+                }))
+            }
             other => Err((
                 Value::String(other.to_owned()),
                 "a known collection_schedule".to_owned(),
@@ -210,6 +236,9 @@ impl ScheduleSpec {
             ScheduleSpec::Avoid(params) => {
                 Instants::Avoid(avoid::AvoidInstants::new(*params, now, rng, reservations))
             }
+            ScheduleSpec::Backoff(params) => {
+                Instants::Backoff(backoff::BackoffInstants::new(*params, now))
+            }
         }
     }
 
@@ -219,7 +248,8 @@ impl ScheduleSpec {
         match self {
             ScheduleSpec::Simple { every, .. }
             | ScheduleSpec::Scheduled { every, .. }
-            | ScheduleSpec::Avoid(avoid::Avoid { every, .. }) => Some(*every),
+            | ScheduleSpec::Avoid(avoid::Avoid { every, .. })
+            | ScheduleSpec::Backoff(backoff::Backoff { every, .. }) => Some(*every),
             ScheduleSpec::Random(r) => Some((r.low + r.high) / 2),
             ScheduleSpec::Onetime { .. } => None,
         }
@@ -246,6 +276,8 @@ pub enum Instants {
     Scheduled(slots::SlotInstants),
     /// Planned around other measurements.
     Avoid(avoid::AvoidInstants),
+    /// Slower while nothing changes.
+    Backoff(backoff::BackoffInstants),
 }
 
 impl Instants {
@@ -273,6 +305,22 @@ impl Instants {
             Instants::Random(r) => r.next_after(now),
             Instants::Scheduled(s) => s.next_after(now),
             Instants::Avoid(a) => a.next_after(now),
+            Instants::Backoff(b) => b.next_after(now),
+        }
+    }
+
+    /// Whether the schedule wants to hear, after each collection, whether
+    /// its samples changed ([`Instants::observe`]).
+    pub fn observes(&self) -> bool {
+        matches!(self, Instants::Backoff(_))
+    }
+
+    /// Tells the schedule whether the collection at its last instant
+    /// reported other values than the one before (see
+    /// [`backoff::fingerprint`]); schedules that do not adapt ignore it.
+    pub fn observe(&mut self, changed: bool) {
+        if let Instants::Backoff(b) = self {
+            b.observe(changed);
         }
     }
 }
@@ -294,6 +342,7 @@ impl Iterator for Instants {
             Instants::Random(r) => r.next(),
             Instants::Scheduled(s) => s.next(),
             Instants::Avoid(a) => a.next(),
+            Instants::Backoff(b) => b.next(),
         }
     }
 }
@@ -387,6 +436,18 @@ mod tests {
                 max_wait: Duration::from_secs(30),
             })
         );
+        let backoff =
+            ScheduleSpec::from_config("adaptive.backoff", Some(&json!({"every": 10, "max": 70})))
+                .unwrap();
+        let mut it = backoff.instants(Timestamp(0));
+        assert!(it.observes());
+        let mut got = Vec::new();
+        for changed in [false, false, true] {
+            got.push(it.next_after(Timestamp(0)).unwrap().0 / 1_000_000);
+            it.observe(changed);
+        }
+        assert_eq!(got, [0, 20, 60], "10 s doubled twice, then back to 10");
+        assert_eq!(it.next().map(|t| t.0 / 1_000_000), Some(70));
         for (name, params) in [
             ("builtins.random", json!({"low": 10})),
             ("builtins.random", json!({"low": 70, "high": 60})),
@@ -406,6 +467,12 @@ mod tests {
                 json!({"every": 5, "duration": 1, "num_to_schedule": 0}),
             ),
             ("adaptive.polite_avoid", json!({"every": 5, "duration": 1})),
+            ("adaptive.backoff", json!({"every": 5})),
+            ("adaptive.backoff", json!({"every": 5, "max": 1})),
+            (
+                "adaptive.backoff",
+                json!({"every": 5, "max": 60, "factor": 1}),
+            ),
         ] {
             assert!(
                 ScheduleSpec::from_config(name, Some(&params)).is_err(),
