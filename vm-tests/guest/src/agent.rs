@@ -198,6 +198,8 @@ pub struct Sample {
     pub int: Option<u64>,
     /// `ebpf` or `proc`.
     pub source: String,
+    /// When the probe read its source, µs since the epoch.
+    pub ts: u64,
 }
 
 /// Reads a data file; lines that are not samples are errors.
@@ -213,6 +215,10 @@ pub fn read_samples(path: &str) -> Result<Vec<Sample>, String> {
                 event_type: s("eventType").ok_or_else(|| format!("{path}: no eventType: {l}"))?,
                 int: v.get("value").and_then(serde_json::Value::as_u64),
                 source: s("source").ok_or_else(|| format!("{path}: no source: {l}"))?,
+                ts: v
+                    .get("ts")
+                    .and_then(serde_json::Value::as_u64)
+                    .ok_or_else(|| format!("{path}: no ts: {l}"))?,
             })
         })
         .collect()
@@ -226,6 +232,27 @@ pub fn last(samples: &[Sample], subject: &str, suffix: &str, source: &str) -> Op
         .rev()
         .find(|s| s.subject == subject && s.source == source && s.event_type.ends_with(suffix))
         .and_then(|s| s.int)
+}
+
+/// Waits until every one of `probes` has written a sample read after
+/// `since` (µs since the epoch) to its data file, i.e. until a collection
+/// that saw everything done before `since` has been reported; false on
+/// timeout. A fixed pause is not enough under TCG on a loaded host, where
+/// one collection cycle can take seconds.
+pub fn wait_collected_after(run: &str, probes: &[&str], since: u64, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let all = probes.iter().all(|m| {
+            read_samples(&data_file(run, m)).is_ok_and(|v| v.iter().any(|s| s.ts > since))
+        });
+        if all {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 #[cfg(test)]

@@ -44,8 +44,9 @@ const NOBODY: u32 = 65534;
 /// TCG is slow: generous, but bounded.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
-/// Long enough for at least one collection (every second) after the I/O.
-const SETTLE: Duration = Duration::from_millis(2500);
+/// How long a collection after the I/O may take to be reported (probes
+/// collect every second; TCG on a loaded host is slow).
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn main() {
     if std::process::id() != 1 {
@@ -351,8 +352,19 @@ fn run_agent(
         tx.is_ok(),
         format!("{FRAMES} frames: {tx:?}"),
     );
-    std::thread::sleep(SETTLE);
     let after = counters();
+    // The last samples must come from a collection after the I/O and the
+    // traffic: wait for one (disk, net, and agent with the programs'
+    // missed runs) rather than for a fixed time.
+    let since = sys::now_micros();
+    let collected =
+        agent::wait_collected_after(run, &["disk", "net", "agent"], since, COLLECT_TIMEOUT);
+    c.check(
+        run,
+        "collected-after-io",
+        collected,
+        format!("disk, net and agent samples after the I/O within {COLLECT_TIMEOUT:?}"),
+    );
     let (status, log) = a.stop(STOP_TIMEOUT);
     c.check(
         run,
@@ -522,15 +534,29 @@ fn run_root(c: &mut Checks, o: &Outcome) {
     // deltas exactly.
     let disk = o.samples.get("disk").map(Vec::as_slice).unwrap_or_default();
     let net = o.samples.get("net").map(Vec::as_slice).unwrap_or_default();
+    let agent = o
+        .samples
+        .get("agent")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let (b, a) = (o.before, o.after);
     let (vda, eth) = (format!("disk:{DISK}"), format!("port:{IFACE}"));
-    for (name, samples, subject, suffix, want) in [
+    // (check, samples, subject, event type suffix, the kernel's delta,
+    // program, most one event of the test's can add: a request, a block's
+    // sectors, a packet, a frame's bytes)
+    let sectors = (BLOCK / 512) as u64;
+    let frame = FRAME_LEN as u64;
+    let disk_prog = "block_rq_complete";
+    let net_prog = "net_dev_xmit";
+    for (name, samples, subject, suffix, want, program, unit) in [
         (
             "disk-ebpf-writes",
             disk,
             &vda,
             ":requests:write",
             a.writes - b.writes,
+            disk_prog,
+            1,
         ),
         (
             "disk-ebpf-reads",
@@ -538,6 +564,8 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             &vda,
             ":requests:read",
             a.reads - b.reads,
+            disk_prog,
+            1,
         ),
         (
             "disk-ebpf-sectors-written",
@@ -545,6 +573,8 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             &vda,
             ":sectors:write",
             a.sectors_written - b.sectors_written,
+            disk_prog,
+            sectors,
         ),
         (
             "disk-ebpf-sectors-read",
@@ -552,6 +582,8 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             &vda,
             ":sectors:read",
             a.sectors_read - b.sectors_read,
+            disk_prog,
+            sectors,
         ),
         (
             "net-ebpf-packets-out",
@@ -559,6 +591,8 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             &eth,
             ":packets:out",
             a.tx_packets - b.tx_packets,
+            net_prog,
+            1,
         ),
         (
             "net-ebpf-bytes-out",
@@ -566,15 +600,28 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             &eth,
             ":utilization:bytes:out",
             a.tx_bytes - b.tx_bytes,
+            net_prog,
+            frame,
         ),
     ] {
-        c.equal(
-            "root",
-            name,
-            agent::last(samples, subject, suffix, "ebpf"),
-            want,
-            &format!("eBPF {subject}{suffix} vs the kernel's delta"),
-        );
+        let got = agent::last(samples, subject, suffix, "ebpf");
+        // Runs the kernel skipped because the program was already running
+        // on that CPU (an interrupt arriving during a run), as the agent
+        // probe publishes them: the only events eBPF may miss. Without
+        // any, the counts must be exact.
+        let missed =
+            agent::last(agent, &format!("ebpf:{program}"), ":ebpf:missed", "proc").unwrap_or(0);
+        let what =
+            format!("eBPF {subject}{suffix} vs the kernel's delta, {program} missed {missed} runs");
+        match got {
+            Some(v) if missed > 0 => c.check(
+                "root",
+                name,
+                v <= want && v + missed * unit >= want,
+                format!("{what}: {v} (want {want})"),
+            ),
+            _ => c.equal("root", name, got, want, &what),
+        }
     }
 }
 

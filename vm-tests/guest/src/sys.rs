@@ -18,6 +18,13 @@ fn check(ret: libc::c_int, what: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// The wall clock, µs since the epoch (blippd's sample `ts` unit).
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// `mount -t fstype none target`, creating `target` first.
 pub fn mount(fstype: &str, target: &str) -> io::Result<()> {
     std::fs::create_dir_all(target)?;
