@@ -1,10 +1,14 @@
 //! Runs the configured probes: builds each one (choosing eBPF or /proc),
 //! drives it along its schedule, and hands its batches to the reporter.
-//! Stopping flushes every probe's pending samples before returning.
+//! A new configuration (from UNIS) restarts only the probes whose
+//! configuration changed; service status OFF stops them all, ON starts
+//! them again. Stopping flushes every probe's pending samples.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, Mode, ProbeConfig, Status};
 use crate::probe::cost::CostBoard;
@@ -61,23 +65,39 @@ pub struct ProbeStatus {
     pub source: &'static str,
 }
 
+/// Where the run's samples and configuration changes come from and go,
+/// besides stdout and data files.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// New configurations (from UNIS): applied as they come, restarting
+    /// only the probes whose configuration changed.
+    pub updates: Option<watch::Receiver<Config>>,
+    /// The UNIS/MS sink, which receives every probe's batches.
+    pub unis: Option<mpsc::Sender<Batch>>,
+}
+
 struct Running {
     config: ProbeConfig,
     built: Built,
 }
 
+fn probe_wants_ebpf(p: &ProbeConfig) -> bool {
+    p.mode != Mode::Proc && probe::spec(&p.module).is_some_and(|s| s.fallback == Fallback::Proc)
+}
+
 fn wants_ebpf(config: &Config) -> bool {
-    config.probes.iter().any(|p| {
-        p.status == Status::On
-            && p.mode != Mode::Proc
-            && probe::spec(&p.module).is_some_and(|s| s.fallback == Fallback::Proc)
-    })
+    config
+        .probes
+        .iter()
+        .any(|p| p.status == Status::On && probe_wants_ebpf(p))
 }
 
 /// The probes of a configuration, built and ready to run, with the eBPF
 /// object whose programs they use (it keeps them attached).
 pub struct Prepared {
     kernel: KernelAccess,
+    /// Whether loading the object was tried (some probe wanted eBPF).
+    kernel_tried: bool,
     running: Vec<Running>,
     costs: CostBoard,
 }
@@ -90,6 +110,7 @@ pub struct Prepared {
 /// blippd calls this before it starts any other thread.
 pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, ArbiterError> {
     let costs = CostBoard::default();
+    let kernel_tried = wants_ebpf(config);
     let (mut kernel, running) = build_all(config, &costs)?;
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
@@ -112,6 +133,7 @@ pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, Arb
     }
     Ok(Prepared {
         kernel,
+        kernel_tried,
         running,
         costs,
     })
@@ -146,7 +168,7 @@ fn build_all(
             probe: p.name.clone(),
             source,
         })?;
-        tracing::info!(probe = %p.name, module = %p.module, source = built.source.as_str(), "probe started");
+        tracing::debug!(probe = %p.name, module = %p.module, source = built.source.as_str(), "probe built");
         running.push(Running {
             config: p.clone(),
             built,
@@ -155,25 +177,230 @@ fn build_all(
     Ok((kernel, running))
 }
 
+/// A probe task.
+struct Task {
+    /// Unique per spawn: a restarted probe is a new task.
+    id: u64,
+    config: ProbeConfig,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+    /// Its schedule ended (it said so on the `done` channel).
+    finished: bool,
+}
+
+/// The probes `config` wants running: none when the service is OFF,
+/// else those whose own status is ON.
+fn wanted(config: &Config) -> BTreeMap<&str, &ProbeConfig> {
+    if config.status == Status::Off {
+        return BTreeMap::new();
+    }
+    config
+        .probes
+        .iter()
+        .filter(|p| p.status == Status::On)
+        .map(|p| (p.name.as_str(), p))
+        .collect()
+}
+
+/// Starts, stops and restarts probe tasks. The kernel handle keeps the
+/// eBPF programs attached and outlives the probes.
+struct Supervisor {
+    kernel: KernelAccess,
+    kernel_tried: bool,
+    costs: CostBoard,
+    /// Probes built before the run (by [`prepare`]), used when the
+    /// configuration still wants them as they are.
+    prepared: Vec<Running>,
+    tasks: BTreeMap<String, Task>,
+    tx: mpsc::Sender<Batch>,
+    done: mpsc::UnboundedSender<u64>,
+    spawned: u64,
+    options: RunOptions,
+    unis: bool,
+}
+
+impl Supervisor {
+    fn build(&mut self, p: &ProbeConfig) -> Result<Built, ArbiterError> {
+        if let Some(i) = self
+            .prepared
+            .iter()
+            .position(|r| r.config == *p)
+        {
+            return Ok(self.prepared.swap_remove(i).built);
+        }
+        if !self.kernel_tried && probe_wants_ebpf(p) {
+            self.kernel_tried = true;
+            self.kernel = KernelAccess::open();
+            if let KernelAccess::Unavailable(why) = &self.kernel {
+                tracing::debug!(reason = %why, "eBPF object not loaded");
+            }
+        }
+        let mut ctx = BuildContext {
+            kernel: &mut self.kernel,
+            node: Name::from("node"),
+            costs: self.costs.clone(),
+        };
+        probe::build(p, &mut ctx).map_err(|source| ArbiterError::Probe {
+            probe: p.name.clone(),
+            source,
+        })
+    }
+
+    fn spawn(&mut self, r: Running) -> ProbeStatus {
+        let status = ProbeStatus {
+            name: r.config.name.clone(),
+            module: r.config.module.clone(),
+            source: r.built.source.as_str(),
+        };
+        tracing::info!(probe = %status.name, module = %status.module, source = status.source, "probe started");
+        // Samples with nowhere else to go are printed, so that the default
+        // configuration (no server, no file) shows them.
+        let elsewhere = self.unis || r.config.ms_url.is_some() || r.config.data_file.is_some();
+        let route = Route {
+            stdout: self.options.stdout || !elsewhere,
+            data_file: r.config.data_file.clone(),
+            unis: self.unis,
+        };
+        let collector = Collector::new(&r.config.name, route, r.config.reporting_params);
+        let (stop, stop_rx) = watch::channel(false);
+        let tx = self.tx.clone();
+        let done = self.done.clone();
+        let once = self.options.length == RunLength::Once;
+        self.spawned += 1;
+        let id = self.spawned;
+        let config = r.config.clone();
+        let costs = self.costs.clone();
+        let handle = tokio::spawn(async move {
+            drive(r, collector, tx, stop_rx, once, costs).await;
+            let _ = done.send(id);
+        });
+        self.tasks.insert(
+            config.name.clone(),
+            Task {
+                id,
+                config,
+                stop,
+                handle,
+                finished: false,
+            },
+        );
+        status
+    }
+
+    /// Starts every probe `config` wants. The local configuration's probes
+    /// were built (and refused when broken) by [`prepare`]; one that UNIS
+    /// changed or added and that cannot be built is logged and left out.
+    fn start_all(&mut self, config: &Config) -> Vec<ProbeStatus> {
+        for p in &config.probes {
+            if p.status == Status::Off || config.status == Status::Off {
+                tracing::info!(probe = %p.name, "status OFF, not started");
+            }
+        }
+        let mut built = Vec::new();
+        for p in wanted(config).into_values() {
+            match self.build(p) {
+                Ok(b) => built.push(Running {
+                    config: p.clone(),
+                    built: b,
+                }),
+                Err(e) => tracing::error!(error = %e, "probe not started"),
+            }
+        }
+        built.into_iter().map(|r| self.spawn(r)).collect()
+    }
+
+    /// Stops a probe, flushing its pending samples.
+    async fn stop(&mut self, name: &str) {
+        if let Some(task) = self.tasks.remove(name) {
+            let _ = task.stop.send(true);
+            if let Err(e) = task.handle.await {
+                tracing::error!(probe = name, error = %e, "probe task failed");
+            }
+        }
+    }
+
+    /// Moves to `config`: stops the probes it no longer wants, restarts
+    /// those whose configuration changed, starts new ones. A probe that
+    /// cannot be built is logged and left out; the others run on.
+    async fn apply(&mut self, config: &Config) {
+        let wanted = wanted(config);
+        let names: Vec<String> = self.tasks.keys().cloned().collect();
+        for name in names {
+            let keep = wanted
+                .get(name.as_str())
+                .is_some_and(|p| self.tasks.get(&name).is_some_and(|t| t.config == **p));
+            if !keep {
+                self.stop(&name).await;
+                if wanted.contains_key(name.as_str()) {
+                    tracing::info!(probe = %name, "probe configuration changed: restarting it");
+                } else {
+                    tracing::info!(probe = %name, "probe stopped by the configuration");
+                }
+            }
+        }
+        for (name, p) in wanted {
+            if self.tasks.contains_key(name) {
+                continue;
+            }
+            match self.build(p) {
+                Ok(built) => {
+                    self.spawn(Running {
+                        config: p.clone(),
+                        built,
+                    });
+                }
+                Err(e) => tracing::error!(error = %e, "probe not started"),
+            }
+        }
+    }
+
+    async fn stop_all(&mut self) {
+        let names: Vec<String> = self.tasks.keys().cloned().collect();
+        for name in names {
+            self.stop(&name).await;
+        }
+    }
+
+    /// Marks the task `id` finished.
+    fn finished(&mut self, id: u64) {
+        if let Some(t) = self.tasks.values_mut().find(|t| t.id == id) {
+            t.finished = true;
+        }
+    }
+
+    /// Whether every task has finished its schedule (or none runs).
+    fn all_finished(&self) -> bool {
+        self.tasks.values().all(|t| t.finished)
+    }
+}
+
 /// Runs the probes of `config` until `length` is reached or `shutdown`
-/// completes, then flushes everything and returns what ran.
+/// completes, following the configurations that arrive on
+/// `links.updates`; then flushes everything and returns what started
+/// first. Without updates (or with `--once`), the run also ends when every
+/// probe has finished its schedule.
 pub async fn run(
     config: &Config,
     options: RunOptions,
+    links: Links,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<ProbeStatus>, ArbiterError> {
-    run_prepared(config, prepare(config, false)?, options, shutdown).await
+    run_prepared(config, prepare(config, false)?, options, links, shutdown).await
 }
 
-/// [`run`] with probes built by [`prepare`].
+/// [`run`] with probes built by [`prepare`] (perhaps for another
+/// configuration: what `config` wants as it was built is used, the rest is
+/// built now, and built probes it does not want are dropped unused).
 pub async fn run_prepared(
     config: &Config,
     prepared: Prepared,
     options: RunOptions,
+    links: Links,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<ProbeStatus>, ArbiterError> {
     let Prepared {
         mut kernel,
+        kernel_tried,
         running,
         costs,
     } = prepared;
@@ -183,66 +410,68 @@ pub async fn run_prepared(
     {
         tracing::warn!(error = %e, "the eBPF programs' log records cannot be read");
     }
-    let statuses: Vec<ProbeStatus> = running
-        .iter()
-        .map(|r| ProbeStatus {
-            name: r.config.name.clone(),
-            module: r.config.module.clone(),
-            source: r.built.source.as_str(),
-        })
-        .collect();
-    let (reporter, tx) = Reporter::new(64);
+    let (reporter, tx) = Reporter::new(64, links.unis.clone());
     let reporter = tokio::spawn(reporter.run());
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    for r in running {
-        // Samples with nowhere else to go are printed, so that the default
-        // configuration (no server, no file) shows them.
-        let elsewhere = config.settings.unis_url.is_some()
-            || r.config.ms_url.is_some()
-            || r.config.data_file.is_some();
-        let route = Route {
-            stdout: options.stdout || !elsewhere,
-            data_file: r.config.data_file.clone(),
-        };
-        let collector = Collector::new(&r.config.name, route, r.config.reporting_params);
-        let tx = tx.clone();
-        let stop = stop_rx.clone();
-        let once = options.length == RunLength::Once;
-        let costs = costs.clone();
-        tasks.push(tokio::spawn(drive(r, collector, tx, stop, once, costs)));
-    }
-    drop(tx);
-    let all_done = async {
-        for t in &mut tasks {
-            if let Err(e) = t.await {
-                tracing::error!(error = %e, "probe task failed");
-            }
-        }
+    let (done, mut finished) = mpsc::unbounded_channel();
+    let once = options.length == RunLength::Once;
+    let length = options.length;
+    let mut sup = Supervisor {
+        kernel,
+        kernel_tried,
+        costs,
+        prepared: running,
+        tasks: BTreeMap::new(),
+        tx,
+        done,
+        spawned: 0,
+        options,
+        unis: links.unis.is_some(),
     };
-    tokio::pin!(all_done);
+    let statuses = sup.start_all(config);
+    // Built for a configuration that no longer wants them: never run.
+    sup.prepared.clear();
+    let mut updates = if once { None } else { links.updates };
     let limit = async {
-        match options.length {
+        match length {
             RunLength::For(d) => tokio::time::sleep(d).await,
             _ => std::future::pending().await,
         }
     };
-    let finished = tokio::select! {
-        () = &mut all_done => true,
-        () = limit => false,
-        () = shutdown => {
-            tracing::info!("stopping");
-            false
+    tokio::pin!(limit, shutdown);
+    loop {
+        if updates.is_none() && sup.all_finished() {
+            break;
         }
-    };
-    let _ = stop_tx.send(true);
-    if !finished {
-        all_done.await;
+        tokio::select! {
+            Some(id) = finished.recv() => sup.finished(id),
+            changed = async {
+                match &mut updates {
+                    Some(u) => u.changed().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                match changed {
+                    Ok(()) => {
+                        let next = updates.as_mut().map(|u| u.borrow_and_update().clone());
+                        if let Some(next) = next {
+                            sup.apply(&next).await;
+                        }
+                    }
+                    Err(_) => updates = None,
+                }
+            }
+            () = &mut limit => break,
+            () = &mut shutdown => {
+                tracing::info!("stopping");
+                break;
+            }
+        }
     }
+    sup.stop_all().await;
+    drop(sup);
     if let Err(e) = reporter.await {
         tracing::error!(error = %e, "reporter task failed");
     }
-    drop(kernel);
     Ok(statuses)
 }
 

@@ -45,6 +45,17 @@ pub struct Args {
     /// URN to use when blipp creates the node in UNIS.
     #[arg(long, value_name = "URN")]
     pub urn: Option<String>,
+    /// The local configuration (file and command line) wins over the
+    /// service's configuration in UNIS.
+    #[arg(long = "override")]
+    pub override_unis: bool,
+    /// Ignore the service in UNIS and register a fresh one.
+    #[arg(long = "new")]
+    pub new_service: bool,
+    /// Never read the configuration from UNIS (the service is still
+    /// registered and kept alive).
+    #[arg(long = "no-query")]
+    pub no_query: bool,
     /// Log to this file (rotated at 500 kB, 5 kept) instead of stderr.
     #[arg(short = 'l', long = "log", value_name = "FILE")]
     pub log: Option<PathBuf>,
@@ -125,6 +136,9 @@ mod tests {
         );
         assert_eq!(a.existing, Existing::Use);
         assert_eq!(a.log_level, LogLevel::Debug);
+        assert!(!a.override_unis && !a.new_service && !a.no_query);
+        let b = Args::try_parse_from(["blippd", "--override", "--new", "--no-query"]).unwrap();
+        assert!(b.override_unis && b.new_service && b.no_query);
         assert!(Args::try_parse_from(["blippd", "--once", "--duration", "3"]).is_err());
         assert!(Args::try_parse_from(["blippd", "-e", "maybe"]).is_err());
     }

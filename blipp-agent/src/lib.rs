@@ -18,3 +18,4 @@ pub mod rfc3339;
 pub mod sample;
 pub mod schedule;
 pub mod source;
+pub mod unis;

@@ -3,10 +3,15 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use blipp::arbiter::{self, RunLength, RunOptions};
-use blipp::cli::Args;
+use blipp::arbiter::{self, Links, RunLength, RunOptions};
+use blipp::cli::{Args, Existing};
+use blipp::config::{Config, Local, Precedence};
+use blipp::report::spool::Spool;
+use blipp::report::unis_ms::UnisMs;
+use blipp::unis::{self, Endpoint, Session, UnisError};
 use blipp::{config, logging};
 use clap::Parser;
+use tokio::sync::{mpsc, watch};
 
 /// Exit status for a configuration the agent refuses.
 const EXIT_CONFIG: u8 = 2;
@@ -31,26 +36,31 @@ fn fail(code: u8, error: &dyn std::error::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await;
+/// Watches SIGINT and SIGTERM from the moment it is called (in the
+/// runtime): a signal that arrives while the probes are still being built
+/// stops blippd cleanly instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let watch = |kind: SignalKind, name: &'static str| {
+        let stream = signal(kind)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot watch {name}"))
+            .ok();
+        async move {
+            match stream {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
         }
     };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot watch SIGINT");
-                std::future::pending::<()>().await;
-            }
+    let int = watch(SignalKind::interrupt(), "SIGINT");
+    let term = watch(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = int => {}
+            () = term => {}
         }
-        () = term => {}
     }
 }
 
@@ -64,12 +74,73 @@ fn print_check(config: &config::Config) {
     }
 }
 
+/// How long the probes wait for the first registration in UNIS, so that
+/// they start with the configuration UNIS holds. A UNIS that does not
+/// answer by then is registered with later; the probes measure meanwhile.
+const FIRST_REGISTRATION: Duration = Duration::from_secs(10);
+
+/// Batches waiting for the UNIS/MS sink: enough for every probe to report
+/// a few times while one request is in flight.
+const UNIS_QUEUE: usize = 256;
+
+/// The UNIS/MS sink, when a UNIS URL is configured.
+fn unis_sink(
+    args: &Args,
+    local: &Local,
+    config: &Config,
+) -> Result<Option<(UnisMs, watch::Receiver<Config>)>, UnisError> {
+    let settings = &config.settings;
+    let Some(url) = &settings.unis_url else {
+        if config.probes.iter().any(|p| p.ms_url.is_some()) {
+            tracing::warn!(
+                "ms_url without unis_url: the MS needs metadata in UNIS; samples are not sent to the MS"
+            );
+        }
+        return Ok(None);
+    };
+    let http = unis::tls::http_client(&settings.tls)?;
+    if settings.tls.use_ssl && !url.starts_with("https://") {
+        tracing::warn!(unis_url = %url, "use_ssl is set but unis_url is not https://: the client certificate is not used");
+    }
+    let options = unis::Options {
+        node_id: args.node_id.clone(),
+        urn: args.urn.clone(),
+        use_existing: args.existing == Existing::Use,
+        fresh_service: args.new_service,
+        read_config: !args.no_query,
+        precedence: if args.override_unis {
+            Precedence::Local
+        } else {
+            Precedence::Unis
+        },
+    };
+    let session = Session::new(
+        Endpoint::new(url, http.clone())?,
+        options,
+        local.clone(),
+        config.clone(),
+    );
+    let spool = match Spool::open(&settings.spool_dir, settings.spool_limit_bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no disk spool: while UNIS or the MS is down, only reporting_tolerance reports per probe are kept");
+            None
+        }
+    };
+    let (tx, rx) = watch::channel(config.clone());
+    Ok(Some((UnisMs::new(session, http, spool, tx), rx)))
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     if let Err(e) = logging::init(args.log_level, args.log.as_deref()) {
         return fail(1, &e);
     }
-    let config = match config::load(args.config_file.as_deref(), &args.overrides()) {
+    let local = match config::load_local(args.config_file.as_deref(), &args.overrides()) {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_CONFIG, &e),
+    };
+    let config = match config::resolve(local.doc.clone()) {
         Ok(c) => c,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
@@ -92,7 +163,10 @@ fn main() -> ExitCode {
     };
     // Probes are built (eBPF programs loaded and attached) before the
     // runtime starts its threads: capabilities are per thread, and the ones
-    // only loading needed are dropped here for the whole process.
+    // only loading needed are dropped here for the whole process. They are
+    // built for the local configuration; the first registration in UNIS
+    // may change some, which are then built again without those
+    // capabilities (eBPF ones fall back to /proc, saying so).
     let prepared = match arbiter::prepare(&config, true) {
         Ok(p) => p,
         Err(e) => return fail(1, &e),
@@ -110,13 +184,55 @@ fn main() -> ExitCode {
         length,
         stdout: args.stdout,
     };
-    match runtime.block_on(arbiter::run_prepared(
-        &config,
-        prepared,
-        options,
-        shutdown_signal(),
-    )) {
+    let result = runtime.block_on(async {
+        let mut shutdown = std::pin::pin!(shutdown_signal());
+        let sink = match unis_sink(&args, &local, &config) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(EXIT_CONFIG, &e)),
+        };
+        let mut config = config;
+        let mut stopped = false;
+        let (links, sink) = match sink {
+            Some((sink, mut updates)) => {
+                let (tx, rx) = mpsc::channel(UNIS_QUEUE);
+                let task = tokio::spawn(sink.run(rx));
+                // Start with the configuration merged with UNIS when UNIS
+                // answers soon; else measure with the local one.
+                tokio::select! {
+                    first = tokio::time::timeout(FIRST_REGISTRATION, updates.changed()) => match first {
+                        Ok(Ok(())) => config = updates.borrow_and_update().clone(),
+                        _ => tracing::info!("starting the probes before the first registration in UNIS"),
+                    },
+                    () = &mut shutdown => stopped = true,
+                }
+                (
+                    Links {
+                        updates: Some(updates),
+                        unis: Some(tx),
+                    },
+                    Some(task),
+                )
+            }
+            None => (Links::default(), None),
+        };
+        let ran = if stopped {
+            tracing::info!("stopping");
+            drop(links);
+            Ok(Vec::new())
+        } else {
+            arbiter::run_prepared(&config, prepared, options, links, shutdown).await
+        };
+        // The arbiter has stopped every probe: the sink delivers or spools
+        // what is left, then ends.
+        if let Some(task) = sink
+            && let Err(e) = task.await
+        {
+            tracing::error!(error = %e, "the UNIS/MS sink failed");
+        }
+        ran.map_err(|e| fail(1, &e))
+    });
+    match result {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => fail(1, &e),
+        Err(code) => code,
     }
 }

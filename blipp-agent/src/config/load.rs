@@ -9,6 +9,11 @@ use super::{Config, ConfigError, Mode, ProbeConfig, Settings, Tls, merge::merge,
 
 const DEFAULTS: &str = include_str!("default.json");
 
+/// Where samples wait on disk while UNIS or the MS cannot take them.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/lib/blipp/spool";
+/// How much the spool may hold, MB; beyond it the oldest samples go.
+pub const DEFAULT_SPOOL_LIMIT_MB: f64 = 64.0;
+
 /// The built-in configuration: CPU, memory, network and disk every 5 s, no
 /// server.
 pub fn builtin_defaults() -> Value {
@@ -80,13 +85,35 @@ fn read_json(path: &Path) -> Result<Value, ConfigError> {
     })
 }
 
+/// The configuration this host has without UNIS: built-in defaults <
+/// file < command line, validated.
+#[derive(Clone, Debug)]
+pub struct Local {
+    /// The merged service object.
+    pub doc: Value,
+    /// Its probes are the built-in set (neither the file nor the command
+    /// line lists probes): a probe list from UNIS replaces them.
+    pub builtin_probes: bool,
+    /// What the file and the command line say, without the built-in
+    /// defaults: what `--override` puts over UNIS.
+    pub own: Value,
+}
+
 /// Loads the configuration: built-in defaults < `file` < `overrides`.
+pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+    resolve(load_local(file, overrides)?.doc)
+}
+
+/// Reads and merges the local sources: built-in defaults < `file` <
+/// `overrides`.
 ///
 /// The file is validated on its own first, so that error pointers refer to
 /// the file as written. Built-in probes apply only when neither the file nor
 /// the command line names any: a file that lists probes gets exactly those.
-pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+pub fn load_local(file: Option<&Path>, overrides: &Overrides) -> Result<Local, ConfigError> {
     let mut doc = builtin_defaults();
+    let mut own = Value::Object(Map::new());
+    let mut builtin_probes = true;
     if let Some(path) = file {
         let file_doc = read_json(path)?;
         let origin = path.display().to_string();
@@ -99,12 +126,123 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
                 .and_then(Value::as_object_mut)
         {
             obj.remove("probes");
+            builtin_probes = false;
         }
+        merge(&mut own, file_doc.clone());
         merge(&mut doc, file_doc);
     }
+    merge(&mut own, overrides.to_json());
     merge(&mut doc, overrides.to_json());
     schema::validate("merged configuration", &doc)?;
-    resolve(doc)
+    Ok(Local {
+        doc,
+        builtin_probes,
+        own,
+    })
+}
+
+/// One probe's entry with the document's `probe_defaults` applied.
+fn resolve_probe(
+    doc: &Value,
+    origin: &str,
+    pointer: &str,
+    name: &str,
+    entry: &Value,
+) -> Result<ProbeConfig, ConfigError> {
+    let Value::Object(entry) = entry else {
+        return Err(ConfigError::invalid(
+            origin,
+            pointer,
+            entry,
+            "expected an object",
+        ));
+    };
+    let defaults = doc
+        .pointer("/properties/configurations/probe_defaults")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut merged = Value::Object(defaults);
+    merge(&mut merged, Value::Object(entry.clone()));
+    let Value::Object(merged) = merged else {
+        unreachable!("merging objects gives an object")
+    };
+    ProbeConfig::resolve(origin, pointer, name, merged)
+}
+
+/// Who wins where the local configuration and the service in UNIS
+/// disagree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precedence {
+    /// UNIS (the original's order: defaults < file < command line < UNIS).
+    #[default]
+    Unis,
+    /// The local configuration (`--override`).
+    Local,
+}
+
+/// The configuration with the service object `service` from UNIS merged
+/// in. The service is validated on its own first (a bad value there is
+/// reported with `origin` and its pointer), then the result. A probe list
+/// in UNIS replaces the built-in probe set, as a file's does.
+pub fn merge_service(
+    local: &Local,
+    service: &Value,
+    origin: &str,
+    precedence: Precedence,
+) -> Result<Value, ConfigError> {
+    schema::validate(origin, service)?;
+    let mut remote = service.clone();
+    if let Value::Object(m) = &mut remote {
+        // The server's: a stale `ts` written back would date the service.
+        m.remove("ts");
+    }
+    // Defaults < file < command line < UNIS, or with `--override`
+    // defaults < UNIS < file < command line.
+    let mut doc = match precedence {
+        Precedence::Unis => local.doc.clone(),
+        Precedence::Local => builtin_defaults(),
+    };
+    if local.builtin_probes
+        && remote
+            .pointer("/properties/configurations/probes")
+            .is_some()
+        && let Some(obj) = doc
+            .pointer_mut("/properties/configurations")
+            .and_then(Value::as_object_mut)
+    {
+        obj.remove("probes");
+    }
+    merge(&mut doc, remote);
+    if precedence == Precedence::Local {
+        merge(&mut doc, local.own.clone());
+    }
+    schema::validate(
+        &format!("{origin} merged with the local configuration"),
+        &doc,
+    )?;
+    Ok(doc)
+}
+
+impl Config {
+    /// Adds a probe from a measurement's `configuration` (`-e use`: run
+    /// measurements made by others), with this configuration's
+    /// `probe_defaults`. `origin` names the measurement in errors.
+    pub fn adopt(
+        &mut self,
+        name: &str,
+        configuration: &Value,
+        origin: &str,
+    ) -> Result<(), ConfigError> {
+        let mut probes = Map::new();
+        probes.insert(name.to_owned(), configuration.clone());
+        let wrapper =
+            serde_json::json!({ "properties": { "configurations": { "probes": probes } } });
+        schema::validate(origin, &wrapper)?;
+        let probe = resolve_probe(&self.service, origin, "/configuration", name, configuration)?;
+        self.probes.push(probe);
+        Ok(())
+    }
 }
 
 /// Turns a validated service object into a [`Config`].
@@ -121,6 +259,12 @@ pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
             .filter(|s| !s.is_empty())
     };
     let num_of = |key: &str, default: f64| conf.get(key).and_then(Value::as_f64).unwrap_or(default);
+    let defaults_dir = |key: &str, default: &str| {
+        conf.get("probe_defaults")
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .map_or_else(|| PathBuf::from(default), PathBuf::from)
+    };
     let settings = Settings {
         unis_url: str_of("unis_url").map(str::to_owned),
         unis_poll_interval: num_of("unis_poll_interval", 300.0),
@@ -134,30 +278,18 @@ pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
             ssl_key: str_of("ssl_key").map(PathBuf::from),
             ssl_cafile: str_of("ssl_cafile").map(PathBuf::from),
         },
+        spool_dir: str_of("spool_dir")
+            .map_or_else(|| PathBuf::from(DEFAULT_SPOOL_DIR), PathBuf::from),
+        // Whole bytes: the limit is a size, any fraction of a byte is noise.
+        spool_limit_bytes: (num_of("spool_limit_mb", DEFAULT_SPOOL_LIMIT_MB) * 1e6) as u64,
+        proc_dir: defaults_dir("proc_dir", "/proc"),
+        sys_dir: defaults_dir("sys_dir", "/sys"),
     };
-    let defaults = conf
-        .get("probe_defaults")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
     let mut probes = Vec::new();
     if let Some(Value::Object(entries)) = conf.get("probes") {
         for (name, entry) in entries {
             let pointer = format!("/properties/configurations/probes/{name}");
-            let Value::Object(entry) = entry else {
-                return Err(ConfigError::invalid(
-                    origin,
-                    &pointer,
-                    entry,
-                    "expected an object",
-                ));
-            };
-            let mut merged = Value::Object(defaults.clone());
-            merge(&mut merged, Value::Object(entry.clone()));
-            let Value::Object(merged) = merged else {
-                unreachable!("merging objects gives an object")
-            };
-            probes.push(ProbeConfig::resolve(origin, &pointer, name, merged)?);
+            probes.push(resolve_probe(&doc, origin, &pointer, name, entry)?);
         }
     }
     Ok(Config {
@@ -166,4 +298,117 @@ pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
         settings,
         probes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Status;
+    use serde_json::json;
+
+    fn local(file: &Value) -> Local {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blipp.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        load_local(Some(&path), &Overrides::default()).unwrap()
+    }
+
+    fn probe_names(doc: &Value) -> Vec<String> {
+        resolve(doc.clone())
+            .unwrap()
+            .probes
+            .iter()
+            .map(|p| p.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn unis_wins_unless_override_and_only_over_what_the_file_says() {
+        let file = json!({"properties": {"configurations": {"unis_max_backoff": 60,
+            "probes": {"mem": {"probe_module": "mem", "status": "ON"}}}}});
+        let unis = json!({"id": "s", "ts": 5, "serviceType": "ps:tools:blipp", "status": "OFF",
+            "properties": {"configurations": {"unis_poll_interval": 30, "unis_max_backoff": 90,
+            "probes": {"mem": {"probe_module": "mem", "status": "OFF"}, "cpu": {"probe_module": "cpu"}}}}});
+        let l = local(&file);
+        let merged = merge_service(&l, &unis, "UNIS service s", Precedence::Unis).unwrap();
+        let c = resolve(merged.clone()).unwrap();
+        assert_eq!(c.status, Status::Off);
+        assert_eq!(c.settings.unis_max_backoff, 90.0);
+        assert_eq!(c.settings.unis_poll_interval, 30.0);
+        assert_eq!(
+            c.probes.iter().find(|p| p.name == "mem").unwrap().status,
+            Status::Off
+        );
+        assert!(merged.get("ts").is_none(), "the server's ts is not carried");
+
+        let merged = merge_service(&l, &unis, "UNIS service s", Precedence::Local).unwrap();
+        let c = resolve(merged).unwrap();
+        assert_eq!(c.settings.unis_max_backoff, 60.0, "the file's value wins");
+        assert_eq!(
+            c.settings.unis_poll_interval, 30.0,
+            "a built-in default does not beat UNIS"
+        );
+        assert_eq!(
+            c.probes.iter().find(|p| p.name == "mem").unwrap().status,
+            Status::On
+        );
+        assert_eq!(
+            c.status,
+            Status::Off,
+            "what the file does not set comes from UNIS"
+        );
+    }
+
+    #[test]
+    fn a_probe_list_in_unis_replaces_the_built_in_one() {
+        let l = load_local(None, &Overrides::default()).unwrap();
+        assert!(l.builtin_probes);
+        let unis = json!({"serviceType": "ps:tools:blipp",
+            "properties": {"configurations": {"probes": {"cpu": {"probe_module": "cpu"}}}}});
+        let merged = merge_service(&l, &unis, "UNIS service", Precedence::Unis).unwrap();
+        assert_eq!(probe_names(&merged), ["cpu"]);
+        // A file's probes are the operator's: they stay next to UNIS's.
+        let l = local(
+            &json!({"properties": {"configurations": {"probes": {"mem": {"probe_module": "mem"}}}}}),
+        );
+        let merged = merge_service(&l, &unis, "UNIS service", Precedence::Unis).unwrap();
+        assert_eq!(probe_names(&merged), ["cpu", "mem"]);
+    }
+
+    #[test]
+    fn a_bad_service_in_unis_is_named() {
+        let l = load_local(None, &Overrides::default()).unwrap();
+        let unis = json!({"properties": {"configurations": {"unis_poll_interval": "often"}}});
+        let e = merge_service(&l, &unis, "UNIS service s1", Precedence::Unis)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("UNIS service s1: /properties/configurations/unis_poll_interval"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn adopted_measurements_get_the_probe_defaults() {
+        let mut c = load(None, &Overrides::default()).unwrap();
+        let n = c.probes.len();
+        c.adopt(
+            "theirs",
+            &json!({"probe_module": "mem"}),
+            "UNIS measurement m",
+        )
+        .unwrap();
+        assert_eq!(c.probes.len(), n + 1);
+        let p = c.probes.last().unwrap();
+        assert_eq!(p.collection_size, 10_000_000, "from probe_defaults");
+        let e = c
+            .adopt(
+                "bad",
+                &json!({"probe_module": "gpu"}),
+                "UNIS measurement m2",
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("UNIS measurement m2"), "{e}");
+    }
 }

@@ -1,7 +1,7 @@
 //! blipp's configuration: the original BLiPP's UNIS service object, checked
 //! against `schemas/blipp-config.schema.json`, merged in the order built-in
-//! defaults < file < command line, and resolved into one typed
-//! [`ProbeConfig`] per probe.
+//! defaults < file < command line < UNIS (or UNIS < local with
+//! `--override`), and resolved into one typed [`ProbeConfig`] per probe.
 
 mod error;
 mod load;
@@ -10,7 +10,10 @@ mod probe;
 pub mod schema;
 
 pub use error::ConfigError;
-pub use load::{Overrides, builtin_defaults, load};
+pub use load::{
+    DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, Overrides, Precedence, builtin_defaults,
+    load, load_local, merge_service, resolve,
+};
 pub use probe::{Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;
@@ -26,6 +29,15 @@ pub struct Settings {
     pub unis_max_backoff: f64,
     /// TLS client settings for UNIS and the MS.
     pub tls: Tls,
+    /// Where samples wait on disk while UNIS or the MS cannot take them.
+    pub spool_dir: PathBuf,
+    /// How much the spool may hold, bytes.
+    pub spool_limit_bytes: u64,
+    /// The default /proc root (`probe_defaults.proc_dir`): where the host
+    /// facts for the UNIS node are read.
+    pub proc_dir: PathBuf,
+    /// The default /sys root (`probe_defaults.sys_dir`).
+    pub sys_dir: PathBuf,
 }
 
 /// TLS settings, as the original named them.

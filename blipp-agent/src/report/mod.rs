@@ -1,9 +1,12 @@
 //! From collected samples to their destinations: a [`collector::Collector`]
 //! per probe batches `reporting_params` collections, the [`Reporter`] task
-//! hands each batch to its sinks.
+//! hands each batch to its sinks: stdout, data files, and the UNIS/MS sink
+//! ([`unis_ms`], its own task, with the [`spool`] behind it).
 
 pub mod collector;
 pub mod sink;
+pub mod spool;
+pub mod unis_ms;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -21,6 +24,8 @@ pub struct Route {
     pub stdout: bool,
     /// Append to this JSON-lines file (the probe's `data_file`).
     pub data_file: Option<PathBuf>,
+    /// Hand to the UNIS/MS sink.
+    pub unis: bool,
 }
 
 /// The samples of `reporting_params` collections of one probe.
@@ -51,6 +56,7 @@ pub enum ReportError {
 /// Receives batches until every sender is gone, then flushes and returns.
 pub struct Reporter {
     rx: mpsc::Receiver<Batch>,
+    unis: Option<mpsc::Sender<Batch>>,
     stdout: JsonLines<std::io::Stdout>,
     files: HashMap<PathBuf, JsonLines<std::fs::File>>,
 }
@@ -58,11 +64,13 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter and the sender probes use. The channel is bounded so that
     /// a stuck sink slows probes down instead of growing memory.
-    pub fn new(capacity: usize) -> (Self, mpsc::Sender<Batch>) {
+    /// Batches routed to UNIS go on to `unis`.
+    pub fn new(capacity: usize, unis: Option<mpsc::Sender<Batch>>) -> (Self, mpsc::Sender<Batch>) {
         let (tx, rx) = mpsc::channel(capacity);
         (
             Self {
                 rx,
+                unis,
                 stdout: JsonLines::new(std::io::stdout()),
                 files: HashMap::new(),
             },
@@ -76,6 +84,13 @@ impl Reporter {
         while let Some(batch) = self.rx.recv().await {
             if let Err(e) = self.deliver(&batch) {
                 tracing::error!(probe = %batch.probe, error = %e, "report failed");
+            }
+            if batch.route.unis
+                && let Some(unis) = &self.unis
+                && unis.send(batch).await.is_err()
+            {
+                tracing::error!("the UNIS/MS sink has stopped");
+                self.unis = None;
             }
         }
         if let Err(e) = self.stdout.flush() {

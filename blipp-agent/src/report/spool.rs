@@ -1,0 +1,330 @@
+//! The disk spool: samples that UNIS or the MS could not take yet, kept
+//! in order across outages and restarts, up to a size limit.
+//!
+//! A directory of numbered segment files, one JSON object per line
+//! (`probe`, `ts`, `subject`, `eventType`, `value`, `source`, `reset`):
+//! the agent appends to the newest, delivers and deletes the oldest. Past
+//! the limit the oldest segment is dropped, and the loss counted in the
+//! log. A lock file keeps two blippds from sharing one spool.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::os::fd::AsRawFd as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::sample::{Name, Sample, Source, Timestamp, Value};
+
+/// A segment is closed and a new one begun past this size, so that one
+/// delivery never has to read more than this.
+const SEGMENT_BYTES: u64 = 1 << 20;
+
+/// Why the spool cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// A file operation failed.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another blippd holds the spool.
+    #[error("{}: another blippd uses this spool", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+}
+
+/// One spooled sample, as a line.
+#[derive(Serialize, Deserialize)]
+struct Line<'a> {
+    probe: &'a str,
+    ts: u64,
+    subject: &'a str,
+    #[serde(rename = "eventType")]
+    event_type: &'a str,
+    value: serde_json::Value,
+    source: &'a str,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    reset: bool,
+}
+
+/// The samples of one probe read back from a segment.
+pub type Spooled = Vec<(Name, Vec<Sample>)>;
+
+/// An open, locked spool directory.
+pub struct Spool {
+    dir: PathBuf,
+    limit: u64,
+    _lock: File,
+    /// Closed segments, oldest first: (path, bytes).
+    closed: VecDeque<(PathBuf, u64)>,
+    current: Option<(PathBuf, BufWriter<File>, u64)>,
+    next: u64,
+    /// Samples dropped to keep within the limit (an estimate from sizes).
+    pub dropped_bytes: u64,
+}
+
+fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError {
+    let path = path.to_owned();
+    move |source| SpoolError::Io { path, op, source }
+}
+
+fn segment_number(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_suffix(".jsonl")?
+        .parse()
+        .ok()
+}
+
+impl Spool {
+    /// Opens (and creates) `dir`, taking its lock; segments left by an
+    /// earlier run are kept for delivery.
+    pub fn open(dir: &Path, limit: u64) -> Result<Self, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(io(dir, "creating"))?;
+        let lock_path = dir.join("lock");
+        let lock = File::create(&lock_path).map_err(io(&lock_path, "creating the lock"))?;
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(SpoolError::Locked { path: lock_path });
+        }
+        let mut segments: Vec<(u64, PathBuf, u64)> = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(io(dir, "listing"))? {
+            let path = entry.map_err(io(dir, "listing"))?.path();
+            if let Some(n) = segment_number(&path) {
+                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                segments.push((n, path, size));
+            }
+        }
+        segments.sort();
+        let next = segments.last().map_or(0, |(n, _, _)| n + 1);
+        Ok(Self {
+            dir: dir.to_owned(),
+            limit,
+            _lock: lock,
+            closed: segments.into_iter().map(|(_, p, s)| (p, s)).collect(),
+            current: None,
+            next,
+            dropped_bytes: 0,
+        })
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.closed.iter().map(|(_, s)| s).sum::<u64>()
+            + self.current.as_ref().map_or(0, |(_, _, s)| *s)
+    }
+
+    /// Whether nothing is spooled.
+    pub fn is_empty(&self) -> bool {
+        self.bytes() == 0
+    }
+
+    fn close_current(&mut self) -> Result<(), SpoolError> {
+        if let Some((path, mut w, size)) = self.current.take() {
+            w.flush().map_err(io(&path, "writing"))?;
+            w.get_ref().sync_data().map_err(io(&path, "syncing"))?;
+            self.closed.push_back((path, size));
+        }
+        Ok(())
+    }
+
+    /// Appends one probe's samples.
+    pub fn append(&mut self, probe: &str, samples: &[Sample]) -> Result<(), SpoolError> {
+        if self
+            .current
+            .as_ref()
+            .is_some_and(|(_, _, s)| *s >= SEGMENT_BYTES)
+        {
+            self.close_current()?;
+        }
+        if self.current.is_none() {
+            let path = self.dir.join(format!("{:020}.jsonl", self.next));
+            self.next += 1;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(io(&path, "creating"))?;
+            self.current = Some((path, BufWriter::new(file), 0));
+        }
+        let (path, w, size) = self.current.as_mut().expect("just opened");
+        for s in samples {
+            let line = Line {
+                probe,
+                ts: s.ts.0,
+                subject: &s.subject,
+                event_type: &s.event_type,
+                value: serde_json::to_value(&s.value).unwrap_or(serde_json::Value::Null),
+                source: s.source.as_str(),
+                reset: s.reset,
+            };
+            let mut text = serde_json::to_vec(&line).expect("a line serializes");
+            text.push(b'\n');
+            w.write_all(&text).map_err(io(path, "writing"))?;
+            *size += text.len() as u64;
+        }
+        w.flush().map_err(io(path, "writing"))?;
+        self.enforce_limit();
+        Ok(())
+    }
+
+    /// Drops the oldest segments while over the limit.
+    fn enforce_limit(&mut self) {
+        while self.bytes() > self.limit {
+            // The segment being written stays, even past a tiny limit.
+            let Some((path, size)) = self.closed.pop_front() else {
+                return;
+            };
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a spool segment");
+            }
+            self.dropped_bytes += size;
+            tracing::warn!(
+                bytes = size,
+                dropped_total = self.dropped_bytes,
+                limit = self.limit,
+                "spool full: dropped its oldest samples"
+            );
+        }
+    }
+
+    /// The oldest segment's samples, grouped by probe, and the segment to
+    /// remove once they are delivered. Lines that do not parse are skipped
+    /// with a warning.
+    pub fn oldest(&mut self) -> Result<Option<(PathBuf, Spooled)>, SpoolError> {
+        if self.closed.is_empty() {
+            self.close_current()?;
+        }
+        let Some((path, _)) = self.closed.front().cloned() else {
+            return Ok(None);
+        };
+        let file = File::open(&path).map_err(io(&path, "opening"))?;
+        let mut out: Spooled = Vec::new();
+        let mut bad = 0usize;
+        for line in BufReader::new(file).lines() {
+            let line = line.map_err(io(&path, "reading"))?;
+            match parse(&line) {
+                Some((probe, sample)) => match out.last_mut() {
+                    Some((p, samples)) if **p == *probe => samples.push(sample),
+                    _ => out.push((probe, vec![sample])),
+                },
+                None if line.trim().is_empty() => {}
+                None => bad += 1,
+            }
+        }
+        if bad > 0 {
+            tracing::warn!(path = %path.display(), lines = bad, "spool lines that are not samples skipped");
+        }
+        Ok(Some((path, out)))
+    }
+
+    /// Removes a delivered segment.
+    pub fn remove(&mut self, path: &Path) -> Result<(), SpoolError> {
+        self.closed.retain(|(p, _)| p != path);
+        std::fs::remove_file(path).map_err(io(path, "removing"))
+    }
+
+    /// Writes everything to disk (at shutdown).
+    pub fn sync(&mut self) -> Result<(), SpoolError> {
+        self.close_current()
+    }
+}
+
+fn parse(line: &str) -> Option<(Name, Sample)> {
+    let l: Line<'_> = serde_json::from_str(line).ok()?;
+    let value = match l.value {
+        serde_json::Value::Number(n) => match n.as_u64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64()?),
+        },
+        serde_json::Value::String(s) => Value::Text(Arc::from(s)),
+        _ => return None,
+    };
+    let source = match l.source {
+        "ebpf" => Source::Ebpf,
+        "proc" => Source::Proc,
+        _ => return None,
+    };
+    let mut sample = Sample::new(
+        Timestamp(l.ts),
+        &Name::from(l.subject),
+        &Name::from(l.event_type),
+        value,
+        source,
+    );
+    sample.reset = l.reset;
+    Some((Name::from(l.probe), sample))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(ts: u64, v: Value) -> Sample {
+        Sample::new(
+            Timestamp(ts),
+            &Name::from("port:eth0"),
+            &Name::from("ps:tools:blipp:linux:network:utilization:bytes:in"),
+            v,
+            Source::Proc,
+        )
+    }
+
+    #[test]
+    fn round_trip_in_order_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
+            assert!(s.is_empty());
+            s.append(
+                "net",
+                &[sample(1, Value::Int(10)), sample(2, Value::Float(0.5))],
+            )
+            .unwrap();
+            let mut reset = sample(3, Value::Text(Name::from("R")));
+            reset.reset = true;
+            s.append("cpu", &[reset]).unwrap();
+            assert!(
+                matches!(Spool::open(dir.path(), 1), Err(SpoolError::Locked { .. })),
+                "one blippd per spool"
+            );
+            s.sync().unwrap();
+        }
+        let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
+        let (path, got) = s.oldest().unwrap().unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(&*got[0].0, "net");
+        assert_eq!(got[0].1[0].value, Value::Int(10));
+        assert_eq!(got[0].1[1].value, Value::Float(0.5));
+        assert_eq!(got[1].1[0].value, Value::Text(Name::from("R")));
+        assert!(got[1].1[0].reset);
+        s.remove(&path).unwrap();
+        assert!(s.oldest().unwrap().is_none());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn limit_drops_the_oldest_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), 3 * SEGMENT_BYTES).unwrap();
+        let batch: Vec<Sample> = (0..1000).map(|i| sample(i, Value::Int(i))).collect();
+        for _ in 0..100 {
+            s.append("net", &batch).unwrap();
+        }
+        assert!(s.bytes() <= 3 * SEGMENT_BYTES, "{}", s.bytes());
+        assert!(s.dropped_bytes > 0);
+        let (_, got) = s.oldest().unwrap().unwrap();
+        assert!(!got.is_empty(), "what is left reads back");
+    }
+}

@@ -1,0 +1,634 @@
+//! The UNIS/MS sink: one task that registers blipp in UNIS, keeps its
+//! configuration in step with UNIS, and delivers samples to the MS under
+//! their mids.
+//!
+//! Samples are never lost to an outage: each probe keeps its last
+//! `reporting_tolerance` reports in memory, older ones go to the disk
+//! spool, and the spool is delivered first (in order) when UNIS and the MS
+//! answer again. A blippd that starts while UNIS is down measures anyway
+//! and registers when UNIS comes back; one that stops with samples pending
+//! leaves them in the spool for the next start.
+//!
+//! Timing: UNIS is read every `unis_poll_interval`; while it does not
+//! answer, the wait doubles up to `unis_max_backoff`. The service's TTL is
+//! renewed half way through it. Deliveries follow new reports after a
+//! short pause (so that probes reporting together share requests) and back
+//! off on their own while the MS fails.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::Batch;
+use super::spool::{Spool, SpoolError};
+use crate::config::{Config, ProbeConfig};
+use crate::sample::{Name, Sample, Value};
+use crate::unis::ms::{Collection, Ms};
+use crate::unis::register::SeriesKey;
+use crate::unis::{Endpoint, Session, UnisError};
+
+/// Reports arriving within this pause go out together.
+const COALESCE: Duration = Duration::from_millis(300);
+/// At most this many samples per delivery step (one `POST /data` per MS).
+const CHUNK_SAMPLES: usize = 5000;
+/// Deliveries back off from this ...
+const DELIVERY_RETRY: Duration = Duration::from_secs(1);
+/// ... up to this.
+const DELIVERY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// At shutdown, how long to try to deliver before spooling the rest.
+const FINAL_DELIVERY: Duration = Duration::from_secs(10);
+/// Reports kept in memory per probe when the configuration does not say.
+const DEFAULT_TOLERANCE: u32 = 10;
+
+/// Why a delivery did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Registration has not succeeded yet.
+    #[error("not registered in UNIS yet")]
+    NotRegistered,
+    /// UNIS or the MS failed.
+    #[error(transparent)]
+    Unis(#[from] UnisError),
+    /// The spool failed.
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+/// Samples taken for one delivery step, and where they came from.
+pub struct Chunk {
+    batches: Vec<(Name, Vec<Sample>)>,
+    origin: Origin,
+}
+
+enum Origin {
+    Memory,
+    Spool(PathBuf),
+}
+
+impl Chunk {
+    fn samples(&self) -> usize {
+        self.batches.iter().map(|(_, s)| s.len()).sum()
+    }
+}
+
+/// Samples waiting for delivery: recent reports in memory (a bounded number
+/// per probe), older ones in the spool.
+pub struct Pending {
+    memory: VecDeque<(Name, Vec<Sample>)>,
+    per_probe: HashMap<Name, u32>,
+    tolerance: HashMap<String, u32>,
+    spool: Option<Spool>,
+    /// Samples lost for want of a spool (or because it failed).
+    pub dropped: u64,
+}
+
+impl Pending {
+    /// An empty buffer over `spool` (`None`: memory only).
+    pub fn new(spool: Option<Spool>) -> Self {
+        Self {
+            memory: VecDeque::new(),
+            per_probe: HashMap::new(),
+            tolerance: HashMap::new(),
+            spool,
+            dropped: 0,
+        }
+    }
+
+    /// Takes each probe's `reporting_tolerance`.
+    pub fn set_tolerances(&mut self, config: &Config) {
+        self.tolerance = config
+            .probes
+            .iter()
+            .map(|p| (p.name.clone(), p.reporting_tolerance))
+            .collect();
+    }
+
+    /// Whether anything waits.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_empty() && self.spool.as_ref().is_none_or(Spool::is_empty)
+    }
+
+    /// Adds a report; a probe's oldest report in memory beyond its
+    /// tolerance moves to the spool.
+    pub fn push(&mut self, probe: Name, samples: Vec<Sample>) {
+        let limit = self
+            .tolerance
+            .get(probe.as_ref())
+            .copied()
+            .unwrap_or(DEFAULT_TOLERANCE);
+        let count = self.per_probe.entry(Name::clone(&probe)).or_insert(0);
+        *count += 1;
+        let over = *count > limit;
+        self.memory.push_back((Name::clone(&probe), samples));
+        if over && let Some(i) = self.memory.iter().position(|(p, _)| *p == probe) {
+            let (p, samples) = self.memory.remove(i).expect("found it");
+            if let Some(c) = self.per_probe.get_mut(&p) {
+                *c -= 1;
+            }
+            self.spool_or_drop(&p, &samples);
+        }
+    }
+
+    fn spool_or_drop(&mut self, probe: &str, samples: &[Sample]) {
+        let result = match &mut self.spool {
+            Some(spool) => spool.append(probe, samples),
+            None => {
+                self.dropped += samples.len() as u64;
+                tracing::warn!(
+                    probe,
+                    samples = samples.len(),
+                    dropped_total = self.dropped,
+                    "no spool: samples beyond reporting_tolerance dropped"
+                );
+                return;
+            }
+        };
+        if let Err(e) = result {
+            self.dropped += samples.len() as u64;
+            tracing::error!(error = %e, samples = samples.len(), "spooling failed: samples dropped");
+        }
+    }
+
+    /// The next samples to deliver: the oldest spool segment, else up to
+    /// [`CHUNK_SAMPLES`] from memory.
+    pub fn take(&mut self) -> Result<Option<Chunk>, SpoolError> {
+        if let Some(spool) = &mut self.spool
+            && let Some((path, batches)) = spool.oldest()?
+        {
+            return Ok(Some(Chunk {
+                batches,
+                origin: Origin::Spool(path),
+            }));
+        }
+        let mut batches = Vec::new();
+        let mut n = 0;
+        while n < CHUNK_SAMPLES
+            && let Some((probe, samples)) = self.memory.pop_front()
+        {
+            if let Some(c) = self.per_probe.get_mut(&probe) {
+                *c -= 1;
+            }
+            n += samples.len();
+            batches.push((probe, samples));
+        }
+        Ok((!batches.is_empty()).then_some(Chunk {
+            batches,
+            origin: Origin::Memory,
+        }))
+    }
+
+    /// A chunk was delivered (or dropped for good).
+    pub fn done(&mut self, chunk: Chunk) -> Result<(), SpoolError> {
+        if let (Origin::Spool(path), Some(spool)) = (&chunk.origin, &mut self.spool) {
+            spool.remove(path)?;
+        }
+        Ok(())
+    }
+
+    /// A chunk could not be delivered: it waits again, in front.
+    pub fn give_back(&mut self, chunk: Chunk) {
+        if let Origin::Memory = chunk.origin {
+            for (probe, samples) in chunk.batches.into_iter().rev() {
+                *self.per_probe.entry(Name::clone(&probe)).or_insert(0) += 1;
+                self.memory.push_front((probe, samples));
+            }
+        }
+    }
+
+    /// Moves everything in memory to the spool (at shutdown) and syncs it.
+    /// Returns the samples that could not be kept.
+    pub fn persist(&mut self) -> u64 {
+        let before = self.dropped;
+        while let Some((probe, samples)) = self.memory.pop_front() {
+            self.spool_or_drop(&probe, &samples);
+        }
+        self.per_probe.clear();
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = spool.sync()
+        {
+            tracing::error!(error = %e, "syncing the spool");
+        }
+        self.dropped - before
+    }
+}
+
+/// The wait before the `failures`-th retry: `base` doubled per earlier
+/// failure, at most `max`.
+pub fn backoff(base: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(30));
+    base.saturating_mul(factor)
+        .min(max)
+        .max(Duration::from_millis(100))
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::from_secs(300))
+}
+
+/// The task.
+pub struct UnisMs {
+    session: Session,
+    http: reqwest::Client,
+    ms: HashMap<String, Ms>,
+    pending: Pending,
+    configs: watch::Sender<Config>,
+    published: u64,
+    attempted: bool,
+    first_report: bool,
+}
+
+impl UnisMs {
+    /// A sink for `session`; configurations from UNIS go to `configs`.
+    pub fn new(
+        session: Session,
+        http: reqwest::Client,
+        spool: Option<Spool>,
+        configs: watch::Sender<Config>,
+    ) -> Self {
+        let mut pending = Pending::new(spool);
+        pending.set_tolerances(session.config());
+        Self {
+            session,
+            http,
+            ms: HashMap::new(),
+            pending,
+            configs,
+            published: 0,
+            attempted: false,
+            first_report: true,
+        }
+    }
+
+    /// Sends the configuration to the probes when it changed. The first
+    /// attempt to register always notifies, even when it failed, so that
+    /// blippd starts its probes without waiting longer.
+    fn publish(&mut self) {
+        if !self.attempted {
+            self.attempted = true;
+            if self.session.generation() == self.published {
+                self.configs.send_modify(|_| {});
+            }
+        }
+        if self.session.generation() != self.published {
+            self.published = self.session.generation();
+            self.pending.set_tolerances(self.session.config());
+            self.configs.send_replace(self.session.config().clone());
+        }
+    }
+
+    fn poll_interval(&self) -> Duration {
+        seconds(self.session.config().settings.unis_poll_interval)
+    }
+
+    fn max_backoff(&self) -> Duration {
+        seconds(self.session.config().settings.unis_max_backoff)
+    }
+
+    /// Registers or refreshes, renews the TTL when due.
+    async fn maintain(&mut self, poll_due: &mut Instant) -> Result<(), UnisError> {
+        let now = Instant::now();
+        if !self.session.registered() {
+            self.session.register().await?;
+            *poll_due = now + self.poll_interval();
+        } else if now >= *poll_due {
+            self.session.refresh().await?;
+            *poll_due = now + self.poll_interval();
+        }
+        if self
+            .session
+            .renew_at()
+            .is_some_and(|t| Instant::from_std(t) <= now)
+        {
+            self.session.renew().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `rx` closes (every probe stopped), then delivers what it
+    /// can within [`FINAL_DELIVERY`] and spools the rest.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Batch>) {
+        let mut poll_due = Instant::now();
+        let mut maint_at = Instant::now();
+        let mut maint_failures = 0u32;
+        let mut deliver_at = (!self.pending.is_empty()).then(Instant::now);
+        let mut deliver_failures = 0u32;
+        loop {
+            tokio::select! {
+                batch = rx.recv() => {
+                    let Some(batch) = batch else { break };
+                    self.pending.push(Name::clone(&batch.probe), batch.samples);
+                    if deliver_at.is_none() && self.session.registered() {
+                        deliver_at = Some(Instant::now() + COALESCE);
+                    }
+                }
+                () = tokio::time::sleep_until(maint_at) => {
+                    let was_registered = self.session.registered();
+                    match self.maintain(&mut poll_due).await {
+                        Ok(()) => {
+                            maint_failures = 0;
+                            self.publish();
+                            if !was_registered && !self.pending.is_empty() {
+                                deliver_at = Some(Instant::now());
+                            }
+                            let renew = self.session.renew_at().map(Instant::from_std);
+                            maint_at = renew.map_or(poll_due, |r| r.min(poll_due));
+                        }
+                        Err(e) => {
+                            self.publish();
+                            maint_failures += 1;
+                            let wait = backoff(self.poll_interval(), self.max_backoff(), maint_failures);
+                            if e.is_transient() {
+                                tracing::warn!(error = %e, retry_in_s = wait.as_secs_f64(), "UNIS unreachable; measuring on, samples wait");
+                            } else {
+                                tracing::error!(error = %e, retry_in_s = wait.as_secs_f64(), "UNIS refused a request");
+                            }
+                            maint_at = Instant::now() + wait;
+                        }
+                    }
+                }
+                () = async { tokio::time::sleep_until(deliver_at.unwrap_or_else(Instant::now)).await }, if deliver_at.is_some() => {
+                    match self.deliver().await {
+                        Ok(()) => {
+                            deliver_failures = 0;
+                            deliver_at = None;
+                        }
+                        Err(SinkError::NotRegistered) => deliver_at = None,
+                        Err(e) => {
+                            deliver_failures += 1;
+                            let wait = backoff(DELIVERY_RETRY, DELIVERY_RETRY_MAX, deliver_failures);
+                            tracing::warn!(error = %e, retry_in_s = wait.as_secs_f64(), "delivery failed; samples wait");
+                            deliver_at = Some(Instant::now() + wait);
+                        }
+                    }
+                }
+            }
+        }
+        self.finish().await;
+    }
+
+    async fn finish(&mut self) {
+        let attempt = async {
+            if !self.session.registered() {
+                self.session.register().await?;
+                self.publish();
+            }
+            self.deliver().await
+        };
+        match tokio::time::timeout(FINAL_DELIVERY, attempt).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "final delivery failed"),
+            Err(_) => tracing::warn!("final delivery timed out"),
+        }
+        let lost = self.pending.persist();
+        if lost > 0 {
+            tracing::error!(samples = lost, "samples lost: no spool to keep them in");
+        }
+    }
+
+    /// Delivers everything pending, oldest first.
+    async fn deliver(&mut self) -> Result<(), SinkError> {
+        if !self.session.registered() {
+            return Err(SinkError::NotRegistered);
+        }
+        let unis_before = self.session.requests();
+        let ms_before: u64 = self.ms.values().map(Ms::requests).sum();
+        while let Some(chunk) = self.pending.take()? {
+            match self.deliver_chunk(&chunk).await {
+                Ok(()) => self.pending.done(chunk)?,
+                Err(e) if e.is_transient() => {
+                    self.pending.give_back(chunk);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, samples = chunk.samples(), "samples refused by UNIS or the MS: dropped");
+                    self.pending.done(chunk)?;
+                }
+            }
+        }
+        if self.first_report {
+            self.first_report = false;
+            let ms: u64 = self.ms.values().map(Ms::requests).sum();
+            tracing::info!(
+                unis_requests = self.session.requests() - unis_before,
+                ms_requests = ms - ms_before,
+                unis_requests_since_start = self.session.requests(),
+                "first report delivered"
+            );
+        }
+        Ok(())
+    }
+
+    fn probe_config(&self, probe: &str) -> Option<&ProbeConfig> {
+        self.session
+            .config()
+            .probes
+            .iter()
+            .find(|p| p.name == probe)
+    }
+
+    async fn deliver_chunk(&mut self, chunk: &Chunk) -> Result<(), UnisError> {
+        let mut unknown: HashSet<SeriesKey> = HashSet::new();
+        for (probe, samples) in &chunk.batches {
+            for s in samples {
+                let key = (
+                    Name::clone(probe),
+                    Name::clone(&s.subject),
+                    Name::clone(&s.event_type),
+                );
+                if self.session.series(&key).is_none() {
+                    unknown.insert(key);
+                }
+            }
+        }
+        if !unknown.is_empty() {
+            self.session.resolve(&unknown).await?;
+        }
+        let unis_url = self
+            .session
+            .config()
+            .settings
+            .unis_url
+            .clone()
+            .unwrap_or_default();
+        let mut per_ms: HashMap<String, ToMs> = HashMap::new();
+        let mut unplaced = 0usize;
+        for (probe, samples) in &chunk.batches {
+            let cfg = self.probe_config(probe);
+            let ms_url = cfg
+                .and_then(|c| c.ms_url.clone())
+                .unwrap_or_else(|| unis_url.clone());
+            let (size, ttl) = cfg.map_or((10_000_000, 1_500_000), |c| {
+                (c.collection_size, c.collection_ttl)
+            });
+            let entry = per_ms.entry(ms_url).or_default();
+            for s in samples {
+                let key = (
+                    Name::clone(probe),
+                    Name::clone(&s.subject),
+                    Name::clone(&s.event_type),
+                );
+                let Some(series) = self.session.series(&key) else {
+                    unplaced += 1;
+                    continue;
+                };
+                let data = entry.data.entry(series.mid.clone()).or_insert_with(|| {
+                    entry
+                        .collections
+                        .push((series.mid.clone(), series.href.clone(), size, ttl));
+                    Vec::new()
+                });
+                data.push(datum(s));
+            }
+        }
+        if unplaced > 0 {
+            tracing::warn!(
+                samples = unplaced,
+                "samples of probes without a measurement dropped"
+            );
+        }
+        for (url, ToMs { collections, data }) in per_ms {
+            if data.is_empty() {
+                continue;
+            }
+            let ms = match self.ms.get_mut(&url) {
+                Some(ms) => ms,
+                None => {
+                    let endpoint = Endpoint::new(&url, self.http.clone())?;
+                    self.ms.entry(url.clone()).or_insert(Ms::new(endpoint))
+                }
+            };
+            let wanted: Vec<Collection<'_>> = collections
+                .iter()
+                .map(|(mid, href, size, ttl)| Collection {
+                    mid,
+                    metadata_url: href,
+                    size: *size,
+                    ttl: *ttl,
+                })
+                .collect();
+            ms.ensure(&wanted).await?;
+            let body: Vec<Json> = data
+                .into_iter()
+                .map(|(mid, points)| json!({ "mid": mid, "data": points }))
+                .collect();
+            ms.post_data(&Json::Array(body)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What one delivery step sends to one MS.
+#[derive(Default)]
+struct ToMs {
+    /// (mid, metadata URL, collection size, ttl) of each mid in `data`.
+    collections: Vec<(String, String, u64, u64)>,
+    /// Data points by mid.
+    data: HashMap<String, Vec<Json>>,
+}
+
+/// A sample as an MS datum: `ts` in µs, `value`, and `reset` when a
+/// counter restarted.
+fn datum(s: &Sample) -> Json {
+    let value = match &s.value {
+        Value::Int(i) => json!(i),
+        Value::Float(f) => json!(f),
+        Value::Text(t) => json!(t.as_ref()),
+    };
+    if s.reset {
+        json!({ "ts": s.ts.0, "value": value, "reset": true })
+    } else {
+        json!({ "ts": s.ts.0, "value": value })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Source, Timestamp};
+
+    fn batch(ts: u64) -> Vec<Sample> {
+        vec![Sample::new(
+            Timestamp(ts),
+            &Name::from("node"),
+            &Name::from("e"),
+            Value::Int(ts),
+            Source::Proc,
+        )]
+    }
+
+    fn all(p: &mut Pending) -> Vec<u64> {
+        let mut out = Vec::new();
+        while let Some(c) = p.take().unwrap() {
+            out.extend(c.batches.iter().flat_map(|(_, s)| s.iter().map(|x| x.ts.0)));
+            p.done(c).unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn beyond_tolerance_to_the_spool_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
+        p.tolerance.insert("cpu".into(), 2);
+        for ts in 1..=5 {
+            p.push(Name::from("cpu"), batch(ts));
+        }
+        assert_eq!(p.memory.len(), 2, "tolerance 2 in memory");
+        assert_eq!(all(&mut p), [1, 2, 3, 4, 5], "spool first, in order");
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn give_back_keeps_order_and_persist_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
+        for ts in 1..=3 {
+            p.push(Name::from("mem"), batch(ts));
+        }
+        let c = p.take().unwrap().unwrap();
+        p.give_back(c);
+        p.push(Name::from("mem"), batch(4));
+        assert_eq!(p.persist(), 0);
+        drop(p);
+        let mut again = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
+        assert_eq!(
+            all(&mut again),
+            [1, 2, 3, 4],
+            "a restart delivers what was pending"
+        );
+    }
+
+    #[test]
+    fn without_a_spool_the_overflow_is_counted() {
+        let mut p = Pending::new(None);
+        p.tolerance.insert("cpu".into(), 1);
+        for ts in 1..=3 {
+            p.push(Name::from("cpu"), batch(ts));
+        }
+        assert_eq!(p.dropped, 2);
+        assert_eq!(all(&mut p), [3]);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_limit() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(5), s(60), 1), s(5));
+        assert_eq!(backoff(s(5), s(60), 2), s(10));
+        assert_eq!(backoff(s(5), s(60), 4), s(40));
+        assert_eq!(backoff(s(5), s(60), 5), s(60));
+        assert_eq!(backoff(s(5), s(60), 500), s(60));
+    }
+
+    #[test]
+    fn datum_shape() {
+        let mut s = batch(7).remove(0);
+        assert_eq!(datum(&s), json!({"ts": 7, "value": 7}));
+        s.reset = true;
+        s.value = Value::Float(0.5);
+        assert_eq!(datum(&s), json!({"ts": 7, "value": 0.5, "reset": true}));
+    }
+}

@@ -1,0 +1,16 @@
+//! UNIS and the MS: the HTTP client ([`client`], [`tls`]), the records
+//! blipp writes ([`record`]), registration of node, ports, service,
+//! measurements and metadata ([`register`]), and the measurement store
+//! ([`ms`]). The sink that feeds samples through them is
+//! `report::unis_ms`.
+
+pub mod client;
+mod error;
+pub mod ms;
+pub mod record;
+pub mod register;
+pub mod tls;
+
+pub use client::Endpoint;
+pub use error::UnisError;
+pub use register::{Options, Session};

@@ -1,0 +1,104 @@
+//! The measurement store: a collection per mid, created before its first
+//! data (`POST /events` with `metadata_URL`, `collection_size`, `ttl`; the
+//! MS reads the metadata from UNIS itself), and data points posted in
+//! batches that carry many mids each (`POST /data`).
+
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::UnisError;
+use super::client::Endpoint;
+
+/// What the MS needs to create a mid's collection.
+#[derive(Clone, Debug)]
+pub struct Collection<'a> {
+    /// The mid.
+    pub mid: &'a str,
+    /// The metadata's URL in UNIS.
+    pub metadata_url: &'a str,
+    /// `collection_size`, bytes.
+    pub size: u64,
+    /// `collection_ttl`, seconds.
+    pub ttl: u64,
+}
+
+/// One MS, and the mids known to have a collection there.
+#[derive(Debug)]
+pub struct Ms {
+    endpoint: Endpoint,
+    ready: HashSet<String>,
+}
+
+/// mids per `GET /events?mids=`: 25 bytes each, a 5 kB URL.
+const MIDS_PER_QUERY: usize = 200;
+
+impl Ms {
+    /// The MS at `endpoint`.
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            endpoint,
+            ready: HashSet::new(),
+        }
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.endpoint.requests()
+    }
+
+    /// Makes sure every collection exists: one `GET /events?mids=a,b,..`
+    /// for all that are not known yet (200: they all exist); when it
+    /// answers 404 (some do not), one `POST /events` for each, where 409
+    /// means it exists.
+    pub async fn ensure(&mut self, collections: &[Collection<'_>]) -> Result<(), UnisError> {
+        let missing: Vec<&Collection<'_>> = collections
+            .iter()
+            .filter(|c| !self.ready.contains(c.mid))
+            .collect();
+        for chunk in missing.chunks(MIDS_PER_QUERY) {
+            let mids: Vec<&str> = chunk.iter().map(|c| c.mid).collect();
+            match self
+                .endpoint
+                .get("/events", &[("mids", &mids.join(","))])
+                .await
+            {
+                Ok(_) => {
+                    self.ready.extend(mids.iter().map(|m| (*m).to_owned()));
+                    continue;
+                }
+                Err(UnisError::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            for c in chunk {
+                let body = json!({
+                    "metadata_URL": c.metadata_url,
+                    "collection_size": c.size,
+                    "ttl": c.ttl,
+                });
+                let url = self.endpoint.url("/events", &[])?;
+                match self
+                    .endpoint
+                    .send(Method::POST, url, Some((&body, "datum")))
+                    .await
+                {
+                    Ok(_) | Err(UnisError::Status { status: 409, .. }) => {
+                        self.ready.insert(c.mid.to_owned());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /data` of `[{"mid": .., "data": [{"ts": .., "value": ..}]}]`.
+    pub async fn post_data(&self, body: &Value) -> Result<(), UnisError> {
+        let url = self.endpoint.url("/data", &[])?;
+        self.endpoint
+            .send(Method::POST, url, Some((body, "data")))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,896 @@
+//! Registration in UNIS: the node, its ports, the service, one
+//! measurement per probe, one metadata per (measurement, subject, event
+//! type) — in the original BLiPP's order, but lean and stable:
+//!
+//! - every lookup is one filtered `GET` of a whole collection slice
+//!   (`unique=true`, `id=a,b,c`, `parameters.measurement.href=a,b,c`) and
+//!   every creation one list `POST`, so registering N probes with M event
+//!   types costs a handful of requests, not N·M;
+//! - records that exist are found again (node by id or URN, ports by MAC,
+//!   service by id or by name and node, measurements by probe name,
+//!   metadata by measurement, subject and event type), so a restart with
+//!   an unchanged configuration writes nothing new and keeps every mid;
+//! - nothing unchanged is written.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::UnisError;
+use super::client::Endpoint;
+use super::record::{self, differs, id_of};
+use crate::config::{self, Config, Local, Precedence};
+use crate::host::HostInfo;
+use crate::sample::Name;
+
+/// How blippd was told to find or make its records (`-n`, `--urn`, `-e`,
+/// `--new`, `--no-query`, `--override`).
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `-n`: the node's id.
+    pub node_id: Option<String>,
+    /// `--urn`: the node's URN (else derived from the host).
+    pub urn: Option<String>,
+    /// `-e use`: also run measurements of this service that others made.
+    pub use_existing: bool,
+    /// `--new`: register a fresh service, ignoring any in UNIS.
+    pub fresh_service: bool,
+    /// Read the configuration from the service in UNIS (not `--no-query`).
+    pub read_config: bool,
+    /// Who wins between the local configuration and UNIS.
+    pub precedence: Precedence,
+}
+
+/// One probe's measurement.
+#[derive(Clone, Debug)]
+pub struct MeasurementRef {
+    /// Its id.
+    pub id: String,
+    /// Its `selfRef`.
+    pub href: String,
+    /// The event types it lists.
+    pub event_types: BTreeSet<String>,
+    /// blipp keeps it up to date (false: made by others, `-e use`).
+    pub ours: bool,
+    /// The record as last written or read.
+    record: Value,
+}
+
+/// What a series of samples is: a probe, a local subject, an event type.
+pub type SeriesKey = (Name, Name, Name);
+
+/// The metadata of one series.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// The metadata id: the mid.
+    pub mid: String,
+    /// The metadata's `selfRef` (the MS's `metadata_URL`).
+    pub href: String,
+    /// The UNIS resource it is about.
+    pub subject_href: String,
+}
+
+/// A registration in progress or done, and everything it found.
+pub struct Session {
+    unis: Endpoint,
+    options: Options,
+    local: Local,
+    config: Config,
+    doc: Value,
+    /// The configuration in UNIS failed validation: the local one runs, and
+    /// the service is only kept alive, not overwritten.
+    remote_invalid: bool,
+    /// Bumped whenever `config` changes.
+    generation: u64,
+    host: Option<HostInfo>,
+    urn: String,
+    node: Option<Value>,
+    ports: HashMap<String, String>,
+    /// Interfaces gone before their port could be registered: their
+    /// samples are about the node.
+    portless: HashSet<String>,
+    service: Option<Value>,
+    renewed: Option<Instant>,
+    measurements: HashMap<String, MeasurementRef>,
+    series: HashMap<SeriesKey, Series>,
+}
+
+/// A `GET` with a list of values in one parameter is split so that no URL
+/// grows beyond this many bytes of values.
+const MAX_LIST_CHARS: usize = 3000;
+
+fn chunks_of(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for v in values {
+        if !current.is_empty() && current.len() + v.len() + 1 > MAX_LIST_CHARS {
+            out.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(',');
+        }
+        current.push_str(v);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str)
+}
+
+impl Session {
+    /// A session for `local`, whose resolved configuration is `config`.
+    pub fn new(unis: Endpoint, options: Options, local: Local, config: Config) -> Self {
+        let doc = local.doc.clone();
+        Self {
+            unis,
+            options,
+            local,
+            config,
+            doc,
+            remote_invalid: false,
+            generation: 0,
+            host: None,
+            urn: String::new(),
+            node: None,
+            ports: HashMap::new(),
+            portless: HashSet::new(),
+            service: None,
+            renewed: None,
+            measurements: HashMap::new(),
+            series: HashMap::new(),
+        }
+    }
+
+    /// UNIS requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.unis.requests()
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Changes whenever [`Session::config`] does.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the node, service and measurements are registered.
+    pub fn registered(&self) -> bool {
+        self.service.is_some()
+    }
+
+    /// The measurement of a probe.
+    pub fn measurement(&self, probe: &str) -> Option<&MeasurementRef> {
+        self.measurements.get(probe)
+    }
+
+    /// The metadata of a series, when registered for its current subject.
+    pub fn series(&self, key: &SeriesKey) -> Option<&Series> {
+        self.series.get(key)
+    }
+
+    /// The service's `ttl`, seconds.
+    fn ttl(&self) -> Duration {
+        let ttl = self
+            .doc
+            .get("ttl")
+            .and_then(Value::as_u64)
+            .unwrap_or(600)
+            .max(2);
+        Duration::from_secs(ttl)
+    }
+
+    /// When the service's TTL must be renewed next: half way through it.
+    pub fn renew_at(&self) -> Option<Instant> {
+        self.renewed.map(|t| t + self.ttl() / 2)
+    }
+
+    async fn host(&mut self, fresh: bool) -> &HostInfo {
+        if fresh || self.host.is_none() {
+            let settings = &self.config.settings;
+            let (proc_dir, sys_dir) = (settings.proc_dir.clone(), settings.sys_dir.clone());
+            // The FQDN lookup may wait on DNS: not on a runtime thread.
+            let host = tokio::task::spawn_blocking(move || HostInfo::gather(&proc_dir, &sys_dir))
+                .await
+                .expect("gathering host facts does not panic");
+            self.host = Some(host);
+        }
+        self.host.as_ref().expect("just gathered")
+    }
+
+    /// Registers everything; on success the session is [`registered`]
+    /// and its configuration is the one in effect (merged with UNIS).
+    ///
+    /// [`registered`]: Session::registered
+    pub async fn register(&mut self) -> Result<(), UnisError> {
+        let started = self.unis.requests();
+        self.host(false).await;
+        let host = self.host.clone().expect("gathered");
+        self.urn = self.options.urn.clone().unwrap_or_else(|| host.urn());
+        let found = match &self.options.node_id {
+            Some(id) => self.unis.get_list(&format!("/nodes/{id}"), &[]).await?,
+            None => {
+                self.unis
+                    .get_list("/nodes", &[("urn", &self.urn), ("unique", "true")])
+                    .await?
+            }
+        };
+        self.node = found.into_iter().next();
+        self.sync_ports(&host).await?;
+        let node_action = self.sync_node(&host).await?;
+        let service_created = self.register_service().await?;
+        let (reused, created) = self.sync_measurements(service_created).await?;
+        tracing::info!(
+            requests = self.unis.requests() - started,
+            node = node_action,
+            ports = self.ports.len(),
+            service = if service_created { "created" } else { "found" },
+            measurements_reused = reused,
+            measurements_written = created,
+            metadata_found = self.series.len(),
+            "registered in UNIS"
+        );
+        Ok(())
+    }
+
+    fn node_href(&self) -> Option<&str> {
+        self.node.as_ref().and_then(|n| str_at(n, "/selfRef"))
+    }
+
+    /// Finds this host's ports among the node's, by MAC; creates the
+    /// missing ones and updates changed ones in one list `POST`.
+    async fn sync_ports(&mut self, host: &HostInfo) -> Result<(), UnisError> {
+        let linked: Vec<String> = self
+            .node
+            .as_ref()
+            .map(record::port_links)
+            .unwrap_or_default()
+            .iter()
+            .map(|href| id_of(href).to_owned())
+            .collect();
+        let mut existing = Vec::new();
+        for ids in chunks_of(&linked) {
+            existing.extend(
+                self.unis
+                    .get_list("/ports", &[("id", &ids), ("unique", "true")])
+                    .await?,
+            );
+        }
+        let matches = record::match_ports(&existing, &host.interfaces);
+        let mut writes = Vec::new();
+        let mut hrefs = HashMap::new();
+        for (iface, m) in host.interfaces.iter().zip(matches) {
+            let old = m.map(|i| &existing[i]);
+            let id = old
+                .and_then(|p| p.get("id").and_then(Value::as_str))
+                .map_or_else(record::new_id, str::to_owned);
+            let desired = record::port(old, &id, iface, &port_urn(&self.urn, &iface.name));
+            let href = old
+                .and_then(|p| str_at(p, "/selfRef"))
+                .map_or_else(|| format!("{}/ports/{id}", self.unis.base()), str::to_owned);
+            if old.is_none_or(|o| differs(o, &desired)) {
+                writes.push(desired);
+            }
+            hrefs.insert(iface.name.clone(), href);
+        }
+        if !writes.is_empty() {
+            for stored in self
+                .unis
+                .post("/ports", &Value::Array(writes), "port")
+                .await?
+            {
+                if let (Some(name), Some(href)) =
+                    (str_at(&stored, "/name"), str_at(&stored, "/selfRef"))
+                {
+                    hrefs.insert(name.to_owned(), href.to_owned());
+                }
+            }
+        }
+        self.ports.extend(hrefs);
+        Ok(())
+    }
+
+    /// Creates the node, or updates it when its facts or port links
+    /// changed.
+    async fn sync_node(&mut self, host: &HostInfo) -> Result<&'static str, UnisError> {
+        let mut links: Vec<String> = self.ports.values().cloned().collect();
+        links.sort();
+        let id = self
+            .node
+            .as_ref()
+            .and_then(|n| n.get("id").and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| self.options.node_id.clone())
+            .unwrap_or_else(record::new_id);
+        let desired = record::node(self.node.as_ref(), &id, host, &self.urn, &links);
+        let Some(old) = self.node.clone() else {
+            let stored = self.unis.post("/nodes", &desired, "node").await?;
+            self.node = stored.into_iter().next();
+            if self.node_href().is_none() {
+                return Err(UnisError::Unexpected {
+                    method: "POST",
+                    url: format!("{}/nodes", self.unis.base()),
+                    what: "the stored node has no selfRef".into(),
+                });
+            }
+            return Ok("created");
+        };
+        if !differs(&old, &desired) {
+            return Ok("found");
+        }
+        self.unis
+            .put(&format!("/nodes/{id}"), &desired, "node")
+            .await?;
+        let mut now = desired;
+        now["selfRef"] = old.get("selfRef").cloned().unwrap_or(Value::Null);
+        self.node = Some(now);
+        Ok("updated")
+    }
+
+    /// The configuration from the local one and `service` (from UNIS).
+    fn effective(&mut self, service: Option<&Value>) -> Value {
+        self.remote_invalid = false;
+        let Some(service) = service.filter(|_| self.options.read_config) else {
+            return self.local.doc.clone();
+        };
+        let id = service.get("id").and_then(Value::as_str).unwrap_or("?");
+        let origin = format!("UNIS service {id}");
+        match config::merge_service(&self.local, service, &origin, self.options.precedence) {
+            Ok(doc) => doc,
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration in UNIS is invalid; running the local one and leaving the service's configuration as it is");
+                self.remote_invalid = true;
+                self.local.doc.clone()
+            }
+        }
+    }
+
+    /// Makes `doc` the configuration in effect (with measurements of
+    /// others adopted later); true when it changed.
+    fn adopt_doc(&mut self, doc: Value) -> bool {
+        if record::without_server_fields(&doc) == record::without_server_fields(&self.doc)
+            && self.generation > 0
+        {
+            return false;
+        }
+        match config::resolve(doc.clone()) {
+            Ok(c) => {
+                self.doc = doc;
+                self.config = c;
+                self.generation += 1;
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the merged configuration does not resolve; keeping the current one");
+                false
+            }
+        }
+    }
+
+    /// The service record blipp writes: the configuration in effect,
+    /// running on the node, without the server's fields.
+    fn service_body(&self, id: &str) -> Value {
+        let mut body = record::without_server_fields(&self.doc);
+        let node = self.node_href().unwrap_or_default().to_owned();
+        if self.remote_invalid {
+            // Only keep it alive: the operator's configuration stays for
+            // them to fix.
+            return serde_json::json!({ "id": id, "runningOn": record::link(&node) });
+        }
+        body["id"] = Value::String(id.to_owned());
+        body["runningOn"] = record::link(&node);
+        if body.get("$schema").is_none() {
+            body["$schema"] = Value::String(super::client::schema_uri("service"));
+        }
+        body
+    }
+
+    /// Finds the service (by id, else by name and node), merges its
+    /// configuration, and writes the result back. Returns whether it was
+    /// created.
+    async fn register_service(&mut self) -> Result<bool, UnisError> {
+        let node = self.node_href().unwrap_or_default().to_owned();
+        let wanted_id = self
+            .local
+            .doc
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut found = None;
+        if !self.options.fresh_service {
+            if let Some(id) = &wanted_id {
+                found = self
+                    .unis
+                    .get_list(&format!("/services/{id}"), &[])
+                    .await?
+                    .into_iter()
+                    .next();
+            }
+            if found.is_none() {
+                let name = self
+                    .local
+                    .doc
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or("blipp")
+                    .to_owned();
+                found = self
+                    .unis
+                    .get_list(
+                        "/services",
+                        &[
+                            ("name", &name),
+                            ("runningOn.href", &node),
+                            ("unique", "true"),
+                        ],
+                    )
+                    .await?
+                    .into_iter()
+                    .next();
+            }
+        }
+        let doc = self.effective(found.as_ref());
+        self.adopt_doc(doc);
+        let id = found
+            .as_ref()
+            .and_then(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+            .or(if self.options.fresh_service {
+                None
+            } else {
+                wanted_id
+            })
+            .unwrap_or_else(record::new_id);
+        let body = self.service_body(&id);
+        let created = match found {
+            Some(old) => {
+                self.unis
+                    .put(&format!("/services/{id}"), &body, "service")
+                    .await?;
+                let mut now = body;
+                now["selfRef"] = old.get("selfRef").cloned().unwrap_or(Value::Null);
+                self.service = Some(now);
+                false
+            }
+            None => {
+                let stored = self.unis.post("/services", &body, "service").await?;
+                self.service = stored.into_iter().next();
+                true
+            }
+        };
+        self.renewed = Some(Instant::now());
+        Ok(created)
+    }
+
+    fn service_href(&self) -> String {
+        self.service
+            .as_ref()
+            .and_then(|s| str_at(s, "/selfRef"))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// One measurement per probe: found by probe name, created or updated
+    /// in one list `POST`; then the metadata of every reused measurement in
+    /// one filtered `GET`. Returns (reused, written).
+    async fn sync_measurements(
+        &mut self,
+        service_created: bool,
+    ) -> Result<(usize, usize), UnisError> {
+        let service_href = self.service_href();
+        let existing = if service_created {
+            Vec::new()
+        } else {
+            self.unis
+                .get_list(
+                    "/measurements",
+                    &[("service", &service_href), ("unique", "true")],
+                )
+                .await?
+        };
+        let names: HashSet<String> = self.config.probes.iter().map(|p| p.name.clone()).collect();
+        let mut ours: HashMap<String, &Value> = HashMap::new();
+        let mut others = Vec::new();
+        for m in &existing {
+            match record::measurement_probe(m) {
+                Some(name) if names.contains(name) => {
+                    // Newest first: the first of a name is the current one.
+                    ours.entry(name.to_owned()).or_insert(m);
+                }
+                // blipp's, of a probe no longer configured: left alone.
+                Some(_) if m.pointer("/properties/blipp/probe").is_some() => {}
+                _ => others.push(m),
+            }
+        }
+        let mut measurements = HashMap::new();
+        if self.options.use_existing {
+            for m in others {
+                let Some(id) = m.get("id").and_then(Value::as_str) else {
+                    continue;
+                };
+                let name = record::measurement_probe(m)
+                    .map_or_else(|| format!("measurement-{id}"), str::to_owned);
+                let Some(configuration) = m.get("configuration") else {
+                    continue;
+                };
+                if names.contains(&name) || measurements.contains_key(&name) {
+                    continue;
+                }
+                match self
+                    .config
+                    .adopt(&name, configuration, &format!("UNIS measurement {id}"))
+                {
+                    Ok(()) => {
+                        tracing::info!(probe = %name, measurement = id, "running a measurement made by others (-e use)");
+                        measurements.insert(
+                            name,
+                            MeasurementRef {
+                                id: id.to_owned(),
+                                href: str_at(m, "/selfRef").unwrap_or_default().to_owned(),
+                                event_types: record::event_types(m),
+                                ours: false,
+                                record: m.clone(),
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(measurement = id, error = %e, "cannot run this measurement")
+                    }
+                }
+            }
+        }
+        let mut writes = Vec::new();
+        let mut reused = Vec::new();
+        for probe in &self.config.probes {
+            if measurements.contains_key(&probe.name) {
+                continue;
+            }
+            let old = ours.get(&probe.name).copied();
+            let id = old
+                .and_then(|m| m.get("id").and_then(Value::as_str))
+                .map_or_else(record::new_id, str::to_owned);
+            let mut types = old.map(record::event_types).unwrap_or_default();
+            if let Some(known) = self.measurements.get(&probe.name) {
+                types.extend(known.event_types.iter().cloned());
+            }
+            let desired = record::measurement(old, &id, &service_href, probe, &types);
+            let href = old.and_then(|m| str_at(m, "/selfRef")).map_or_else(
+                || format!("{}/measurements/{id}", self.unis.base()),
+                str::to_owned,
+            );
+            if let Some(old) = old {
+                reused.push(href.clone());
+                if !differs(old, &desired) {
+                    measurements.insert(
+                        probe.name.clone(),
+                        MeasurementRef {
+                            id,
+                            href,
+                            event_types: types,
+                            ours: true,
+                            record: old.clone(),
+                        },
+                    );
+                    continue;
+                }
+            }
+            writes.push(desired.clone());
+            measurements.insert(
+                probe.name.clone(),
+                MeasurementRef {
+                    id,
+                    href,
+                    event_types: types,
+                    ours: true,
+                    record: desired,
+                },
+            );
+        }
+        let written = writes.len();
+        if !writes.is_empty() {
+            self.store_measurements(&mut measurements, writes).await?;
+        }
+        self.measurements = measurements;
+        // Adopted measurements changed the configuration.
+        if self.config.probes.len() != names.len() {
+            self.generation += 1;
+        }
+        let adopted: Vec<String> = self
+            .measurements
+            .values()
+            .filter(|m| !m.ours)
+            .map(|m| m.href.clone())
+            .collect();
+        reused.extend(adopted);
+        self.load_series(&reused).await?;
+        Ok((reused.len(), written))
+    }
+
+    /// `POST /measurements` of a list; the stored records replace the
+    /// local ones by id.
+    async fn store_measurements(
+        &self,
+        measurements: &mut HashMap<String, MeasurementRef>,
+        writes: Vec<Value>,
+    ) -> Result<(), UnisError> {
+        let stored = self
+            .unis
+            .post("/measurements", &Value::Array(writes), "measurement")
+            .await?;
+        for s in stored {
+            let Some(id) = s.get("id").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(m) = measurements.values_mut().find(|m| m.id == id) {
+                if let Some(href) = str_at(&s, "/selfRef") {
+                    m.href = href.to_owned();
+                }
+                m.event_types = record::event_types(&s);
+                m.record = s;
+            }
+        }
+        Ok(())
+    }
+
+    /// The local subject a stored metadata describes: its
+    /// `parameters.subject`, else (metadata of the original BLiPP) `node`
+    /// or `port:<name>` from its subject href.
+    fn local_subject(&self, md: &Value) -> Option<String> {
+        if let Some(s) = str_at(md, "/parameters/subject") {
+            return Some(s.to_owned());
+        }
+        let href = str_at(md, "/subject/href")?;
+        if Some(href) == self.node_href() {
+            return Some("node".into());
+        }
+        self.ports
+            .iter()
+            .find(|(_, h)| h.as_str() == href)
+            .map(|(name, _)| format!("port:{name}"))
+    }
+
+    /// Reads the metadata of the given measurements (one `GET` per few
+    /// dozen measurements) into the series table.
+    async fn load_series(&mut self, measurement_hrefs: &[String]) -> Result<(), UnisError> {
+        let by_href: HashMap<&str, &str> = self
+            .measurements
+            .iter()
+            .map(|(name, m)| (m.href.as_str(), name.as_str()))
+            .collect();
+        let mut found = Vec::new();
+        for hrefs in chunks_of(measurement_hrefs) {
+            found.extend(
+                self.unis
+                    .get_list(
+                        "/metadata",
+                        &[("parameters.measurement.href", &hrefs), ("unique", "true")],
+                    )
+                    .await?,
+            );
+        }
+        let mut series = HashMap::new();
+        for md in &found {
+            let (Some(mid), Some(href), Some(subject_href), Some(et), Some(m)) = (
+                str_at(md, "/id"),
+                str_at(md, "/selfRef"),
+                str_at(md, "/subject/href"),
+                str_at(md, "/eventType"),
+                str_at(md, "/parameters/measurement/href"),
+            ) else {
+                continue;
+            };
+            let (Some(probe), Some(subject)) = (by_href.get(m), self.local_subject(md)) else {
+                continue;
+            };
+            let key: SeriesKey = (Name::from(*probe), Name::from(subject), Name::from(et));
+            series.entry(key).or_insert_with(|| Series {
+                mid: mid.to_owned(),
+                href: href.to_owned(),
+                subject_href: subject_href.to_owned(),
+            });
+        }
+        self.series = series;
+        Ok(())
+    }
+
+    /// The UNIS resource a local subject is about: the node, a port, or
+    /// (for what UNIS has no resource for: disks, CPUs, processes, NUMA
+    /// nodes) the node, the thing itself named in the metadata.
+    fn subject_href(&self, subject: &str) -> Option<String> {
+        let node = self.node_href()?.to_owned();
+        match subject.strip_prefix("port:") {
+            Some(name) if !self.portless.contains(name) => self.ports.get(name).cloned(),
+            _ => Some(node),
+        }
+    }
+
+    /// Makes sure every series in `keys` has metadata: creates the missing
+    /// ones in one list `POST`, after adding new event types to the
+    /// measurements (one more) and registering ports of interfaces that
+    /// appeared since the start. Series of probes without a measurement
+    /// are left out (the caller drops their samples).
+    pub async fn resolve(&mut self, keys: &HashSet<SeriesKey>) -> Result<(), UnisError> {
+        let unknown_ports: Vec<String> = keys
+            .iter()
+            .filter_map(|(_, s, _)| s.strip_prefix("port:"))
+            .filter(|n| !self.ports.contains_key(*n) && !self.portless.contains(*n))
+            .map(str::to_owned)
+            .collect();
+        if !unknown_ports.is_empty() {
+            let host = self.host(true).await.clone();
+            self.sync_ports(&host).await?;
+            self.sync_node(&host).await?;
+            for name in unknown_ports {
+                if !self.ports.contains_key(&name) {
+                    tracing::info!(interface = %name, "interface gone before its port was registered: its samples are about the node");
+                    self.portless.insert(name);
+                }
+            }
+        }
+        let mut creates = Vec::new();
+        let mut new_types: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for key in keys {
+            let (probe, subject, et) = key;
+            let Some(m) = self.measurements.get(probe.as_ref()) else {
+                continue;
+            };
+            let Some(subject_href) = self.subject_href(subject) else {
+                continue;
+            };
+            if self
+                .series
+                .get(key)
+                .is_some_and(|s| s.subject_href == subject_href)
+            {
+                continue;
+            }
+            let id = record::new_id();
+            creates.push((
+                key.clone(),
+                record::metadata(&id, &subject_href, et, &m.href, subject),
+            ));
+            if m.ours && !m.event_types.contains(et.as_ref()) {
+                new_types
+                    .entry(probe.to_string())
+                    .or_default()
+                    .insert(et.to_string());
+            }
+        }
+        if !new_types.is_empty() {
+            let service_href = self.service_href();
+            let mut writes = Vec::new();
+            for (probe, types) in &new_types {
+                let (Some(m), Some(cfg)) = (
+                    self.measurements.get(probe),
+                    self.config.probes.iter().find(|p| &p.name == probe),
+                ) else {
+                    continue;
+                };
+                let mut all = m.event_types.clone();
+                all.extend(types.iter().cloned());
+                writes.push(record::measurement(
+                    Some(&m.record),
+                    &m.id,
+                    &service_href,
+                    cfg,
+                    &all,
+                ));
+            }
+            let mut measurements = std::mem::take(&mut self.measurements);
+            let stored = self.store_measurements(&mut measurements, writes).await;
+            self.measurements = measurements;
+            stored?;
+        }
+        if creates.is_empty() {
+            return Ok(());
+        }
+        let bodies: Vec<Value> = creates.iter().map(|(_, md)| md.clone()).collect();
+        let stored = self
+            .unis
+            .post("/metadata", &Value::Array(bodies), "metadata")
+            .await?;
+        let hrefs: HashMap<&str, &str> = stored
+            .iter()
+            .filter_map(|s| Some((str_at(s, "/id")?, str_at(s, "/selfRef")?)))
+            .collect();
+        for (key, md) in creates {
+            let mid = str_at(&md, "/id").unwrap_or_default();
+            let Some(href) = hrefs.get(mid) else { continue };
+            self.series.insert(
+                key,
+                Series {
+                    mid: mid.to_owned(),
+                    href: (*href).to_owned(),
+                    subject_href: str_at(&md, "/subject/href").unwrap_or_default().to_owned(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads the service back (one `GET`): a configuration changed in UNIS
+    /// takes effect (its measurements follow); a deleted service is
+    /// registered again. Returns whether the configuration changed.
+    pub async fn refresh(&mut self) -> Result<bool, UnisError> {
+        let Some(id) = self
+            .service
+            .as_ref()
+            .and_then(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+        else {
+            self.register().await?;
+            return Ok(true);
+        };
+        let got = self.unis.get_list(&format!("/services/{id}"), &[]).await?;
+        let Some(service) = got.into_iter().next() else {
+            tracing::warn!(service = %id, "the service is gone from UNIS; registering it again");
+            let before = self.generation;
+            let body = self.service_body(&id);
+            let stored = self.unis.post("/services", &body, "service").await?;
+            self.service = stored.into_iter().next();
+            self.renewed = Some(Instant::now());
+            self.sync_measurements(false).await?;
+            return Ok(self.generation != before);
+        };
+        let doc = self.effective(Some(&service));
+        self.service = Some(service);
+        if !self.adopt_doc(doc) {
+            return Ok(false);
+        }
+        tracing::info!("the configuration in UNIS changed");
+        self.sync_measurements(false).await?;
+        Ok(true)
+    }
+
+    /// Renews the service's TTL: a `PUT` of the service (the server renews
+    /// `ts`).
+    pub async fn renew(&mut self) -> Result<(), UnisError> {
+        let Some(id) = self
+            .service
+            .as_ref()
+            .and_then(|s| s.get("id").and_then(Value::as_str).map(str::to_owned))
+        else {
+            return Ok(());
+        };
+        let body = self.service_body(&id);
+        self.unis
+            .put(&format!("/services/{id}"), &body, "service")
+            .await?;
+        self.renewed = Some(Instant::now());
+        Ok(())
+    }
+}
+
+/// A port's URN: the node's URN, `port=` and the interface name (with the
+/// colon the original left out when the node URN had none at its end).
+fn port_urn(node_urn: &str, ifname: &str) -> String {
+    if node_urn.ends_with(':') {
+        format!("{node_urn}port={ifname}")
+    } else {
+        format!("{node_urn}:port={ifname}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lists_are_split() {
+        let values: Vec<String> = (0..300)
+            .map(|i| format!("http://unis.example/measurements/{i:024}"))
+            .collect();
+        let chunks = chunks_of(&values);
+        assert!(chunks.len() > 1);
+        assert!(chunks.iter().all(|c| c.len() <= MAX_LIST_CHARS));
+        let joined: Vec<&str> = chunks.iter().flat_map(|c| c.split(',')).collect();
+        assert_eq!(joined.len(), 300);
+        assert!(chunks_of(&[]).is_empty());
+        assert_eq!(port_urn("urn:a:node=h:", "eth0"), "urn:a:node=h:port=eth0");
+        assert_eq!(port_urn("urn:a:node=h", "eth0"), "urn:a:node=h:port=eth0");
+    }
+}
