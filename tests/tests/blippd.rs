@@ -231,3 +231,59 @@ fn disk_probe_runs_from_ebpf_as_root() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs blippd with `config` and `--once`; it must exit 0 within 20 s.
+fn once_exits(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    std::fs::write(&path, config).unwrap();
+    let mut child = blippd()
+        .arg("-c")
+        .arg(&path)
+        .args(["--once", "--mode", "proc"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("blippd --once did not exit with {config}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    out
+}
+
+/// Regression: with one probe, `--once` hung when the probe's "done"
+/// message arrived before its task had returned (a race: tried many times).
+#[test]
+fn once_with_a_single_probe_exits() {
+    for _ in 0..20 {
+        let out = once_exits(
+            r#"{"properties":{"configurations":{"probes":{"mem":{"probe_module":"mem"}}}}}"#,
+        );
+        assert!(out.contains("memory:utilization:free"), "{out}");
+    }
+}
+
+/// Regression: nothing to run is nothing to wait for.
+#[test]
+fn once_with_every_probe_off_exits() {
+    let out = once_exits(
+        r#"{"properties":{"configurations":{"probes":{"mem":{"probe_module":"mem","status":"OFF"}}}}}"#,
+    );
+    assert!(out.is_empty(), "{out}");
+}
