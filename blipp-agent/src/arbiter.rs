@@ -221,11 +221,7 @@ struct Supervisor {
 
 impl Supervisor {
     fn build(&mut self, p: &ProbeConfig) -> Result<Built, ArbiterError> {
-        if let Some(i) = self
-            .prepared
-            .iter()
-            .position(|r| r.config == *p)
-        {
+        if let Some(i) = self.prepared.iter().position(|r| r.config == *p) {
             return Ok(self.prepared.swap_remove(i).built);
         }
         if !self.kernel_tried && probe_wants_ebpf(p) {

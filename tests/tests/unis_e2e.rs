@@ -548,18 +548,38 @@ fn set_status(server: &UnisServer, status: &str) {
     );
 }
 
-/// Whether points of `probes` keep arriving over `secs`.
-fn growing(server: &UnisServer, probes: &[&str], secs: u64) -> BTreeMap<String, bool> {
-    let before = points_per_probe(server);
+/// The newest point's timestamp per probe.
+fn latest_per_probe(server: &UnisServer) -> BTreeMap<String, u64> {
+    let owners = probe_of_mids(server);
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for (mid, points) in server.data() {
+        if let Some(p) = owners.get(&mid) {
+            let newest = points
+                .iter()
+                .filter_map(|d| d["ts"].as_u64())
+                .max()
+                .unwrap_or(0);
+            let e = out.entry(p.clone()).or_default();
+            *e = (*e).max(newest);
+        }
+    }
+    out
+}
+
+/// Waits `secs` (for collections and their delivery), then tells for each
+/// probe whether it measured anything after `since` (µs). Samples taken
+/// before a probe stopped may arrive later; their timestamps are older.
+fn measured_since(
+    server: &UnisServer,
+    probes: &[&str],
+    since: u64,
+    secs: u64,
+) -> BTreeMap<String, bool> {
     std::thread::sleep(Duration::from_secs(secs));
-    let after = points_per_probe(server);
+    let latest = latest_per_probe(server);
     probes
         .iter()
-        .map(|p| {
-            let p = (*p).to_owned();
-            let grew = after.get(&p).copied().unwrap_or(0) > before.get(&p).copied().unwrap_or(0);
-            (p, grew)
-        })
+        .map(|p| ((*p).to_owned(), latest.get(*p).is_some_and(|t| *t > since)))
         .collect()
 }
 
@@ -616,7 +636,8 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
                 .contains("probe stopped by the configuration probe=disk")
         },
     );
-    let grew = growing(&server, &all, 3);
+    let disk_off = now_us();
+    let grew = measured_since(&server, &all, disk_off, 3);
     assert!(!grew["disk"], "{grew:?}");
     assert!(grew["cpu"] && grew["net"], "{grew:?}");
 
@@ -634,25 +655,28 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
             })
         },
     );
-    std::thread::sleep(Duration::from_millis(1500));
-    let grew = growing(&server, &all, 3);
+    let off = now_us();
+    let grew = measured_since(&server, &all, off, 3);
     assert!(
         grew.values().all(|g| !g),
         "status OFF: no data, yet {grew:?}"
     );
 
     // ON again: the probes that are ON start again.
+    let on = now_us();
     set_status(&server, "ON");
     wait_for(
         15,
         "data again",
         || blippd.log(),
         || {
-            let g = growing(&server, &["cpu", "net"], 2);
-            g.values().all(|x| *x)
+            let latest = latest_per_probe(&server);
+            ["cpu", "net"]
+                .iter()
+                .all(|p| latest.get(*p).is_some_and(|t| *t > on))
         },
     );
-    let grew = growing(&server, &["disk"], 3);
+    let grew = measured_since(&server, &["disk"], disk_off, 2);
     assert!(!grew["disk"], "disk stays OFF");
     blippd.stop();
     assert_eq!(server.records("services").len(), 1);
