@@ -613,6 +613,14 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
             })
         },
     );
+    wait_for(
+        15,
+        "the mem probe to restart",
+        || blippd.log(),
+        || blippd.log().contains("restarting it"),
+    );
+    // Time for any other (wrong) restart to show.
+    std::thread::sleep(Duration::from_secs(2));
     let restarts: Vec<String> = blippd
         .log()
         .lines()
