@@ -1087,3 +1087,103 @@ fn registration_cost_does_not_grow_with_the_probes() {
         server.records("metadata").len()
     );
 }
+
+#[test]
+fn given_ids_a_deleted_service_and_a_bad_configuration_in_unis() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &server.url(),
+        &json!({"properties": {"configurations": {"probes": {"mem": {"probe_module": "mem"}}}}}),
+    );
+    let args = [
+        "-n",
+        "node-given",
+        "--urn",
+        "urn:ogf:network:domain=test:node=given:",
+        "-s",
+        "svc-given",
+    ];
+    let blippd = Blippd::start(&cfg, &args, &dir.path().join("run.log"));
+    wait_for(
+        60,
+        "registration",
+        || blippd.log(),
+        || blippd.log().contains("registered in UNIS"),
+    );
+    let node = server
+        .record("nodes", "node-given")
+        .expect("the node has the id given");
+    assert_eq!(node["urn"], "urn:ogf:network:domain=test:node=given:");
+    let ports = server.records("ports");
+    assert!(ports.iter().all(|p| {
+        p["urn"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:ogf:network:domain=test:node=given:port=")
+    }));
+    let service = server
+        .record("services", "svc-given")
+        .expect("the service has the id given");
+    assert_eq!(service["runningOn"]["href"], node["selfRef"]);
+
+    // The service is deleted in UNIS: the next poll registers it again,
+    // with the same id, and its measurements stay.
+    let measurements = ids(&server.records("measurements"));
+    let status = server.block_on(async {
+        server
+            .client()
+            .unwrap()
+            .delete(format!("{}/services/svc-given", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 204);
+    assert!(server.record("services", "svc-given").is_none());
+    wait_for(
+        15,
+        "the service to come back",
+        || blippd.log(),
+        || server.record("services", "svc-given").is_some(),
+    );
+    assert_eq!(ids(&server.records("measurements")), measurements);
+
+    // A configuration in UNIS that blipp refuses: it says so, keeps
+    // measuring with what it has, and leaves the operator's record alone
+    // (only keeping the service alive).
+    edit_service(&server, |p| {
+        p["configurations"]["unis_poll_interval"] = json!("often");
+    });
+    wait_for(
+        15,
+        "the refusal",
+        || blippd.log(),
+        || {
+            blippd
+                .log()
+                .contains("the configuration in UNIS is invalid")
+        },
+    );
+    let since = now_us();
+    let measured = measured_since(&server, &["mem"], since, 3);
+    assert!(measured["mem"], "mem goes on");
+    let service = server.record("services", "svc-given").unwrap();
+    assert_eq!(
+        service["properties"]["configurations"]["unis_poll_interval"], "often",
+        "the operator's value is left for them to fix"
+    );
+    let log = blippd.stop();
+    assert!(
+        log.contains("/properties/configurations/unis_poll_interval"),
+        "the refusal names the field:\n{log}"
+    );
+    let refusals = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("the configuration in UNIS is invalid"))
+        .count();
+    assert_eq!(refusals, 1, "one error, not one per poll");
+}

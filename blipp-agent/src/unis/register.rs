@@ -78,9 +78,11 @@ pub struct Session {
     local: Local,
     config: Config,
     doc: Value,
-    /// The configuration in UNIS failed validation: the local one runs, and
-    /// the service is only kept alive, not overwritten.
+    /// The configuration in UNIS failed validation: the one in effect
+    /// stays, and the service is only kept alive, not overwritten.
     remote_invalid: bool,
+    /// The last refusal, so that a poll does not log the same one again.
+    refused: Option<String>,
     /// Bumped whenever `config` changes.
     generation: u64,
     host: Option<HostInfo>,
@@ -133,6 +135,7 @@ impl Session {
             config,
             doc,
             remote_invalid: false,
+            refused: None,
             generation: 0,
             host: None,
             urn: String::new(),
@@ -334,6 +337,9 @@ impl Session {
     }
 
     /// The configuration from the local one and `service` (from UNIS).
+    /// A configuration in UNIS that does not validate leaves the one in
+    /// effect as it is (the local one before the first good one); the
+    /// refusal is logged once per distinct error.
     fn effective(&mut self, service: Option<&Value>) -> Value {
         self.remote_invalid = false;
         let Some(service) = service.filter(|_| self.options.read_config) else {
@@ -342,11 +348,24 @@ impl Session {
         let id = service.get("id").and_then(Value::as_str).unwrap_or("?");
         let origin = format!("UNIS service {id}");
         match config::merge_service(&self.local, service, &origin, self.options.precedence) {
-            Ok(doc) => doc,
+            Ok(doc) => {
+                self.refused = None;
+                doc
+            }
             Err(e) => {
-                tracing::error!(error = %e, "the configuration in UNIS is invalid; running the local one and leaving the service's configuration as it is");
+                let text = e.to_string();
+                if self.refused.as_deref() == Some(text.as_str()) {
+                    tracing::debug!(error = %text, "the configuration in UNIS is still invalid");
+                } else {
+                    tracing::error!(error = %text, "the configuration in UNIS is invalid; the one in effect stays, and the service's configuration is left as it is");
+                    self.refused = Some(text);
+                }
                 self.remote_invalid = true;
-                self.local.doc.clone()
+                if self.generation > 0 {
+                    self.doc.clone()
+                } else {
+                    self.local.doc.clone()
+                }
             }
         }
     }
