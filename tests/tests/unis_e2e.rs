@@ -1187,3 +1187,96 @@ fn given_ids_a_deleted_service_and_a_bad_configuration_in_unis() {
         .count();
     assert_eq!(refusals, 1, "one error, not one per poll");
 }
+
+#[test]
+fn an_interface_that_appears_later_gets_its_port() {
+    if !blipp_tests::require_root("an interface created in a network namespace while blippd runs") {
+        return;
+    }
+    let Some(schemas) = real_schemas("the new-interface test") else {
+        return;
+    };
+    let ns = blipp_tests::netns::NetNs::new("unis").unwrap();
+    ns.ip(&["link", "set", "lo", "up"]).unwrap();
+    ns.ip(&[
+        "link", "add", "veth0", "type", "veth", "peer", "name", "veth1",
+    ])
+    .unwrap();
+    for dev in ["veth0", "veth1"] {
+        ns.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    let server = UnisServer::start_in(
+        &ns,
+        Options {
+            schemas: Some(schemas),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &server.url(),
+        &json!({"properties": {"configurations": {"probes": {"net": {"probe_module": "net"}}}}}),
+    );
+    let log = dir.path().join("run.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .arg(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["-d", "debug"])
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let port_names = || -> BTreeSet<String> {
+        server
+            .records("ports")
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    wait_for(60, "the namespace's ports", read_log, || {
+        port_names() == BTreeSet::from(["lo".into(), "veth0".into(), "veth1".into()])
+    });
+    ns.ip(&[
+        "link", "add", "veth2", "type", "veth", "peer", "name", "veth3",
+    ])
+    .unwrap();
+    for dev in ["veth2", "veth3"] {
+        ns.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    wait_for(30, "a port and metadata for veth2", read_log, || {
+        let Some(port) = server
+            .records("ports")
+            .into_iter()
+            .find(|p| p["name"] == "veth2")
+        else {
+            return false;
+        };
+        server.records("metadata").iter().any(|m| {
+            m["parameters"]["subject"] == "port:veth2" && m["subject"]["href"] == port["selfRef"]
+        })
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGTERM) };
+    assert!(child.wait().unwrap().success(), "{}", read_log());
+    let node = server.records("nodes").remove(0);
+    let linked: BTreeSet<&str> = node["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["href"].as_str().unwrap())
+        .collect();
+    for port in server.records("ports") {
+        assert!(
+            linked.contains(port["selfRef"].as_str().unwrap()),
+            "{} is linked from the node",
+            port["name"]
+        );
+    }
+    assert_eq!(server.records("nodes").len(), 1);
+}

@@ -65,6 +65,13 @@ impl UnisServer {
         Self::start_on(0, options)
     }
 
+    /// Starts inside the network namespace `ns`: its listener, and every
+    /// thread of its runtime (so also its own `GET` of `metadata_URL`),
+    /// use that namespace's loopback.
+    pub fn start_in(ns: &crate::netns::NetNs, options: Options) -> Result<Self> {
+        ns.run(|| Self::start(options))?
+    }
+
     /// Starts on `port` (0: any).
     pub fn start_on(port: u16, options: Options) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
