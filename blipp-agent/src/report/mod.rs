@@ -4,6 +4,7 @@
 //! ([`unis_ms`], its own task, with the [`spool`] behind it).
 
 pub mod collector;
+pub mod pending;
 pub mod sink;
 pub mod spool;
 pub mod unis_ms;

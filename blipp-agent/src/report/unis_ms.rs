@@ -15,8 +15,7 @@
 //! short pause (so that probes reporting together share requests) and back
 //! off on their own while the MS fails.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
@@ -24,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::Batch;
+use super::pending::{Chunk, Pending};
 use super::spool::{Spool, SpoolError};
 use crate::config::{Config, ProbeConfig};
 use crate::sample::{Name, Sample, Value};
@@ -33,16 +33,12 @@ use crate::unis::{Endpoint, Session, UnisError};
 
 /// Reports arriving within this pause go out together.
 const COALESCE: Duration = Duration::from_millis(300);
-/// At most this many samples per delivery step (one `POST /data` per MS).
-const CHUNK_SAMPLES: usize = 5000;
 /// Deliveries back off from this ...
 const DELIVERY_RETRY: Duration = Duration::from_secs(1);
 /// ... up to this.
 const DELIVERY_RETRY_MAX: Duration = Duration::from_secs(60);
 /// At shutdown, how long to try to deliver before spooling the rest.
 const FINAL_DELIVERY: Duration = Duration::from_secs(10);
-/// Reports kept in memory per probe when the configuration does not say.
-const DEFAULT_TOLERANCE: u32 = 10;
 
 /// Why a delivery did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -56,164 +52,6 @@ pub enum SinkError {
     /// The spool failed.
     #[error(transparent)]
     Spool(#[from] SpoolError),
-}
-
-/// Samples taken for one delivery step, and where they came from.
-pub struct Chunk {
-    batches: Vec<(Name, Vec<Sample>)>,
-    origin: Origin,
-}
-
-enum Origin {
-    Memory,
-    Spool(PathBuf),
-}
-
-impl Chunk {
-    fn samples(&self) -> usize {
-        self.batches.iter().map(|(_, s)| s.len()).sum()
-    }
-}
-
-/// Samples waiting for delivery: recent reports in memory (a bounded number
-/// per probe), older ones in the spool.
-pub struct Pending {
-    memory: VecDeque<(Name, Vec<Sample>)>,
-    per_probe: HashMap<Name, u32>,
-    tolerance: HashMap<String, u32>,
-    spool: Option<Spool>,
-    /// Samples lost for want of a spool (or because it failed).
-    pub dropped: u64,
-}
-
-impl Pending {
-    /// An empty buffer over `spool` (`None`: memory only).
-    pub fn new(spool: Option<Spool>) -> Self {
-        Self {
-            memory: VecDeque::new(),
-            per_probe: HashMap::new(),
-            tolerance: HashMap::new(),
-            spool,
-            dropped: 0,
-        }
-    }
-
-    /// Takes each probe's `reporting_tolerance`.
-    pub fn set_tolerances(&mut self, config: &Config) {
-        self.tolerance = config
-            .probes
-            .iter()
-            .map(|p| (p.name.clone(), p.reporting_tolerance))
-            .collect();
-    }
-
-    /// Whether anything waits.
-    pub fn is_empty(&self) -> bool {
-        self.memory.is_empty() && self.spool.as_ref().is_none_or(Spool::is_empty)
-    }
-
-    /// Adds a report; a probe's oldest report in memory beyond its
-    /// tolerance moves to the spool.
-    pub fn push(&mut self, probe: Name, samples: Vec<Sample>) {
-        let limit = self
-            .tolerance
-            .get(probe.as_ref())
-            .copied()
-            .unwrap_or(DEFAULT_TOLERANCE);
-        let count = self.per_probe.entry(Name::clone(&probe)).or_insert(0);
-        *count += 1;
-        let over = *count > limit;
-        self.memory.push_back((Name::clone(&probe), samples));
-        if over && let Some(i) = self.memory.iter().position(|(p, _)| *p == probe) {
-            let (p, samples) = self.memory.remove(i).expect("found it");
-            if let Some(c) = self.per_probe.get_mut(&p) {
-                *c -= 1;
-            }
-            self.spool_or_drop(&p, &samples);
-        }
-    }
-
-    fn spool_or_drop(&mut self, probe: &str, samples: &[Sample]) {
-        let result = match &mut self.spool {
-            Some(spool) => spool.append(probe, samples),
-            None => {
-                self.dropped += samples.len() as u64;
-                tracing::warn!(
-                    probe,
-                    samples = samples.len(),
-                    dropped_total = self.dropped,
-                    "no spool: samples beyond reporting_tolerance dropped"
-                );
-                return;
-            }
-        };
-        if let Err(e) = result {
-            self.dropped += samples.len() as u64;
-            tracing::error!(error = %e, samples = samples.len(), "spooling failed: samples dropped");
-        }
-    }
-
-    /// The next samples to deliver: the oldest spool segment, else up to
-    /// [`CHUNK_SAMPLES`] from memory.
-    pub fn take(&mut self) -> Result<Option<Chunk>, SpoolError> {
-        if let Some(spool) = &mut self.spool
-            && let Some((path, batches)) = spool.oldest()?
-        {
-            return Ok(Some(Chunk {
-                batches,
-                origin: Origin::Spool(path),
-            }));
-        }
-        let mut batches = Vec::new();
-        let mut n = 0;
-        while n < CHUNK_SAMPLES
-            && let Some((probe, samples)) = self.memory.pop_front()
-        {
-            if let Some(c) = self.per_probe.get_mut(&probe) {
-                *c -= 1;
-            }
-            n += samples.len();
-            batches.push((probe, samples));
-        }
-        Ok((!batches.is_empty()).then_some(Chunk {
-            batches,
-            origin: Origin::Memory,
-        }))
-    }
-
-    /// A chunk was delivered (or dropped for good).
-    pub fn done(&mut self, chunk: Chunk) -> Result<(), SpoolError> {
-        if let (Origin::Spool(path), Some(spool)) = (&chunk.origin, &mut self.spool) {
-            spool.remove(path)?;
-        }
-        Ok(())
-    }
-
-    /// A chunk could not be delivered: it waits again, in front.
-    pub fn give_back(&mut self, chunk: Chunk) {
-        if let Origin::Memory = chunk.origin {
-            for (probe, samples) in chunk.batches.into_iter().rev() {
-                *self.per_probe.entry(Name::clone(&probe)).or_insert(0) += 1;
-                self.memory.push_front((probe, samples));
-            }
-        }
-    }
-
-    /// Moves everything in memory to the spool (at shutdown) and syncs it.
-    /// Returns the samples that could not be kept.
-    pub fn persist(&mut self) -> u64 {
-        let before = self.dropped;
-        while let Some((probe, samples)) = self.memory.pop_front() {
-            self.spool_or_drop(&probe, &samples);
-        }
-        self.per_probe.clear();
-        if let Some(spool) = &mut self.spool
-            && let Err(e) = spool.sync()
-        {
-            tracing::error!(error = %e, "syncing the spool");
-        }
-        self.dropped - before
-    }
 }
 
 /// The wait before the `failures`-th retry: `base` doubled per earlier
@@ -550,69 +388,6 @@ mod tests {
     use super::*;
     use crate::sample::{Source, Timestamp};
 
-    fn batch(ts: u64) -> Vec<Sample> {
-        vec![Sample::new(
-            Timestamp(ts),
-            &Name::from("node"),
-            &Name::from("e"),
-            Value::Int(ts),
-            Source::Proc,
-        )]
-    }
-
-    fn all(p: &mut Pending) -> Vec<u64> {
-        let mut out = Vec::new();
-        while let Some(c) = p.take().unwrap() {
-            out.extend(c.batches.iter().flat_map(|(_, s)| s.iter().map(|x| x.ts.0)));
-            p.done(c).unwrap();
-        }
-        out
-    }
-
-    #[test]
-    fn beyond_tolerance_to_the_spool_oldest_first() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
-        p.tolerance.insert("cpu".into(), 2);
-        for ts in 1..=5 {
-            p.push(Name::from("cpu"), batch(ts));
-        }
-        assert_eq!(p.memory.len(), 2, "tolerance 2 in memory");
-        assert_eq!(all(&mut p), [1, 2, 3, 4, 5], "spool first, in order");
-        assert!(p.is_empty());
-    }
-
-    #[test]
-    fn give_back_keeps_order_and_persist_keeps_everything() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut p = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
-        for ts in 1..=3 {
-            p.push(Name::from("mem"), batch(ts));
-        }
-        let c = p.take().unwrap().unwrap();
-        p.give_back(c);
-        p.push(Name::from("mem"), batch(4));
-        assert_eq!(p.persist(), 0);
-        drop(p);
-        let mut again = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
-        assert_eq!(
-            all(&mut again),
-            [1, 2, 3, 4],
-            "a restart delivers what was pending"
-        );
-    }
-
-    #[test]
-    fn without_a_spool_the_overflow_is_counted() {
-        let mut p = Pending::new(None);
-        p.tolerance.insert("cpu".into(), 1);
-        for ts in 1..=3 {
-            p.push(Name::from("cpu"), batch(ts));
-        }
-        assert_eq!(p.dropped, 2);
-        assert_eq!(all(&mut p), [3]);
-    }
-
     #[test]
     fn backoff_doubles_up_to_the_limit() {
         let s = Duration::from_secs;
@@ -625,7 +400,13 @@ mod tests {
 
     #[test]
     fn datum_shape() {
-        let mut s = batch(7).remove(0);
+        let mut s = Sample::new(
+            Timestamp(7),
+            &Name::from("node"),
+            &Name::from("e"),
+            Value::Int(7),
+            Source::Proc,
+        );
         assert_eq!(datum(&s), json!({"ts": 7, "value": 7}));
         s.reset = true;
         s.value = Value::Float(0.5);
