@@ -1280,3 +1280,38 @@ fn an_interface_that_appears_later_gets_its_port() {
     }
     assert_eq!(server.records("nodes").len(), 1);
 }
+
+#[test]
+fn once_registers_delivers_and_exits() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), &server.url(), &json!({}));
+    let out = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&cfg)
+        .args(["--once", "--mode", "proc"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(out.stdout.is_empty(), "samples go to UNIS, not stdout");
+    assert_eq!(server.records("measurements").len(), 4, "{log}");
+    let owners = probe_of_mids(&server);
+    let probes: BTreeSet<&String> = server.data().keys().filter_map(|m| owners.get(m)).collect();
+    assert_eq!(
+        probes.len(),
+        4,
+        "one collection of every probe delivered: {probes:?}\n{log}"
+    );
+    let spool = dir.path().join("spool");
+    let left = std::fs::read_dir(&spool)
+        .map(|d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
+            })
+            .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(left, 0, "nothing left behind in the spool");
+}
