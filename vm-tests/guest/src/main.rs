@@ -47,6 +47,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a collection after the I/O may take to be reported (probes
 /// collect every second; TCG on a loaded host is slow).
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the interface may take to send the test's frames.
+const SENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn main() {
     if std::process::id() != 1 {
@@ -352,7 +354,17 @@ fn run_agent(
         tx.is_ok(),
         format!("{FRAMES} frames: {tx:?}"),
     );
-    let after = counters();
+    // Direct I/O is done when the calls return, but frames can still sit
+    // in the qdisc: wait (bounded) until the driver has sent them all, so
+    // that `after` and the collection below see the finished traffic.
+    let deadline = std::time::Instant::now() + SENT_TIMEOUT;
+    let mut after = counters();
+    while after.tx_packets - before.tx_packets < u64::from(FRAMES)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        after = counters();
+    }
     // The last samples must come from a collection after the I/O and the
     // traffic: wait for one (disk, net, and agent with the programs'
     // missed runs) rather than for a fixed time.
