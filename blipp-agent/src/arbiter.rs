@@ -1,23 +1,30 @@
 //! Runs the configured probes: builds each one (choosing eBPF or /proc),
 //! drives it along its schedule, and hands its batches to the reporter.
-//! A new configuration (from UNIS) restarts only the probes whose
-//! configuration changed; service status OFF stops them all, ON starts
-//! them again. Stopping flushes every probe's pending samples.
+//! A new configuration (from UNIS, an edit or a reload through the control
+//! socket) restarts only the probes whose configuration changed; service
+//! status OFF stops them all, ON starts them again. Stopping flushes every
+//! probe's pending samples. [`steer`] answers the control socket.
+
+mod steer;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, Mode, ProbeConfig, Status};
+use crate::config::{Config, LocalSource, Mode, ProbeConfig, Status};
+use crate::control::Command;
+use crate::control::protocol::{Changes, Failure};
 use crate::probe::cost::CostBoard;
 use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
-use crate::sample::{Name, Sample, Timestamp};
+use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::schedule::{Instants, backoff};
 use crate::source::ebpf::{KernelAccess, caps, klog};
+use crate::status::{ProbeHealth, ProbeReport, ProbeState};
 
 /// Why the agent could not start its probes.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +81,10 @@ pub struct Links {
     pub updates: Option<watch::Receiver<Config>>,
     /// The UNIS/MS sink, which receives every probe's batches.
     pub unis: Option<mpsc::Sender<Batch>>,
+    /// Commands from the control socket.
+    pub commands: Option<mpsc::Receiver<Command>>,
+    /// Where the local configuration comes from, for `reload`.
+    pub reload: Option<LocalSource>,
 }
 
 struct Running {
@@ -186,6 +197,8 @@ struct Task {
     handle: JoinHandle<()>,
     /// Its schedule ended (it said so on the `done` channel).
     finished: bool,
+    /// eBPF or /proc.
+    source: Source,
 }
 
 /// The probes `config` wants running: none when the service is OFF,
@@ -217,6 +230,11 @@ struct Supervisor {
     spawned: u64,
     options: RunOptions,
     unis: bool,
+    /// The record of every probe that ran, by name (kept after it stops,
+    /// so that `status` and `tail` show its last collections).
+    health: BTreeMap<String, Arc<ProbeHealth>>,
+    /// Probes the configuration wants that could not be built, and why.
+    failed: BTreeMap<String, String>,
 }
 
 impl Supervisor {
@@ -266,8 +284,12 @@ impl Supervisor {
         let id = self.spawned;
         let config = r.config.clone();
         let costs = self.costs.clone();
+        let health = ProbeHealth::new();
+        self.health.insert(config.name.clone(), Arc::clone(&health));
+        self.failed.remove(&config.name);
+        let source = r.built.source;
         let handle = tokio::spawn(async move {
-            drive(r, collector, tx, stop_rx, once, costs).await;
+            drive(r, collector, tx, stop_rx, once, costs, health).await;
             let _ = done.send(id);
         });
         self.tasks.insert(
@@ -278,6 +300,7 @@ impl Supervisor {
                 stop,
                 handle,
                 finished: false,
+                source,
             },
         );
         status
@@ -299,7 +322,10 @@ impl Supervisor {
                     config: p.clone(),
                     built: b,
                 }),
-                Err(e) => tracing::error!(error = %e, "probe not started"),
+                Err(e) => {
+                    tracing::error!(error = %e, "probe not started");
+                    self.failed.insert(p.name.clone(), e.to_string());
+                }
             }
         }
         built.into_iter().map(|r| self.spawn(r)).collect()
@@ -316,38 +342,129 @@ impl Supervisor {
     }
 
     /// Moves to `config`: stops the probes it no longer wants, restarts
-    /// those whose configuration changed, starts new ones. A probe that
-    /// cannot be built is logged and left out; the others run on.
-    async fn apply(&mut self, config: &Config) {
+    /// those whose configuration changed, starts new ones. The new probes
+    /// are built before any is stopped. `strict` (a change through the
+    /// control socket) refuses the whole change when one cannot be built,
+    /// and nothing changes; otherwise (UNIS) that probe is logged and left
+    /// out, and the others run on.
+    async fn apply(&mut self, config: &Config, strict: bool) -> Result<Changes, Failure> {
         let wanted = wanted(config);
+        let mut builds = Vec::new();
+        for (name, p) in &wanted {
+            if !self.tasks.get(*name).is_some_and(|t| t.config == **p) {
+                builds.push(*p);
+            }
+        }
+        let mut built = Vec::new();
+        let mut failed = Vec::new();
+        for p in builds {
+            match self.build(p) {
+                Ok(b) => built.push(Running {
+                    config: p.clone(),
+                    built: b,
+                }),
+                Err(ArbiterError::Probe { probe, source }) => failed.push(Failure {
+                    probe,
+                    error: source.to_string(),
+                }),
+            }
+        }
+        if strict && let Some(f) = failed.first() {
+            return Err(f.clone());
+        }
+        let mut changes = Changes::default();
         let names: Vec<String> = self.tasks.keys().cloned().collect();
         for name in names {
             let keep = wanted
                 .get(name.as_str())
                 .is_some_and(|p| self.tasks.get(&name).is_some_and(|t| t.config == **p));
-            if !keep {
-                self.stop(&name).await;
-                if wanted.contains_key(name.as_str()) {
-                    tracing::info!(probe = %name, "probe configuration changed: restarting it");
-                } else {
-                    tracing::info!(probe = %name, "probe stopped by the configuration");
-                }
-            }
-        }
-        for (name, p) in wanted {
-            if self.tasks.contains_key(name) {
+            if keep {
                 continue;
             }
-            match self.build(p) {
-                Ok(built) => {
-                    self.spawn(Running {
-                        config: p.clone(),
-                        built,
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "probe not started"),
+            self.stop(&name).await;
+            if wanted.contains_key(name.as_str()) {
+                tracing::info!(probe = %name, "probe configuration changed: restarting it");
+                changes.restarted.push(name);
+            } else {
+                tracing::info!(probe = %name, "probe stopped by the configuration");
+                changes.stopped.push(name);
             }
         }
+        for r in built {
+            if !changes.restarted.contains(&r.config.name) {
+                changes.started.push(r.config.name.clone());
+            }
+            self.spawn(r);
+        }
+        for f in &failed {
+            tracing::error!(probe = %f.probe, error = %f.error, "probe not started");
+            self.failed.insert(f.probe.clone(), f.error.clone());
+        }
+        self.failed
+            .retain(|name, _| wanted.contains_key(name.as_str()));
+        self.health
+            .retain(|name, _| config.probes.iter().any(|p| p.name == *name));
+        changes.failed = failed;
+        Ok(changes)
+    }
+
+    /// Builds probe `name` again from its configuration and replaces its
+    /// task (its pending samples are flushed first).
+    async fn restart(&mut self, name: &str) -> Result<(), Failure> {
+        let Some(config) = self.tasks.get(name).map(|t| t.config.clone()) else {
+            return Err(Failure {
+                probe: name.to_owned(),
+                error: "not running".to_owned(),
+            });
+        };
+        let built = self
+            .build(&config)
+            .map_err(|ArbiterError::Probe { probe, source }| Failure {
+                probe,
+                error: source.to_string(),
+            })?;
+        self.stop(name).await;
+        tracing::info!(probe = %name, "probe restarted through the control socket");
+        self.spawn(Running { config, built });
+        Ok(())
+    }
+
+    /// Every probe of `config`, as `blippcmd status` shows it.
+    fn report(&self, config: &Config) -> Vec<ProbeReport> {
+        config
+            .probes
+            .iter()
+            .map(|p| {
+                let state = if config.status == Status::Off || p.status == Status::Off {
+                    ProbeState::Off
+                } else {
+                    match self.tasks.get(&p.name) {
+                        Some(t) if t.finished => ProbeState::Finished,
+                        Some(_) => ProbeState::Running,
+                        None => ProbeState::Failed,
+                    }
+                };
+                let schedule = serde_json::json!({
+                    "collection_schedule": p.raw.get("collection_schedule"),
+                    "schedule_params": p.raw.get("schedule_params"),
+                });
+                let mut r =
+                    ProbeReport::new(&p.name, &p.module, state, mode_name(p.mode), schedule);
+                r.source = self
+                    .tasks
+                    .get(&p.name)
+                    .map(|t| t.source.as_str().to_owned());
+                if let Some(h) = self.health.get(&p.name) {
+                    h.fill(&mut r);
+                }
+                if r.state == ProbeState::Failed
+                    && let Some(e) = self.failed.get(&p.name)
+                {
+                    r.last_error = Some(e.clone());
+                }
+                r
+            })
+            .collect()
     }
 
     async fn stop_all(&mut self) {
@@ -367,6 +484,15 @@ impl Supervisor {
     /// Whether every task has finished its schedule (or none runs).
     fn all_finished(&self) -> bool {
         self.tasks.values().all(|t| t.finished)
+    }
+}
+
+/// The configured name of a mode.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Auto => "auto",
+        Mode::Ebpf => "ebpf",
+        Mode::Proc => "proc",
     }
 }
 
@@ -422,11 +548,15 @@ pub async fn run_prepared(
         spawned: 0,
         options,
         unis: links.unis.is_some(),
+        health: BTreeMap::new(),
+        failed: BTreeMap::new(),
     };
     let statuses = sup.start_all(config);
     // Built for a configuration that no longer wants them: never run.
     sup.prepared.clear();
     let mut updates = if once { None } else { links.updates };
+    let mut commands = if once { None } else { links.commands };
+    let mut steer = steer::Steer::new(config, links.reload);
     let limit = async {
         match length {
             RunLength::For(d) => tokio::time::sleep(d).await,
@@ -435,7 +565,9 @@ pub async fn run_prepared(
     };
     tokio::pin!(limit, shutdown);
     loop {
-        if updates.is_none() && sup.all_finished() {
+        // A run whose probes were steered through the control socket goes
+        // on until stopped: the operator may start them again.
+        if updates.is_none() && sup.all_finished() && !steer.steered() {
             break;
         }
         tokio::select! {
@@ -450,12 +582,24 @@ pub async fn run_prepared(
                     Ok(()) => {
                         let next = updates.as_mut().map(|u| u.borrow_and_update().clone());
                         if let Some(next) = next {
-                            sup.apply(&next).await;
+                            let current = steer.rebase(next);
+                            // Not strict: failures are logged and kept
+                            // for `status`.
+                            let _ = sup.apply(&current, false).await;
                         }
                     }
                     Err(_) => updates = None,
                 }
             }
+            command = async {
+                match &mut commands {
+                    Some(c) => c.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => match command {
+                Some(command) => steer.handle(command, &mut sup).await,
+                None => commands = None,
+            },
             () = &mut limit => break,
             () = &mut shutdown => {
                 tracing::info!("stopping");
@@ -479,6 +623,7 @@ async fn drive(
     mut stop: watch::Receiver<bool>,
     once: bool,
     costs: CostBoard,
+    health: Arc<ProbeHealth>,
 ) {
     // `next_after` takes an instant that is less than an interval late, so
     // the first one (the start) is collected even though the clock has
@@ -521,11 +666,17 @@ async fn drive(
             instants.observe(print.is_none() || print != last_print);
             last_print = print;
         }
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::warn!(probe = %r.config.name, error = %e, "collection failed");
         }
         let took = started.elapsed();
         tracing::trace!(probe = %r.config.name, took_us = took.as_micros(), "collected");
+        health.collected(
+            ts,
+            took,
+            &collector.buffer()[before..],
+            result.as_ref().err().map(|e| e as &dyn std::error::Error),
+        );
         // The agent's own cost, which the `agent` probe publishes.
         costs.record(&cost_subject, took.as_secs_f64());
         if let Some(batch) = collector.collected()

@@ -89,9 +89,22 @@ pub struct Args {
     /// Check the configuration, print the resolved probes, exit.
     #[arg(long)]
     pub check: bool,
+    /// Serve the control socket (blippcmd) at PATH; `none` serves none.
+    /// Default: $RUNTIME_DIRECTORY/blippd.sock, else /run/blipp/blippd.sock.
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Args {
+    /// Where to serve the control socket; `None` for `none`.
+    pub fn control_socket(&self) -> Option<PathBuf> {
+        match &self.control_socket {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some(p.clone()),
+            None => Some(crate::control::server::default_path()),
+        }
+    }
+
     /// The configuration keys the command line sets.
     pub fn overrides(&self) -> Overrides {
         Overrides {
@@ -141,5 +154,12 @@ mod tests {
         assert!(b.override_unis && b.new_service && b.no_query);
         assert!(Args::try_parse_from(["blippd", "--once", "--duration", "3"]).is_err());
         assert!(Args::try_parse_from(["blippd", "-e", "maybe"]).is_err());
+        let none = Args::try_parse_from(["blippd", "--control-socket", "none"]).unwrap();
+        assert_eq!(none.control_socket(), None);
+        let path = Args::try_parse_from(["blippd", "--control-socket", "/tmp/b.sock"]).unwrap();
+        assert_eq!(
+            path.control_socket().as_deref(),
+            Some(std::path::Path::new("/tmp/b.sock"))
+        );
     }
 }

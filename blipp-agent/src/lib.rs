@@ -9,6 +9,7 @@
 pub mod arbiter;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod counter;
 pub mod host;
 pub mod logging;
@@ -18,4 +19,5 @@ pub mod rfc3339;
 pub mod sample;
 pub mod schedule;
 pub mod source;
+pub mod status;
 pub mod unis;

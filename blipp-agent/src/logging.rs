@@ -6,7 +6,9 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry, fmt, reload};
 
 /// The original's `-d` levels plus the usual ones. `CONSOLE` was the
 /// original's default, between INFO and WARN; here it is INFO.
@@ -106,22 +108,83 @@ impl Write for RotatingFile {
     }
 }
 
+/// Changes the log filter of the running process (`blippcmd log-level`).
+#[derive(Clone, Debug)]
+pub struct LevelHandle(reload::Handle<EnvFilter, Registry>);
+
+/// Why a new log filter was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LevelError {
+    /// Neither a level nor filter directives.
+    #[error(
+        "{text:?} is invalid: expected TRACE, DEBUG, INFO, WARN, ERROR or filter directives such as blipp::arbiter=debug,info ({reason})"
+    )]
+    Parse {
+        /// What was asked for.
+        text: String,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// The subscriber is gone.
+    #[error("the log filter cannot be changed: {0}")]
+    Reload(String),
+}
+
+impl LevelHandle {
+    /// Sets the filter to a level (`debug`, any case) or to `tracing`
+    /// filter directives (`blipp::arbiter=trace,info`). Returns the filter
+    /// now in effect.
+    pub fn set(&self, text: &str) -> Result<String, LevelError> {
+        let directive = <LogLevel as clap::ValueEnum>::from_str(text, true)
+            .map_or_else(|_| text.to_owned(), |l| l.directive().to_owned());
+        let filter = EnvFilter::try_new(&directive).map_err(|e| LevelError::Parse {
+            text: text.to_owned(),
+            reason: e.to_string(),
+        })?;
+        let shown = filter.to_string();
+        self.0
+            .reload(filter)
+            .map_err(|e| LevelError::Reload(e.to_string()))?;
+        Ok(shown)
+    }
+
+    /// The filter in effect.
+    pub fn current(&self) -> String {
+        self.0.with_current(ToString::to_string).unwrap_or_default()
+    }
+}
+
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides `level`.
-pub fn init(level: LogLevel, file: Option<&Path>) -> io::Result<()> {
+/// The returned handle changes the filter later.
+pub fn init(level: LogLevel, file: Option<&Path>) -> io::Result<LevelHandle> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.directive()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match file {
-        Some(path) => builder
-            .with_ansi(false)
-            .with_writer(Mutex::new(RotatingFile::open(path, 500_000, 5)?))
-            .try_init(),
-        None => builder
-            .with_ansi(io::stderr().is_terminal())
-            .with_writer(io::stderr)
-            .try_init(),
+    let (filter, handle) = reload::Layer::new(filter);
+    let (to_file, to_stderr) = match file {
+        Some(path) => (
+            Some(
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(Mutex::new(RotatingFile::open(path, 500_000, 5)?)),
+            ),
+            None,
+        ),
+        None => (
+            None,
+            Some(
+                fmt::layer()
+                    .with_ansi(io::stderr().is_terminal())
+                    .with_writer(io::stderr),
+            ),
+        ),
     };
-    result.map_err(io::Error::other)
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(to_file)
+        .with(to_stderr)
+        .try_init()
+        .map_err(io::Error::other)?;
+    Ok(LevelHandle(handle))
 }
 
 #[cfg(test)]

@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use blipp::arbiter::{self, Links, RunLength, RunOptions};
 use blipp::cli::{Args, Existing};
-use blipp::config::{Config, Local, Precedence};
+use blipp::config::{Config, Local, LocalSource, Precedence};
+use blipp::control::{Command, ControlSocket};
+use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
 use blipp::unis::{self, Endpoint, Session, UnisError};
 use blipp::{config, logging};
 use clap::Parser;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 /// Exit status for a configuration the agent refuses.
 const EXIT_CONFIG: u8 = 2;
@@ -131,11 +134,39 @@ fn unis_sink(
     Ok(Some((UnisMs::new(session, http, spool, tx), rx)))
 }
 
+/// Commands waiting for the arbiter.
+const CONTROL_QUEUE: usize = 16;
+
+/// Serves the control socket, unless `--control-socket none` or it cannot
+/// be bound (then blippd runs without it, saying why once).
+fn control_socket(
+    args: &Args,
+    log_level: LevelHandle,
+) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<Command>>) {
+    let Some(path) = args.control_socket() else {
+        tracing::info!("no control socket (--control-socket none)");
+        return (None, None);
+    };
+    match ControlSocket::bind(&path) {
+        Ok(socket) => {
+            tracing::info!(path = %socket.path().display(), "control socket ready");
+            let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+            let task = tokio::spawn(socket.serve(tx, Some(log_level)));
+            (Some(task), Some(rx))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: blippcmd cannot reach this blippd (--control-socket PATH chooses another place)");
+            (None, None)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Err(e) = logging::init(args.log_level, args.log.as_deref()) {
-        return fail(1, &e);
-    }
+    let log_level = match logging::init(args.log_level, args.log.as_deref()) {
+        Ok(h) => h,
+        Err(e) => return fail(1, &e),
+    };
     let local = match config::load_local(args.config_file.as_deref(), &args.overrides()) {
         Ok(l) => l,
         Err(e) => return fail(EXIT_CONFIG, &e),
@@ -186,6 +217,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let mut shutdown = std::pin::pin!(shutdown_signal());
+        let (control, commands) = if length == RunLength::Once {
+            (None, None)
+        } else {
+            control_socket(&args, log_level)
+        };
         let sink = match unis_sink(&args, &local, &config) {
             Ok(s) => s,
             Err(e) => return Err(fail(EXIT_CONFIG, &e)),
@@ -209,11 +245,20 @@ fn main() -> ExitCode {
                     Links {
                         updates: Some(updates),
                         unis: Some(tx),
+                        ..Links::default()
                     },
                     Some(task),
                 )
             }
             None => (Links::default(), None),
+        };
+        let links = Links {
+            commands,
+            reload: Some(LocalSource {
+                file: args.config_file.clone(),
+                overrides: args.overrides(),
+            }),
+            ..links
         };
         let ran = if stopped {
             tracing::info!("stopping");
@@ -228,6 +273,11 @@ fn main() -> ExitCode {
             && let Err(e) = task.await
         {
             tracing::error!(error = %e, "the UNIS/MS sink failed");
+        }
+        if let Some(task) = control {
+            // Dropping the server removes its socket file.
+            task.abort();
+            let _ = task.await;
         }
         ran.map_err(|e| fail(1, &e))
     });

@@ -37,6 +37,14 @@ pub enum ConfigError {
         /// What was expected.
         expected: String,
     },
+    /// A key to remove or walk through is not there.
+    #[error("{origin}: {pointer}: no such key in the running configuration")]
+    Missing {
+        /// Where the request came from.
+        origin: String,
+        /// JSON pointer of the missing key.
+        pointer: String,
+    },
 }
 
 impl ConfigError {

@@ -99,6 +99,23 @@ pub struct Local {
     pub own: Value,
 }
 
+/// Where the local configuration comes from: what `blippcmd reload`
+/// reads again.
+#[derive(Clone, Debug, Default)]
+pub struct LocalSource {
+    /// The file (`-c`), if any.
+    pub file: Option<PathBuf>,
+    /// The command line's keys.
+    pub overrides: Overrides,
+}
+
+impl LocalSource {
+    /// Reads and merges the local sources again.
+    pub fn load(&self) -> Result<Local, ConfigError> {
+        load_local(self.file.as_deref(), &self.overrides)
+    }
+}
+
 /// Loads the configuration: built-in defaults < `file` < `overrides`.
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
     resolve(load_local(file, overrides)?.doc)

@@ -3,6 +3,7 @@
 //! defaults < file < command line < UNIS (or UNIS < local with
 //! `--override`), and resolved into one typed [`ProbeConfig`] per probe.
 
+pub mod edit;
 mod error;
 mod load;
 pub mod merge;
@@ -11,8 +12,8 @@ pub mod schema;
 
 pub use error::ConfigError;
 pub use load::{
-    DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, Overrides, Precedence, builtin_defaults,
-    load, load_local, merge_service, resolve,
+    DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, LocalSource, Overrides, Precedence,
+    builtin_defaults, load, load_local, merge_service, resolve,
 };
 pub use probe::{Mode, ProbeConfig, Status};
 

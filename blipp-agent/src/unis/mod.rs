@@ -9,6 +9,7 @@ mod error;
 pub mod ms;
 pub mod record;
 pub mod register;
+pub mod service;
 pub mod tls;
 
 pub use client::Endpoint;

@@ -131,13 +131,12 @@ impl DiskMaps {
         let program = kernel.attach(COMPLETE_PROGRAM)?;
         Ok(Self {
             programs: vec![program],
-            slots: Array::try_from(kernel.take_map("DISK_SLOTS")?)
-                .map_err(map_err("DISK_SLOTS"))?,
-            counters: PerCpuArray::try_from(kernel.take_map("DISK_COUNTERS")?)
+            slots: Array::try_from(kernel.map("DISK_SLOTS")?).map_err(map_err("DISK_SLOTS"))?,
+            counters: PerCpuArray::try_from(kernel.map("DISK_COUNTERS")?)
                 .map_err(map_err("DISK_COUNTERS"))?,
-            latency: Array::try_from(kernel.take_map("DISK_LATENCY")?)
+            latency: Array::try_from(kernel.map("DISK_LATENCY")?)
                 .map_err(map_err("DISK_LATENCY"))?,
-            overflow: PerCpuArray::try_from(kernel.take_map("DISK_SLOT_OVERFLOW")?)
+            overflow: PerCpuArray::try_from(kernel.map("DISK_SLOT_OVERFLOW")?)
                 .map_err(map_err("DISK_SLOT_OVERFLOW"))?,
         })
     }

@@ -45,6 +45,18 @@ pub enum EbpfError {
         /// Why.
         reason: String,
     },
+    /// A map's descriptor could not be duplicated for a probe.
+    #[error("map {map}: duplicating its descriptor: {source}")]
+    Dup {
+        /// Map name.
+        map: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A map is of a kind the agent does not read.
+    #[error("map {0} is of a kind the agent does not read")]
+    MapKind(&'static str),
     /// A map the program should have is not in the object.
     #[error("map {0} is not in the eBPF object")]
     MissingMap(&'static str),

@@ -83,7 +83,7 @@ struct Accumulator {
 impl Accumulator {
     fn new(kernel: &mut Kernel, name: &'static str) -> Result<Self, EbpfError> {
         Ok(Self {
-            map: PerCpuArray::try_from(kernel.take_map(name)?).map_err(map_err(name))?,
+            map: PerCpuArray::try_from(kernel.map(name)?).map_err(map_err(name))?,
             name,
             last: HashMap::new(),
             totals: HashMap::new(),
@@ -193,7 +193,7 @@ impl TcpMaps {
             programs.push(kernel.attach(p)?);
         }
         Ok(Self {
-            counters: PerCpuArray::try_from(kernel.take_map("TCP_COUNTERS")?)
+            counters: PerCpuArray::try_from(kernel.map("TCP_COUNTERS")?)
                 .map_err(map_err("TCP_COUNTERS"))?,
             programs,
         })

@@ -153,11 +153,10 @@ impl ProcessEvents {
         for p in EVENT_PROGRAMS {
             programs.push(kernel.attach(p)?);
         }
-        let ring =
-            RingBuf::try_from(kernel.take_map("PROC_EVENTS")?).map_err(map_err("PROC_EVENTS"))?;
+        let ring = RingBuf::try_from(kernel.map("PROC_EVENTS")?).map_err(map_err("PROC_EVENTS"))?;
         Ok(Self {
             reader: Some(EventReader { ring }),
-            counters: PerCpuArray::try_from(kernel.take_map("PROC_COUNTERS")?)
+            counters: PerCpuArray::try_from(kernel.map("PROC_COUNTERS")?)
                 .map_err(map_err("PROC_COUNTERS"))?,
             programs,
         })
@@ -203,7 +202,7 @@ impl ProcessIo {
             programs.push(kernel.attach(p)?);
         }
         Ok(Self {
-            io: HashMap::try_from(kernel.take_map("PROC_IO")?).map_err(map_err("PROC_IO"))?,
+            io: HashMap::try_from(kernel.map("PROC_IO")?).map_err(map_err("PROC_IO"))?,
             programs,
         })
     }

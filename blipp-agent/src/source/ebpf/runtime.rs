@@ -343,9 +343,37 @@ impl Kernel {
         aya::maps::Array::<_, u32>::try_from(map).is_ok_and(|a| a.get(&0, 0).is_ok())
     }
 
-    /// Moves a map out of the object, for the probe that reads it.
-    pub fn take_map(&mut self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
-        self.ebpf.take_map(name).ok_or(EbpfError::MissingMap(name))
+    /// A handle on map `name` for the probe that reads it: the probe's own
+    /// descriptor of the map, which the object keeps for as long as the
+    /// agent runs. A probe restarted later (a configuration changed in
+    /// UNIS or through the control socket) gets the same map again — with
+    /// the counters the programs kept adding to meanwhile — although the
+    /// capabilities that loading needed are gone by then: duplicating a
+    /// descriptor needs none, and asking the kernel what the map is
+    /// (`BPF_OBJ_GET_INFO_BY_FD`) only what reading it needs.
+    pub fn map(&self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
+        use aya::maps::{Map, MapData};
+        use std::os::fd::AsFd;
+        let map = self.ebpf.map(name).ok_or(EbpfError::MissingMap(name))?;
+        let data = match map {
+            Map::Array(d)
+            | Map::PerCpuArray(d)
+            | Map::HashMap(d)
+            | Map::LruHashMap(d)
+            | Map::PerCpuHashMap(d)
+            | Map::RingBuf(d) => d,
+            _ => return Err(EbpfError::MapKind(name)),
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| EbpfError::Dup { map: name, source })?;
+        let map_err = |e| EbpfError::Map {
+            map: name,
+            source: Box::new(e),
+        };
+        Map::from_map_data(MapData::from_fd(fd).map_err(map_err)?).map_err(map_err)
     }
 }
 
