@@ -1,0 +1,673 @@
+//! The control plane end to end: a real blippd serving its control socket
+//! in a temporary directory, driven by the real blippcmd (and by raw
+//! connections where the server's checks are the point). What blippd
+//! prints on stdout is the ground truth of what it reports.
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use blipp_tests::{agent_bin, require_root};
+use serde_json::{Value, json};
+
+/// A blippd with its control socket in `dir`, stdout (samples) and stderr
+/// (log) in files there; killed on drop.
+struct Blippd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Blippd {
+    fn start(dir: &Path, config: &Value, args: &[&str]) -> Self {
+        let cfg = dir.join("blipp.json");
+        std::fs::write(&cfg, config.to_string()).unwrap();
+        let child = Command::new(agent_bin("blippd"))
+            .arg("-c")
+            .arg(&cfg)
+            .arg("--control-socket")
+            .arg(dir.join("run/blippd.sock"))
+            .args(args)
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let b = Self {
+            child,
+            dir: dir.to_owned(),
+        };
+        b.wait_for(60, "the control socket and a first collection", || {
+            b.cmd(&["status", "--json"]).status.success()
+                && b.status()["probes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|p| p["collections"].as_u64() > Some(0) || p["state"] == "off")
+        });
+        b
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("run/blippd.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// Every sample printed so far.
+    fn samples(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default();
+        // The last line may be half written.
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Timestamps of the samples of event type `event_type`, in order.
+    fn times(&self, event_type: &str) -> Vec<u64> {
+        let mut ts: Vec<u64> = self
+            .samples()
+            .iter()
+            .filter(|s| s["eventType"] == event_type)
+            .map(|s| s["ts"].as_u64().unwrap())
+            .collect();
+        ts.sort_unstable();
+        ts.dedup();
+        ts
+    }
+
+    /// Runs blippcmd against this blippd.
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(agent_bin("blippcmd"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs blippcmd; it must succeed; its stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cmd(args);
+        assert!(
+            out.status.success(),
+            "blippcmd {args:?} failed: {}\nblippd log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn status(&self) -> Value {
+        serde_json::from_str(&self.ok(&["status", "--json"])).unwrap()
+    }
+
+    fn probe(&self, name: &str) -> Value {
+        self.status()["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no probe {name} in status"))
+    }
+
+    fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < end {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("timed out waiting for {what}; blippd log:\n{}", self.log());
+    }
+
+    /// Still running, and still collecting.
+    fn assert_alive(&self) {
+        let before = self.probe("cpu")["collections"].as_u64().unwrap();
+        self.wait_for(20, "cpu to collect again", || {
+            self.probe("cpu")["collections"].as_u64().unwrap() > before
+        });
+    }
+}
+
+impl Drop for Blippd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now_us() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
+
+/// cpu and mem every second, from /proc.
+fn config() -> Value {
+    json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}, "mode": "proc"},
+        "probes": {"cpu": {"probe_module": "cpu"}, "mem": {"probe_module": "mem"}}
+    }}})
+}
+
+const MEM_FREE: &str = "ps:tools:blipp:linux:memory:utilization:free";
+const CPU_USER: &str = "ps:tools:blipp:linux:cpu:utilization:user";
+
+#[test]
+fn status_shows_the_probes_and_tail_returns_the_latest_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let table = b.ok(&["status"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("blippd "), "{table}");
+    assert!(lines[0].contains("service ON"), "{table}");
+    assert!(lines[1].starts_with("PROBE"), "{table}");
+    for name in ["cpu", "mem"] {
+        let row = lines
+            .iter()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{table}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[1..5], [name, "running", "proc", "simple"], "{row}");
+        assert_eq!(cells[5], "1s", "{row}");
+    }
+    let status = b.status();
+    assert_eq!(status["pid"].as_u64(), Some(u64::from(b.child.id())));
+    let mem = b.probe("mem");
+    assert_eq!(mem["mode"], "proc");
+    assert_eq!(mem["schedule"]["collection_schedule"], "builtins.simple");
+    assert!(mem["samples"].as_u64().unwrap() >= mem["collections"].as_u64().unwrap());
+    assert!(mem["last_duration_ms"].as_f64().unwrap() > 0.0);
+
+    // tail: the newest samples, oldest first, the same ones blippd printed.
+    let tail = b.ok(&["tail", "mem", "3"]);
+    let tail: Vec<Value> = tail
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tail.len(), 3, "{tail:?}");
+    assert!(
+        tail.windows(2)
+            .all(|w| w[0]["ts"].as_u64() <= w[1]["ts"].as_u64())
+    );
+    let newest = tail.last().unwrap().clone();
+    let printed = b.samples();
+    b.wait_for(10, "the tailed sample on stdout", || {
+        b.samples().contains(&newest)
+    });
+    drop(printed);
+    let ts = newest["ts"].as_u64().unwrap();
+    assert!(
+        now_us() - ts < 5_000_000,
+        "the tail is recent: {newest} at {}",
+        now_us()
+    );
+    let err = b.cmd(&["tail", "gpu"]);
+    assert!(!err.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&err.stderr).trim(),
+        "blippcmd: no probe named \"gpu\" in the running configuration"
+    );
+    let err = b.cmd(&["tail", "mem", "1000"]);
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("expected at most 128"),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn stop_and_start_change_what_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    assert_eq!(b.ok(&["probe", "stop", "mem"]), "stopped: mem\n");
+    let stopped = now_us();
+    assert_eq!(b.probe("mem")["state"], "off");
+    // cpu goes on for 3 s; mem reports nothing measured after the stop.
+    b.wait_for(20, "cpu samples 3 s after the stop", || {
+        b.times(CPU_USER)
+            .last()
+            .is_some_and(|t| *t > stopped + 3_000_000)
+    });
+    let late: Vec<u64> = b
+        .times(MEM_FREE)
+        .into_iter()
+        .filter(|t| *t > stopped)
+        .collect();
+    assert!(late.is_empty(), "mem measured after its stop: {late:?}");
+    assert_eq!(
+        b.ok(&["probe", "stop", "mem"]),
+        "mem is already OFF\n",
+        "stopping twice is harmless"
+    );
+    let config = b.ok(&["config"]);
+    let config: Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        config["properties"]["configurations"]["probes"]["mem"]["status"],
+        "OFF"
+    );
+
+    assert_eq!(b.ok(&["probe", "start", "mem"]), "started: mem\n");
+    let started = now_us();
+    b.wait_for(20, "mem samples after the start", || {
+        b.times(MEM_FREE).iter().filter(|t| **t > started).count() >= 2
+    });
+    assert_eq!(b.probe("mem")["state"], "running");
+
+    // restart: a new task, collections counted from zero.
+    let before = b.probe("cpu")["collections"].as_u64().unwrap();
+    assert!(before >= 3, "{before}");
+    assert_eq!(b.ok(&["probe", "restart", "cpu"]), "restarted: cpu\n");
+    assert!(b.probe("cpu")["collections"].as_u64().unwrap() < before);
+    let err = b.cmd(&["probe", "restart", "gpu"]);
+    assert_eq!(
+        String::from_utf8_lossy(&err.stderr).trim(),
+        "blippcmd: no probe named \"gpu\" in the running configuration"
+    );
+}
+
+/// The gaps between successive timestamps after `from`, in seconds.
+fn gaps(ts: &[u64], from: u64) -> Vec<f64> {
+    let after: Vec<u64> = ts.iter().copied().filter(|t| *t > from).collect();
+    after
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 / 1e6)
+        .collect()
+}
+
+#[test]
+fn set_changes_a_probes_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let out = b.ok(&["set", "cpu", "schedule_params.every", "3"]);
+    assert_eq!(out, "restarted: cpu\n");
+    let changed = now_us();
+    b.wait_for(40, "four cpu collections after the change", || {
+        b.times(CPU_USER).iter().filter(|t| **t > changed).count() >= 4
+    });
+    let after = gaps(&b.times(CPU_USER), changed);
+    assert!(
+        after.iter().all(|g| (2.5..3.6).contains(g)),
+        "gaps after every=3: {after:?}"
+    );
+    // mem was not touched: still every second.
+    let mem = gaps(&b.times(MEM_FREE), changed);
+    assert!(mem.len() >= 6, "{mem:?}");
+    assert!(
+        mem.iter().filter(|g| (0.5..1.6).contains(*g)).count() * 10 >= mem.len() * 8,
+        "mem gaps: {mem:?}"
+    );
+    let status = b.status();
+    assert_eq!(status["edits"], 1);
+    assert_eq!(
+        b.probe("cpu")["schedule"]["schedule_params"]["every"],
+        json!(3)
+    );
+    // The same change as a pointer; deleting the key restores the default.
+    b.ok(&[
+        "config",
+        "set",
+        "/properties/configurations/probes/cpu/schedule_params",
+        "{\"every\": 2}",
+    ]);
+    assert_eq!(
+        b.probe("cpu")["schedule"]["schedule_params"]["every"],
+        json!(2)
+    );
+}
+
+#[test]
+fn a_bad_change_is_refused_precisely_and_the_agent_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let refused = |args: &[&str], message: &str| {
+        let out = b.cmd(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            message,
+            "{args:?}"
+        );
+    };
+    refused(
+        &["set", "cpu", "schedule_params.every", "abc"],
+        "blippcmd: control socket: /properties/configurations/probes/cpu/schedule_params/every: \"abc\" is invalid: expected a number",
+    );
+    refused(
+        &["set", "cpu", "probe_module", "gpu"],
+        "blippcmd: control socket: /properties/configurations/probes/cpu/probe_module: \"gpu\" is invalid: expected one of [\"cpu\",\"mem\",\"net\",\"disk\",\"port\",\"process\",\"numa\",\"cmd\",\"cmd_line_probe\",\"nagios\",\"procevents\",\"agent\",\"netlogger\",\"netlogger_probe\"]",
+    );
+    refused(
+        &[
+            "config",
+            "del",
+            "/properties/configurations/probes/cpu/nothing",
+        ],
+        "blippcmd: control socket: /properties/configurations/probes/cpu/nothing: no such key in the running configuration",
+    );
+    refused(
+        &[
+            "config",
+            "set",
+            "/properties/configurations/spool_dir",
+            "/tmp",
+        ],
+        "blippcmd: control socket: /properties/configurations/spool_dir: \"/tmp\" is invalid: only /status, /properties/configurations/probe_defaults/... and /properties/configurations/probes/... change at run time; service-wide settings are read at start-up (edit the file and restart blippd)",
+    );
+    // Valid for the schema, but the probe cannot be built: refused as a
+    // whole, the running probe untouched.
+    refused(
+        &[
+            "config",
+            "set",
+            "/properties/configurations/probes/ping",
+            r#"{"probe_module": "cmd", "command": "true", "regex": "(?P<x>", "eventTypes": {"x": "ps:x"}}"#,
+        ],
+        "blippcmd: probe ping: configuration: /properties/configurations/probes/ping/regex: \"(?P<x>\" is invalid: regex parse error:\n    (?P<x>\n    ^\nerror: unclosed group; nothing was changed",
+    );
+    assert_eq!(b.status()["edits"], 0, "nothing was kept");
+    assert_eq!(b.probe("cpu")["state"], "running");
+    b.assert_alive();
+}
+
+#[test]
+fn a_non_root_peer_is_refused_by_its_credentials() {
+    if !require_root("refusing a non-root peer of the control socket") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let run = b.socket().parent().unwrap().to_owned();
+    assert_eq!(mode(&b.socket()), 0o600);
+    assert_eq!(mode(&run), 0o700, "blippd made the socket's directory");
+    // Relax both so that only the credential check stands in the way.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(b.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let bin = dir.path().join("blippcmd");
+    std::fs::copy(agent_bin("blippcmd"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--socket")
+        .arg(b.socket())
+        .args(["probe", "stop", "cpu"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "blippcmd: permission denied: uid 65534 is neither root nor blippd's user"
+    );
+    b.wait_for(10, "the refusal in the log", || {
+        b.log().lines().any(|l| {
+            l.contains("refused a client that is neither root nor blippd's user")
+                && l.contains("uid=65534")
+        })
+    });
+    assert_eq!(b.probe("cpu")["state"], "running", "nothing was stopped");
+    b.assert_alive();
+}
+
+/// A raw connection to the socket.
+fn connect(b: &Blippd) -> (BufReader<UnixStream>, UnixStream) {
+    let s = UnixStream::connect(b.socket()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    (BufReader::new(s.try_clone().unwrap()), s)
+}
+
+fn answer(reader: &mut BufReader<UnixStream>) -> Value {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+#[test]
+fn oversized_and_garbage_requests_are_refused_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+
+    // Garbage and strictness: answered, the connection stays usable.
+    let (mut r, mut w) = connect(&b);
+    for (line, expected) in [
+        (
+            &b"not json\n"[..],
+            "invalid request: expected a JSON object",
+        ),
+        (b"\xff\xfe\n", "invalid request: not UTF-8"),
+        (
+            b"{\"request\":\"status\",\"as\":\"root\"}\n",
+            "unknown field `as`",
+        ),
+        (
+            b"{\"request\":\"exec\",\"command\":\"sh\"}\n",
+            "unknown variant `exec`",
+        ),
+        (b"[\"status\"]\n", "expected a JSON object"),
+    ] {
+        w.write_all(line).unwrap();
+        let a = answer(&mut r);
+        let e = a["error"].as_str().unwrap_or_else(|| panic!("{a}"));
+        assert!(e.contains(expected), "{e}");
+    }
+    w.write_all(b"{\"request\":\"status\"}\n").unwrap();
+    assert_eq!(
+        answer(&mut r)["ok"]["pid"].as_u64(),
+        Some(u64::from(b.child.id()))
+    );
+
+    // A line longer than the limit: refused unread, connection closed.
+    let (mut r, mut w) = connect(&b);
+    let big = vec![b'x'; 200 * 1024];
+    // blippd stops reading at the limit and closes: the rest may not fit.
+    let _ = w.write_all(&big);
+    let a = answer(&mut r);
+    assert_eq!(
+        a["error"],
+        "request longer than 65536 bytes; connection closed"
+    );
+    let mut rest = Vec::new();
+    assert_eq!(r.read_to_end(&mut rest).unwrap_or(0), 0, "closed");
+
+    // More clients than it serves at once: the extra one is told so.
+    let held: Vec<_> = (0..8).map(|_| connect(&b)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut r, _w) = connect(&b);
+    let a = answer(&mut r);
+    assert_eq!(
+        a["error"],
+        "blippd serves 8 control clients at once; try again"
+    );
+    drop(held);
+    b.wait_for(10, "a free slot", || b.cmd(&["status"]).status.success());
+    b.assert_alive();
+    assert!(b.log().contains("too many clients"), "{}", b.log());
+}
+
+#[test]
+fn reload_reads_the_file_again_and_drops_edits() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    b.ok(&["set", "cpu", "schedule_params.every", "2"]);
+    let mut edited = config();
+    edited["properties"]["configurations"]["probes"]["mem"]["status"] = json!("OFF");
+    edited["properties"]["configurations"]["probes"]["numa"] = json!({"probe_module": "numa"});
+    std::fs::write(dir.path().join("blipp.json"), edited.to_string()).unwrap();
+    let out = b.ok(&["reload"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "started: numa",
+            "stopped: mem",
+            "restarted: cpu",
+            &format!(
+                "read {} again; 1 edit(s) made through the control socket dropped",
+                dir.path().join("blipp.json").display()
+            )
+        ],
+        "{out}"
+    );
+    assert_eq!(b.status()["edits"], 0);
+    assert_eq!(
+        b.probe("cpu")["schedule"]["schedule_params"]["every"],
+        json!(1)
+    );
+    // A broken file is refused; what runs stays.
+    std::fs::write(dir.path().join("blipp.json"), "{\"properties\": 3}").unwrap();
+    let out = b.cmd(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/properties: 3 is invalid"),
+        "{out:?}"
+    );
+    assert_eq!(b.probe("numa")["state"], "running");
+    b.assert_alive();
+}
+
+#[test]
+fn log_level_changes_at_run_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &["-d", "INFO"]);
+    assert!(!b.log().contains("DEBUG"), "{}", b.log());
+    assert_eq!(b.ok(&["log-level", "debug"]), "log filter: debug\n");
+    b.ok(&["status"]);
+    b.wait_for(10, "a debug line", || b.log().contains(" DEBUG "));
+    let out = b.cmd(&["log-level", "blipp=nonsense"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"blipp=nonsense\" is invalid"),
+        "{out:?}"
+    );
+    assert_eq!(b.ok(&["log-level", "WARN"]), "log filter: warn\n");
+}
+
+#[test]
+fn shell_navigates_and_edits_the_running_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let mut child = Command::new(agent_bin("blippcmd"))
+        .arg("--socket")
+        .arg(b.socket())
+        .arg("shell")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"cd properties/configurations/probes\nls\ncd mem\npwd\nset status OFF\nls\ncd /nowhere\ncd ../..\npwd\nexit\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text,
+        "blipp:/> blipp:/properties/configurations/probes> cpu/\nmem/\n\
+         blipp:/properties/configurations/probes> blipp:/properties/configurations/probes/mem> /properties/configurations/probes/mem\n\
+         blipp:/properties/configurations/probes/mem> stopped: mem\n\
+         blipp:/properties/configurations/probes/mem> probe_module: \"mem\"\nstatus: \"OFF\"\n\
+         blipp:/properties/configurations/probes/mem> error: /nowhere: no such key\n\
+         blipp:/properties/configurations/probes/mem> blipp:/properties/configurations> /properties/configurations\n\
+         blipp:/properties/configurations> \n"
+    );
+    assert_eq!(b.probe("mem")["state"], "off");
+}
+
+#[test]
+fn a_probe_restarted_through_the_control_socket_stays_on_ebpf() {
+    if !require_root("eBPF probes restarted through the control socket") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}, "mode": "auto"},
+        "probes": {"cpu": {"probe_module": "cpu"}, "disk": {"probe_module": "disk"},
+                   "net": {"probe_module": "net"}}
+    }}});
+    let b = Blippd::start(dir.path(), &cfg, &[]);
+    assert!(
+        b.log()
+            .contains("capabilities only loading needed are dropped"),
+        "blippd gave up the loading capabilities: {}",
+        b.log()
+    );
+    assert_eq!(b.probe("disk")["source"], "ebpf");
+    assert_eq!(b.probe("net")["source"], "ebpf");
+    let lo_bytes = "ps:tools:blipp:linux:network:utilization:bytes:in";
+    let net_in = |b: &Blippd, after: u64| -> Vec<(u64, u64, bool)> {
+        b.samples()
+            .iter()
+            .filter(|s| {
+                s["eventType"] == lo_bytes
+                    && s["subject"] == "port:lo"
+                    && s["source"] == "ebpf"
+                    && s["ts"].as_u64().unwrap() > after
+            })
+            .map(|s| {
+                (
+                    s["ts"].as_u64().unwrap(),
+                    s["value"].as_u64().unwrap(),
+                    s["reset"] == true,
+                )
+            })
+            .collect()
+    };
+    b.wait_for(20, "eBPF lo bytes", || !net_in(&b, 0).is_empty());
+    let before = net_in(&b, 0).last().copied().unwrap();
+
+    assert_eq!(b.ok(&["probe", "restart", "disk"]), "restarted: disk\n");
+    assert_eq!(
+        b.ok(&["set", "net", "schedule_params.every", "2"]),
+        "restarted: net\n"
+    );
+    let restarted = now_us();
+    assert_eq!(b.probe("disk")["source"], "ebpf", "{}", b.log());
+    assert_eq!(b.probe("net")["source"], "ebpf", "{}", b.log());
+    // Traffic on lo, so that the counter moves.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.write_all(&[7u8; 65536]).unwrap();
+    b.wait_for(20, "eBPF lo bytes after the restart", || {
+        net_in(&b, restarted).len() >= 2
+    });
+    let after = net_in(&b, restarted);
+    // The kernel's counters went on; the restarted probe reads the same
+    // maps: its cumulative value did not restart from zero.
+    assert!(
+        after.iter().all(|(_, v, reset)| *v >= before.1 && !reset),
+        "before {before:?}, after {after:?}"
+    );
+    let disk: Vec<Value> = b
+        .ok(&["tail", "disk", "5"])
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        disk.iter()
+            .any(|s| s["source"] == "ebpf" && s["ts"].as_u64().unwrap() > restarted),
+        "{disk:?}"
+    );
+    assert!(
+        !b.log().contains("falling back"),
+        "no fallback: {}",
+        b.log()
+    );
+}
