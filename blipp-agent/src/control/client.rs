@@ -63,15 +63,27 @@ impl Client {
     pub fn request(&mut self, request: &Request) -> Result<Value, ClientError> {
         let mut line = serde_json::to_vec(request).map_err(std::io::Error::other)?;
         line.push(b'\n');
-        self.writer.write_all(&line)?;
-        self.read_response()
+        self.send(&line)
     }
 
     /// Sends one raw line (for tests of the server's checks) and reads
     /// the response.
     pub fn raw(&mut self, line: &[u8]) -> Result<Value, ClientError> {
-        self.writer.write_all(line)?;
-        self.read_response()
+        self.send(line)
+    }
+
+    /// Writes `line` and reads the answer. blippd refuses a peer it does
+    /// not accept with one line and closes at once, so the write can fail
+    /// (EPIPE) before the refusal is read: then the refusal, when there is
+    /// one, is the answer, and the write error only when there is none.
+    fn send(&mut self, line: &[u8]) -> Result<Value, ClientError> {
+        match self.writer.write_all(line) {
+            Ok(()) => self.read_response(),
+            Err(e) => match self.read_response() {
+                refused @ Err(ClientError::Refused(_)) => refused,
+                _ => Err(ClientError::Io(e)),
+            },
+        }
     }
 
     fn read_response(&mut self) -> Result<Value, ClientError> {
@@ -90,5 +102,45 @@ impl Client {
             Response::Ok(v) => Ok(v),
             Response::Error(e) => Err(ClientError::Refused(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// blippd answered a refused peer and closed before the request was
+    /// written: the refusal is what the operator sees, not EPIPE.
+    #[test]
+    fn a_refusal_sent_before_the_request_is_the_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"{\"error\":\"permission denied: uid 7\"}\n")
+                .unwrap();
+        });
+        let mut client = Client::connect(&path).unwrap();
+        server.join().unwrap();
+        // The peer has closed: the write fails with EPIPE.
+        match client.request(&Request::Status {}) {
+            Err(ClientError::Refused(e)) => assert_eq!(e, "permission denied: uid 7"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_peer_that_closes_without_a_word_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || drop(listener.accept().unwrap()));
+        let mut client = Client::connect(&path).unwrap();
+        server.join().unwrap();
+        assert!(matches!(
+            client.request(&Request::Status {}),
+            Err(ClientError::Io(_) | ClientError::Protocol(_))
+        ));
     }
 }
