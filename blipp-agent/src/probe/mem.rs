@@ -66,7 +66,9 @@ fn container(m: &Meminfo, b: &Beancounters, page_kb: u64) -> [(usize, Option<u64
 
 struct MemProbe {
     meminfo: KernelFile,
-    beancounters: KernelFile,
+    /// Only OpenVZ kernels have the file, so its absence at start-up is
+    /// final and costs no failed open on every collection.
+    beancounters: Option<KernelFile>,
     /// The page size in kB, for `physpages`.
     page_kb: u64,
     /// A beancounters read error was already logged.
@@ -80,7 +82,11 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     Ok(Built {
         probe: Box::new(MemProbe {
             meminfo: KernelFile::new(&config.proc_dir, "meminfo"),
-            beancounters: KernelFile::new(&config.proc_dir, "user_beancounters"),
+            beancounters: config
+                .proc_dir
+                .join("user_beancounters")
+                .exists()
+                .then(|| KernelFile::new(&config.proc_dir, "user_beancounters")),
             page_kb: crate::host::page_size() / 1024,
             warned: false,
             node: ctx.node.clone(),
@@ -108,8 +114,12 @@ impl MemProbe {
 impl Probe for MemProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
         let m = self.meminfo.parse(meminfo::parse)?;
-        let counters = match self.beancounters.parse_optional(beancounters::parse) {
-            Ok(b) => b,
+        let read = self
+            .beancounters
+            .as_mut()
+            .map(|f| f.parse_optional(beancounters::parse));
+        let counters = match read.transpose() {
+            Ok(b) => b.flatten(),
             // The original treated a file it could not open as absent; do
             // the same, but say so once (it is root-only on OpenVZ).
             Err(e) => {
