@@ -113,6 +113,20 @@ pub struct Prepared {
     costs: CostBoard,
 }
 
+/// Hands the heap that start-up freed back to the kernel. Loading the eBPF
+/// object parses the kernel's whole BTF (aya: about 17 MB on 6.x kernels),
+/// and glibc keeps freed heap of that size around (its trim threshold grows
+/// with the largest block freed), which would stay in the daemon's resident
+/// memory for its whole life. musl returns freed memory by itself.
+fn release_startup_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims glibc's own heap; it is
+    // thread-safe and has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Builds the probes of `config`: loads the eBPF object when a probe may
 /// use it and attaches the programs each probe asks for. Then, when
 /// `drop_capabilities` is set and programs were attached, gives up the
@@ -142,6 +156,7 @@ pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, Arb
             }
         }
     }
+    release_startup_memory();
     Ok(Prepared {
         kernel,
         kernel_tried,
