@@ -43,16 +43,6 @@ pub struct Install {
     pub no_start: bool,
 }
 
-fn target_dir() -> Result<PathBuf> {
-    let out = sh::output(sh::cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
-        .context("cargo metadata")?;
-    let meta: serde_json::Value = serde_json::from_str(&out)?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
-}
-
 /// Copies through a temporary name and renames, so that a running blippd
 /// is never overwritten in place.
 fn put(from: &Path, to: &Path, mode: u32) -> Result<()> {
@@ -115,7 +105,7 @@ pub fn run(args: &Install) -> Result<()> {
         build.arg("--release");
     }
     sh::run(&mut build)?;
-    let built = target_dir()?.join(if args.debug { "debug" } else { "release" });
+    let built = sh::target_dir()?.join(if args.debug { "debug" } else { "release" });
     let bin = args.root.join("usr/local/bin");
     for name in ["blippd", "blippcmd"] {
         put(&built.join(name), &bin.join(name), 0o755)?;

@@ -14,17 +14,8 @@ const BPF_LINKER: &str = "0.10.0";
 
 /// Debian packages the test suite uses: `ip netns`/veth (iproute2),
 /// losetup (util-linux), ethtool for cross-checking link speeds,
-/// systemd-analyze for checking the service units (systemd), real
-/// commands and Nagios plugins for the cmd and nagios probes (iputils-ping,
-/// monitoring-plugins-basic).
-const TEST_PACKAGES: &[&str] = &[
-    "iproute2",
-    "util-linux",
-    "ethtool",
-    "systemd",
-    "iputils-ping",
-    "monitoring-plugins-basic",
-];
+/// systemd-analyze for checking the service units (systemd).
+const TEST_PACKAGES: &[&str] = &["iproute2", "util-linux", "ethtool", "systemd"];
 
 /// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:
 /// depmod (kmod) to order the guest's modules, musl-gcc (musl-tools) for C
@@ -115,6 +106,40 @@ pub fn build_chain() -> Result<()> {
 
 fn is_root() -> bool {
     sh::output(Command::new("id").arg("-u")).is_some_and(|s| s.trim() == "0")
+}
+
+/// Debian's hook that tells maintainer scripts whether they may start
+/// services; exit status 101 means "no".
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// Removes the policy-rc.d this process wrote, when dropped.
+struct NoStartPolicy(bool);
+
+impl Drop for NoStartPolicy {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = std::fs::remove_file(POLICY_RC_D);
+        }
+    }
+}
+
+/// Installs the Debian packages that are missing without letting their
+/// maintainer scripts start (or restart) the services they ship: daemons
+/// the benchmark compares with must run only while it measures them.
+/// An existing policy-rc.d is left as it is.
+pub fn apt_without_starting(packages: &[&str]) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = std::path::Path::new(POLICY_RC_D);
+    let ours = NoStartPolicy(!path.exists() && is_root() && !missing(packages).is_empty());
+    if ours.0 {
+        std::fs::write(
+            path,
+            "#!/bin/sh\n# written by cargo xtask bench\nexit 101\n",
+        )
+        .with_context(|| format!("writing {POLICY_RC_D}"))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    apt(packages)
 }
 
 /// The packages of `packages` that are not installed.

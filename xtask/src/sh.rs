@@ -19,6 +19,17 @@ fn show(cmd: &Command) -> String {
     s
 }
 
+/// The workspace's target directory, as cargo resolves it.
+pub fn target_dir() -> Result<std::path::PathBuf> {
+    let out = output(cargo().args(["metadata", "--format-version", "1", "--no-deps"]))
+        .context("cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_str(&out)?;
+    meta["target_directory"]
+        .as_str()
+        .map(std::path::PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}
+
 /// Runs `cmd`, failing on a non-zero exit.
 #[expect(clippy::print_stderr, reason = "xtask narrates what it runs")]
 pub fn run(cmd: &mut Command) -> Result<()> {

@@ -229,6 +229,11 @@ impl Kernel {
         let mut ebpf = loader
             .load(&object)
             .map_err(|e| EbpfError::Load(Box::new(e)))?;
+        // The loader holds its own parse of the kernel's BTF (aya's
+        // `EbpfLoader::new` always makes one, aya#1172): free it before the
+        // parse kept for the BTF programs below, so that the two (some
+        // 17 MB each) are never resident together.
+        drop(loader);
         drop(object);
         let logger = match KernelLogger::init_with_logger(&mut ebpf, TracingLog) {
             Ok(l) => Some(l),
