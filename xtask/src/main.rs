@@ -35,9 +35,15 @@ enum Command {
     /// Install blippd as a systemd service (the eBPF unit where this kernel
     /// loads blipp's programs, the /proc-only unit elsewhere).
     Install(install::Install),
-    /// Benchmarks: figures printed, never asserted.
-    #[command(subcommand)]
-    Bench(bench::Bench),
+    /// Benchmarks: blipp's cost next to what users would run instead,
+    /// figures printed, never asserted; every part when none is named.
+    Bench(bench::Args),
+    /// The benchmark's floor: read these files once a second, forever.
+    #[command(hide = true)]
+    ProcFloor {
+        /// Files to read.
+        files: Vec<std::path::PathBuf>,
+    },
     /// Boot each kernel of vm-tests/kernels.txt under QEMU and check blippd
     /// there, in eBPF and /proc modes.
     VmTest {
@@ -83,6 +89,9 @@ fn main() -> Result<()> {
             vm::run(None)
         }
         Command::VmTest { kernel } => vm::run(kernel.as_deref()),
-        Command::Bench(b) => bench::run(&b),
+        Command::Bench(args) => bench::run(&args),
+        Command::ProcFloor { files } => {
+            bench::floor::read_forever(&files, std::time::Duration::from_secs(1))
+        }
     }
 }

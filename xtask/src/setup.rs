@@ -14,8 +14,17 @@ const BPF_LINKER: &str = "0.10.0";
 
 /// Debian packages the test suite uses: `ip netns`/veth (iproute2),
 /// losetup (util-linux), ethtool for cross-checking link speeds,
-/// systemd-analyze for checking the service units (systemd).
-const TEST_PACKAGES: &[&str] = &["iproute2", "util-linux", "ethtool", "systemd"];
+/// systemd-analyze for checking the service units (systemd), real
+/// commands and Nagios plugins for the cmd and nagios probes (iputils-ping,
+/// monitoring-plugins-basic).
+const TEST_PACKAGES: &[&str] = &[
+    "iproute2",
+    "util-linux",
+    "ethtool",
+    "systemd",
+    "iputils-ping",
+    "monitoring-plugins-basic",
+];
 
 /// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:
 /// depmod (kmod) to order the guest's modules, musl-gcc (musl-tools) for C

@@ -49,11 +49,6 @@ impl Daemon {
         Ok(())
     }
 
-    /// Waits for the process to exit by itself.
-    pub fn wait(mut self) -> Result<ExitStatus> {
-        Ok(self.child.wait()?)
-    }
-
     /// Sends SIGTERM and waits up to 5 s, then SIGKILL.
     pub fn stop(mut self) -> Result<ExitStatus> {
         self.terminate()

@@ -1,26 +1,42 @@
 //! The eBPF disk probe's overhead on the fastest block device at hand: a
 //! loop device backed by a file in tmpfs, read at random in 4 KiB blocks
-//! with direct I/O by fio. Runs without blippd and with blippd running only
-//! the disk probe (eBPF mode) alternate (A B B A A B ...), so that drift
-//! in the machine's speed hits both alike. Printed: IOPS of every run, the
-//! median of each side, their ratio and its spread over the pairs, and the
-//! kernel time per completion from the BPF run-time statistics.
+//! with direct I/O by fio. Three sides take turns, the order rotating every
+//! round so that drift in the machine's speed hits all alike:
+//!
+//! - nothing traces the device;
+//! - blippd runs only the disk probe, in eBPF mode, every second;
+//! - bpftrace runs the classic design of a latency tracer
+//!   ([`super::classic`]).
+//!
+//! Printed: IOPS of every run, the median of each side with its range, and
+//! each tracer's loss against no tracer, paired by round. Then the kernel
+//! time per run of each BPF program under the same load, from the kernel's
+//! run-time statistics: one more run of blippd with its whole default probe
+//! set (so every program it loads by default is there), and one of bpftrace
+//! with the statistics turned on (they cost a clock read per program run,
+//! so bpftrace's IOPS runs go without, as bpftrace runs in production;
+//! blippd turns them on for itself whenever it runs).
 
+use std::fmt::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 
-use super::median;
-use crate::{setup, sh};
+use super::bpf_stats::{self, Program, StatsOn};
+use super::classic::Classic;
+use super::daemon::Daemon;
+use super::stats::Summary;
+use crate::sh;
 
 /// Options of `cargo xtask bench disk`.
-#[derive(clap::Args)]
+#[derive(Clone, clap::Parser)]
 pub struct Args {
     /// Runs on each side.
     #[arg(long, default_value_t = 5)]
-    runs: usize,
+    runs: u32,
     /// Seconds per fio run.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
@@ -29,25 +45,31 @@ pub struct Args {
     iodepth: u32,
 }
 
+/// Debian packages of the load.
+pub const PACKAGES: &[&str] = &["fio", "util-linux"];
+
+/// Time a tracer gets to load and attach before the load starts.
+const SETTLE: Duration = Duration::from_secs(2);
+
 /// Removes what the benchmark made, in reverse order.
-struct Scratch {
+struct LoopOnTmpfs {
     mount: PathBuf,
     loop_dev: Option<String>,
 }
 
-impl Drop for Scratch {
+impl Drop for LoopOnTmpfs {
     fn drop(&mut self) {
         if let Some(dev) = &self.loop_dev {
             let _ = Command::new("losetup").args(["-d", dev]).status();
         }
         let _ = Command::new("umount").arg(&self.mount).status();
-        let _ = std::fs::remove_dir(&self.mount);
+        let _ = fs::remove_dir(&self.mount);
     }
 }
 
-fn make_loop(mount: &Path) -> Result<Scratch> {
-    std::fs::create_dir_all(mount)?;
-    let mut scratch = Scratch {
+fn make_loop(mount: &Path) -> Result<LoopOnTmpfs> {
+    fs::create_dir_all(mount)?;
+    let mut scratch = LoopOnTmpfs {
         mount: mount.to_owned(),
         loop_dev: None,
     };
@@ -57,7 +79,7 @@ fn make_loop(mount: &Path) -> Result<Scratch> {
             .arg(mount),
     )?;
     let file = mount.join("disk.img");
-    std::fs::File::create(&file)?.set_len(1 << 30)?;
+    fs::File::create(&file)?.set_len(1 << 30)?;
     // Fill it, so that reads hit real pages, not holes.
     sh::run(
         Command::new("dd")
@@ -74,6 +96,15 @@ fn make_loop(mount: &Path) -> Result<Scratch> {
     }
     scratch.loop_dev = Some(String::from_utf8(out.stdout)?.trim().to_owned());
     Ok(scratch)
+}
+
+/// The read IOPS of fio's JSON report.
+pub fn parse_fio_iops(json: &[u8]) -> Result<f64> {
+    let v: serde_json::Value = serde_json::from_slice(json).context("fio's JSON")?;
+    v["jobs"][0]["read"]["iops"]
+        .as_f64()
+        .filter(|&iops| iops > 0.0)
+        .context("no read IOPS in fio's output")
 }
 
 /// One fio run: read IOPS.
@@ -98,76 +129,134 @@ fn fio(dev: &str, args: &Args) -> Result<f64> {
     if !out.status.success() {
         bail!("fio: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("fio's JSON")?;
-    v["jobs"][0]["read"]["iops"]
-        .as_f64()
-        .context("no read IOPS in fio's output")
+    parse_fio_iops(&out.stdout)
 }
 
-/// blippd with only the disk probe (eBPF) and the agent probe, every
-/// second, samples on stdout.
-fn start_blippd(bin: &Path, config: &Path) -> Result<Child> {
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting blippd")?;
-    // Loading and attaching takes a moment; fio starts after.
-    std::thread::sleep(Duration::from_secs(2));
-    Ok(child)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Without,
+    Blippd,
+    Classic,
 }
 
-/// Stops blippd and returns the last (runs, run time ns) of
-/// `block_rq_complete` it reported.
-fn stop_blippd(child: Child) -> Result<Option<(u64, u64)>> {
-    // SIGTERM: blippd flushes its samples and exits.
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let out = child.wait_with_output()?;
-    let mut runs = None;
-    let mut time = None;
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["subject"] != "ebpf:block_rq_complete" {
-            continue;
-        }
-        match v["eventType"].as_str() {
-            Some("ps:tools:blipp:agent:ebpf:runs") => runs = v["value"].as_u64(),
-            Some("ps:tools:blipp:agent:ebpf:run_time_ns") => time = v["value"].as_u64(),
-            _ => {}
+const SIDES: [Side; 3] = [Side::Without, Side::Blippd, Side::Classic];
+
+impl Side {
+    fn label(self) -> &'static str {
+        match self {
+            Side::Without => "no tracer",
+            Side::Blippd => "blippd, eBPF disk probe",
+            Side::Classic => "bpftrace, classic design",
         }
     }
-    Ok(runs.zip(time))
 }
 
-#[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
-pub fn run(args: &Args) -> Result<()> {
-    setup::build_chain()?;
-    setup::apt(&["fio", "util-linux"])?;
-    sh::run(sh::cargo().args(["build", "--release", "-p", "blipp-agent", "--bin", "blippd"]))?;
-    let bin = PathBuf::from("target/release/blippd");
-    let work = std::env::temp_dir().join(format!("blipp-bench-{}", std::process::id()));
-    let scratch = make_loop(&work.join("mnt"))?;
-    let dev = scratch.loop_dev.clone().context("no loop device")?;
-    let config = work.join("blipp.json");
-    std::fs::write(
-        &config,
-        serde_json::json!({"properties": {"configurations": {
-            "probe_defaults": {"schedule_params": {"every": 1}},
-            "probes": {
-                "disk": {"probe_module": "disk", "mode": "ebpf"},
-                "agent": {"probe_module": "agent"},
+/// blippd with only the disk probe (eBPF) every second.
+const DISK_ONLY: &str = r#"{"properties":{"configurations":{
+    "probe_defaults":{"schedule_params":{"every":1}},
+    "probes":{"disk":{"probe_module":"disk","mode":"ebpf"}}}}}"#;
+
+/// blippd with its built-in probe set every second.
+const DEFAULT_PROBES: &str =
+    r#"{"properties":{"configurations":{"probe_defaults":{"schedule_params":{"every":1}}}}}"#;
+
+/// A tracer running around one load.
+enum Tracer {
+    None,
+    Blippd { daemon: Daemon, samples: PathBuf },
+    Classic(Classic),
+}
+
+impl Tracer {
+    fn start(side: Side, blippd: &Path, config: &str, dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir)?;
+        let tracer = match side {
+            Side::Without => Tracer::None,
+            Side::Blippd => {
+                let file = dir.join("blippd.json");
+                fs::write(&file, config)?;
+                let samples = dir.join("samples.jsonl");
+                let mut cmd = Command::new(blippd);
+                cmd.arg("-c")
+                    .arg(&file)
+                    .stdout(fs::File::create(&samples)?)
+                    .stderr(fs::File::create(dir.join("blippd.log"))?);
+                Tracer::Blippd {
+                    daemon: Daemon::spawn("blippd", &mut cmd)?,
+                    samples,
+                }
             }
-        }}})
-        .to_string(),
-    )?;
+            Side::Classic => Tracer::Classic(Classic::start(dir)?),
+        };
+        std::thread::sleep(SETTLE);
+        Ok(tracer)
+    }
+
+    fn pid(&self) -> Option<u32> {
+        match self {
+            Tracer::None => None,
+            Tracer::Blippd { daemon, .. } => Some(daemon.pid()),
+            Tracer::Classic(c) => Some(c.pid()),
+        }
+    }
+
+    /// Stops the tracer and checks that it saw the load: blippd reported
+    /// eBPF requests of the loop device, bpftrace's histogram is not empty.
+    fn stop(self, dev: &str) -> Result<()> {
+        match self {
+            Tracer::None => Ok(()),
+            Tracer::Blippd { daemon, samples } => {
+                daemon.stop()?;
+                let name = dev.trim_start_matches("/dev/");
+                let subject = format!("\"subject\":\"disk:{name}\"");
+                let text = fs::read_to_string(&samples)?;
+                if !text
+                    .lines()
+                    .any(|l| l.contains(&subject) && l.contains("\"source\":\"ebpf\""))
+                {
+                    bail!("blippd reported no eBPF sample of {name}");
+                }
+                Ok(())
+            }
+            Tracer::Classic(c) => c.stop().map(drop),
+        }
+    }
+}
+
+/// One load with one side: fio's IOPS and what the tracer's programs did
+/// meanwhile. `config` is blippd's configuration (unused by the others).
+fn one_run(
+    side: Side,
+    blippd: &Path,
+    config: &str,
+    dev: &str,
+    dir: &Path,
+    args: &Args,
+) -> Result<(f64, Vec<Program>)> {
+    let tracer = Tracer::start(side, blippd, config, dir)?;
+    let before = match tracer.pid() {
+        Some(pid) => bpf_stats::programs_of(pid)?,
+        None => Vec::new(),
+    };
+    let iops = fio(dev, args)?;
+    let programs = match tracer.pid() {
+        Some(pid) => bpf_stats::between(&before, &bpf_stats::programs_of(pid)?),
+        None => Vec::new(),
+    };
+    tracer.stop(dev)?;
+    let _ = fs::remove_dir_all(dir);
+    Ok((iops, programs))
+}
+
+/// Runs the disk benchmark and prints its figures.
+#[expect(clippy::print_stdout, reason = "a benchmark prints its figures")]
+pub fn run(args: &Args, blippd: &Path) -> Result<()> {
+    let work = super::scratch_dir("disk")?;
+    let scratch =
+        make_loop(&std::env::temp_dir().join(format!("blipp-bench-{}-mnt", std::process::id())))?;
+    let dev = scratch.loop_dev.clone().context("no loop device")?;
     println!(
-        "fio randread 4k direct, iodepth {}, {} s per run, on {dev} (1 GiB in tmpfs); {} runs per side",
+        "\n## Disk: fio randread 4k direct, iodepth {}, {} s per run, on {dev} (1 GiB in tmpfs); {} runs per side",
         args.iodepth, args.seconds, args.runs
     );
     // Warm-up: the first run of a fresh device is slower.
@@ -175,56 +264,158 @@ pub fn run(args: &Args) -> Result<()> {
         &dev,
         &Args {
             seconds: 3,
-            ..*args
+            ..args.clone()
         },
     )?;
-    let (mut without, mut with) = (Vec::new(), Vec::new());
-    let mut per_event = Vec::new();
-    for i in 0..args.runs * 2 {
-        // A B B A A B B A ...: each side goes first as often.
-        let with_probe = matches!(i % 4, 1 | 2);
-        if with_probe {
-            let child = start_blippd(&bin, &config)?;
-            let iops = fio(&dev, args);
-            let stats = stop_blippd(child)?;
-            let iops = iops?;
-            if let Some((runs, ns)) = stats.filter(|(r, _)| *r > 0) {
-                per_event.push(ns as f64 / runs as f64);
-            }
-            println!("  run {:2}  with blippd     {iops:>10.0} IOPS", i + 1);
-            with.push(iops);
-        } else {
-            let iops = fio(&dev, args)?;
-            println!("  run {:2}  without blippd  {iops:>10.0} IOPS", i + 1);
-            without.push(iops);
+    let mut runs: Vec<(u32, Side, f64)> = Vec::new();
+    for round in 0..args.runs {
+        for i in 0..SIDES.len() {
+            let side = SIDES[(i + round as usize) % SIDES.len()];
+            let dir = work.join(format!("{side:?}-{round}"));
+            let (iops, _) = one_run(side, blippd, DISK_ONLY, &dev, &dir, args)
+                .with_context(|| format!("run with {}", side.label()))?;
+            println!(
+                "  round {:2}  {:<26} {iops:>10.0} IOPS",
+                round + 1,
+                side.label()
+            );
+            runs.push((round, side, iops));
         }
     }
-    let ratios: Vec<f64> = without.iter().zip(&with).map(|(a, b)| b / a).collect();
-    let (lo, hi) = ratios
-        .iter()
-        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-    let (m_without, m_with) = (median(&mut without.clone()), median(&mut with.clone()));
-    println!("median IOPS without blippd: {m_without:.0}");
-    println!("median IOPS with blippd:    {m_with:.0}");
-    println!(
-        "ratio with/without: {:.4} (throughput change {:+.2}%), per-pair ratios {lo:.4}..{hi:.4}",
-        m_with / m_without,
-        (m_with / m_without - 1.0) * 100.0
+    let mut out = overhead_table(&runs);
+    let blippd_all = one_run(
+        Side::Blippd,
+        blippd,
+        DEFAULT_PROBES,
+        &dev,
+        &work.join("blippd-default"),
+        args,
+    )
+    .context("run with blippd's default probes")?;
+    let classic = {
+        let _stats = StatsOn::new()?;
+        one_run(
+            Side::Classic,
+            blippd,
+            "",
+            &dev,
+            &work.join("classic-stats"),
+            args,
+        )
+        .context("run with bpftrace and BPF statistics")?
+    };
+    out.push_str(&per_program_table(
+        &[
+            ("blippd, default probes", blippd_all),
+            (Side::Classic.label(), classic),
+        ],
+        args.seconds,
+    ));
+    drop(scratch);
+    print!("{out}");
+    Ok(())
+}
+
+fn overhead_table(runs: &[(u32, Side, f64)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n| side | IOPS | loss against no tracer, paired by round |"
     );
-    if per_event.is_empty() {
-        println!("kernel time per completion: unknown (no BPF run-time statistics)");
-    } else {
-        let mut pe = per_event.clone();
-        println!(
-            "kernel time per completion (block_rq_complete, BPF stats): median {:.0} ns, runs {:?}",
-            median(&mut pe),
-            per_event
-                .iter()
-                .map(|v| v.round() as u64)
-                .collect::<Vec<_>>()
+    let _ = writeln!(out, "|---|---|---|");
+    let baseline = |round: u32| {
+        runs.iter()
+            .find(|(r, s, _)| *r == round && *s == Side::Without)
+            .map(|(_, _, v)| *v)
+    };
+    let loss = |side: Side| -> Option<Summary> {
+        let losses: Vec<f64> = runs
+            .iter()
+            .filter(|(_, s, _)| *s == side)
+            .filter_map(|(r, _, v)| Some((1.0 - v / baseline(*r)?) * 100.0))
+            .collect();
+        Summary::of(&losses)
+    };
+    for side in SIDES {
+        let iops: Vec<f64> = runs
+            .iter()
+            .filter(|(_, s, _)| *s == side)
+            .map(|(_, _, v)| *v)
+            .collect();
+        let Some(s) = Summary::of(&iops) else {
+            continue;
+        };
+        let l = match (side, loss(side)) {
+            (Side::Without, _) | (_, None) => "—".to_owned(),
+            (_, Some(l)) => format!("{} %", l.show(1)),
+        };
+        let _ = writeln!(out, "| {} | {} | {l} |", side.label(), s.show(0));
+    }
+    if let (Some(b), Some(c)) = (loss(Side::Blippd), loss(Side::Classic)) {
+        let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+        let _ = writeln!(out, "\nGoals (medians):");
+        let _ = writeln!(
+            out,
+            "- blippd's loss {:.1} % (goal < 2 %): {}",
+            b.median,
+            verdict(b.median < 2.0)
+        );
+        let _ = writeln!(
+            out,
+            "- blippd's loss below the classic design's {:.1} %: {}",
+            c.median,
+            verdict(b.median < c.median)
         );
     }
-    drop(scratch);
-    let _ = std::fs::remove_dir_all(&work);
-    Ok(())
+    out
+}
+
+fn per_program_table(rows: &[(&str, (f64, Vec<Program>))], seconds: u64) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Kernel time per BPF program run under the load (one run of {seconds} s each)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| tracer | program | runs per s | ns per run | % of one CPU |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let mut per_request = String::new();
+    #[expect(clippy::cast_precision_loss, reason = "counts for display")]
+    for (label, (iops, programs)) in rows {
+        let secs = seconds as f64;
+        let total: u64 = programs.iter().map(|p| p.ns).sum();
+        let _ = writeln!(
+            per_request,
+            "- {label}: {:.0} ns of BPF programs per I/O request ({iops:.0} IOPS in this run)",
+            total as f64 / (iops * secs)
+        );
+        for p in programs {
+            let _ = writeln!(
+                out,
+                "| {label} | {} | {:.0} | {:.0} | {:.2} |",
+                p.name,
+                p.runs as f64 / secs,
+                p.ns as f64 / p.runs as f64,
+                p.ns as f64 / secs / 1e9 * 100.0
+            );
+        }
+    }
+    let _ = write!(out, "\n{per_request}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fio_iops_from_its_report() {
+        let json = include_bytes!("fixtures/fio-randread.json");
+        let iops = parse_fio_iops(json).unwrap();
+        assert!((iops - 231_053.393_214).abs() < 1e-3, "{iops}");
+        assert!(parse_fio_iops(br#"{"jobs":[{"read":{"iops":0}}]}"#).is_err());
+        assert!(parse_fio_iops(b"not json").is_err());
+    }
 }

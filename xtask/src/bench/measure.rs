@@ -167,7 +167,8 @@ mod tests {
             parse_schedstat_ns("184521004 26582943 425\n"),
             Some(184_521_004)
         );
-        let status = "Name:\tblippd\nVmHWM:\t    6120 kB\nVmRSS:\t    5900 kB\nRssAnon:\t 1000 kB\n";
+        let status =
+            "Name:\tblippd\nVmHWM:\t    6120 kB\nVmRSS:\t    5900 kB\nRssAnon:\t 1000 kB\n";
         assert_eq!(parse_status_kb(status, "VmHWM"), Some(6120));
         assert_eq!(parse_status_kb(status, "VmRSS"), Some(5900));
         assert_eq!(parse_status_kb(status, "RssAnon"), Some(1000));

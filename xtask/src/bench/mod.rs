@@ -1,50 +1,119 @@
-//! `cargo xtask bench`: blipp's cost, measured and printed (never asserted).
-//! Each benchmark is a module with a clap `Args` type and a `run`; adding
-//! one is a module and a row in [`Bench`].
+//! `cargo xtask bench`: what blipp costs, next to what users would run
+//! instead. Figures are printed (the median of alternating runs, with the
+//! range), never asserted: they depend on the machine and on its load,
+//! which every report names. Each part is a module with a clap `Args` type
+//! and a `run`; adding one is a module and a row in [`Part`].
 
+mod bpf_stats;
+mod classic;
+mod daemon;
 mod disk;
+pub mod floor;
+mod machine;
+mod measure;
+mod scrape;
+mod stats;
+mod userspace;
 
-use anyhow::Result;
-use clap::Subcommand;
+use std::path::PathBuf;
 
-/// The benchmarks.
+use anyhow::{Context as _, Result};
+use clap::{Parser as _, Subcommand};
+
+use crate::{setup, sh};
+
+/// Options of `cargo xtask bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// One part; every part, with its defaults, when omitted.
+    #[command(subcommand)]
+    part: Option<Part>,
+}
+
+/// The parts.
 #[derive(Subcommand)]
-pub enum Bench {
-    /// fio 4k random reads (direct I/O) on a tmpfs-backed loop device,
-    /// without and with blippd's eBPF disk probe, alternating: IOPS ratio
-    /// and kernel nanoseconds per completion.
+enum Part {
+    /// blippd's CPU time and memory with its default probes at a 1 s
+    /// interval, next to node_exporter, collectd and the floor of reading
+    /// the same /proc files, alternating.
+    Userspace(userspace::Args),
+    /// fio 4k random reads (direct I/O) on a tmpfs-backed loop device with
+    /// no tracer, with blippd's eBPF disk probe, and with bpftrace running
+    /// the classic design, alternating: IOPS ratios, and kernel time per
+    /// run of each BPF program under that load.
     Disk(disk::Args),
 }
 
-/// Runs one benchmark.
-pub fn run(bench: &Bench) -> Result<()> {
-    match bench {
-        Bench::Disk(args) => disk::run(args),
-    }
-}
-
-/// The median of `v` (sorted in place); 0 when empty.
-pub fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
+/// This run's scratch directory, on tmpfs (/dev/shm) where possible so
+/// that what the measured processes write costs no disk I/O.
+fn scratch_root() -> PathBuf {
+    let base = if std::path::Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
     } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
+        std::env::temp_dir()
+    };
+    base.join(format!("blipp-bench-{}", std::process::id()))
+}
+
+/// A scratch directory for one part, removed with the others when the run
+/// ends.
+fn scratch_dir(part: &str) -> Result<PathBuf> {
+    let dir = scratch_root().join(part);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Removes the scratch directory when dropped, on success or error.
+struct Scratch;
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(scratch_root());
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Builds the release blippd and returns its path.
+fn build_blippd() -> Result<PathBuf> {
+    sh::run(sh::cargo().args(["build", "--release", "-p", "blipp-agent", "--bin", "blippd"]))?;
+    Ok(sh::target_dir()?.join("release/blippd"))
+}
 
-    #[test]
-    fn medians() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(&mut []), 0.0);
+/// Runs the chosen parts.
+#[expect(clippy::print_stdout, reason = "the benchmark's report")]
+pub fn run(args: &Args) -> Result<()> {
+    setup::build_chain()?;
+    let (userspace, disk) = match &args.part {
+        None => (
+            Some(userspace::Args::parse_from(["userspace"])),
+            Some(disk::Args::parse_from(["disk"])),
+        ),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None),
+        Some(Part::Disk(a)) => (None, Some(a.clone())),
+    };
+    let mut packages: Vec<&str> = Vec::new();
+    if userspace.is_some() {
+        packages.extend(userspace::PACKAGES);
     }
+    if disk.is_some() {
+        packages.extend(disk::PACKAGES);
+        packages.extend(classic::PACKAGES);
+        packages.extend(bpf_stats::PACKAGES);
+    }
+    setup::apt_without_starting(&packages)?;
+    let blippd = build_blippd()?;
+    let _scratch = Scratch;
+    println!("# blipp benchmark");
+    println!("Machine: {}", machine::Machine::this());
+    if let Some(a) = userspace {
+        let tools = userspace::Tools {
+            blippd: blippd.clone(),
+            xtask: std::env::current_exe().context("locating xtask")?,
+        };
+        userspace::run(&a, &tools)?;
+    }
+    if let Some(a) = disk {
+        disk::run(&a, &blippd)?;
+    }
+    println!("\nLoad average after: {}", machine::loadavg());
+    Ok(())
 }

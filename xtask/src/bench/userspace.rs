@@ -16,11 +16,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::daemon::Daemon;
+use super::floor;
 use super::machine::{self, Machine};
 use super::measure::{self, CpuUsed, Memory};
 use super::scrape::{self, Scraper};
 use super::stats::Summary;
-use super::{Options, floor};
+
+/// Options of `cargo xtask bench userspace`.
+#[derive(Clone, clap::Parser)]
+pub struct Args {
+    /// Rounds: every process runs once per round, in rotating order.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Length of one measured window, seconds.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+}
 
 /// Debian packages of the processes blippd is compared with.
 pub const PACKAGES: &[&str] = &["prometheus-node-exporter", "collectd-core"];
@@ -34,7 +45,7 @@ const WARMUP: Duration = Duration::from_secs(5);
 
 /// blippd's built-in probe set (cpu, mem, net, disk) in `auto` mode, every
 /// second instead of every 5 s.
-pub const BLIPPD_CONFIG: &str =
+const BLIPPD_CONFIG: &str =
     r#"{"properties":{"configurations":{"probe_defaults":{"schedule_params":{"every":1}}}}}"#;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,7 +294,7 @@ fn mib(kb: u64) -> f64 {
 
 /// Runs part 1 and prints its table.
 #[expect(clippy::print_stdout, reason = "the benchmark's figures")]
-pub fn run(opts: &Options, tools: &Tools) -> Result<()> {
+pub fn run(opts: &Args, tools: &Tools) -> Result<()> {
     let window = Duration::from_secs(opts.seconds);
     let scratch = super::scratch_dir("userspace")?;
     let mut runs: Vec<(Contender, Run)> = Vec::new();
