@@ -12,6 +12,7 @@ pub mod floor;
 mod machine;
 mod measure;
 mod scrape;
+mod startup;
 mod stats;
 mod userspace;
 
@@ -42,6 +43,9 @@ enum Part {
     /// the classic design, alternating: IOPS ratios, and kernel time per
     /// run of each BPF program under that load.
     Disk(disk::Args),
+    /// Requests and wall time of blippd's registration with the UNIS/MS
+    /// test server, default probes and 20 probes, first start and restart.
+    Startup(startup::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -82,13 +86,15 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let (userspace, disk) = match &args.part {
+    let (userspace, disk, startup) = match &args.part {
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
+            Some(startup::Args::parse_from(["startup"])),
         ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None),
-        Some(Part::Disk(a)) => (None, Some(a.clone())),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None, None),
+        Some(Part::Disk(a)) => (None, Some(a.clone()), None),
+        Some(Part::Startup(a)) => (None, None, Some(a.clone())),
     };
     let mut packages: Vec<&str> = Vec::new();
     if userspace.is_some() {
@@ -113,6 +119,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = disk {
         disk::run(&a, &blippd)?;
+    }
+    if let Some(a) = startup {
+        startup::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
