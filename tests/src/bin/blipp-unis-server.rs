@@ -1,8 +1,10 @@
 //! The UNIS/MS test server as a process, for `cargo xtask bench startup`
 //! (and for trying blippd against a UNIS by hand): it prints its URL on the
 //! first line of stdout, then answers one line of stdin at a time:
-//! `requests` prints `{"unis": N, "ms": M}`, the requests it has answered
-//! so far; end of input stops it.
+//! `requests` prints `{"unis": N, "ms": M, "own": K}`, the requests it has
+//! answered so far from clients to UNIS and to the MS, and its own `GET`s
+//! of `metadata_URL` (one per `POST /events`, as the real MS does); end of
+//! input stops it.
 //!
 //! It validates bodies with the real server's schemas when `../shared` is
 //! there, and says so on stderr when it is not.
@@ -16,6 +18,15 @@ use blipp_tests::unis_server::{Options, Schemas, UnisServer};
 fn is_ms(target: &str) -> bool {
     let path = target.split('?').next().unwrap_or(target);
     path == "/events" || path.starts_with("/events/") || path == "/data"
+}
+
+/// The server's own fetch of a `metadata_URL`: one metadata record by id.
+/// blippd reads metadata only through filtered queries of the collection.
+fn is_own(method: &str, target: &str) -> bool {
+    method == "GET"
+        && target
+            .strip_prefix("/metadata/")
+            .is_some_and(|id| !id.is_empty() && !id.contains(['/', '?']))
 }
 
 #[expect(clippy::print_stderr, reason = "a tool's diagnostics")]
@@ -58,7 +69,11 @@ fn main() -> ExitCode {
             "requests" => {
                 let requests = server.requests();
                 let ms = requests.iter().filter(|r| is_ms(&r.target)).count();
-                serde_json::json!({"unis": requests.len() - ms, "ms": ms})
+                let own = requests
+                    .iter()
+                    .filter(|r| is_own(&r.method, &r.target))
+                    .count();
+                serde_json::json!({"unis": requests.len() - ms - own, "ms": ms, "own": own})
             }
             other => serde_json::json!({"error": format!("unknown command {other:?}")}),
         };

@@ -23,8 +23,8 @@ use crate::sh;
 /// Options of `cargo xtask bench startup`.
 #[derive(Clone, clap::Parser)]
 pub struct Args {
-    /// Rounds: each starts a fresh server and runs every configuration on
-    /// it, first start then restart.
+    /// Rounds: each runs every configuration on an empty server, first
+    /// start then restart.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
 }
@@ -98,9 +98,11 @@ struct Run {
     /// UNIS and MS requests blippd counted for its first report.
     report_unis: u64,
     report_ms: u64,
-    /// What the server answered from blippd's exec to its first report.
+    /// What the server answered from blippd's exec to its first report,
+    /// and how many of its own `GET`s of `metadata_URL` that took.
     server_unis: u64,
     server_ms: u64,
+    server_own: u64,
 }
 
 /// Builds the release test server and returns its path.
@@ -153,16 +155,17 @@ impl Server {
         })
     }
 
-    /// (UNIS, MS) requests answered so far.
-    fn requests(&mut self) -> Result<(u64, u64)> {
+    /// (UNIS, MS, own) requests answered so far: from clients to UNIS and
+    /// to the MS, and the server's own fetches of `metadata_URL`.
+    fn requests(&mut self) -> Result<(u64, u64, u64)> {
         writeln!(self.stdin, "requests")?;
         self.stdin.flush()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         let v: Value = serde_json::from_str(&line)
             .with_context(|| format!("blipp-unis-server answered {line:?}"))?;
-        match (v["unis"].as_u64(), v["ms"].as_u64()) {
-            (Some(u), Some(m)) => Ok((u, m)),
+        match (v["unis"].as_u64(), v["ms"].as_u64(), v["own"].as_u64()) {
+            (Some(u), Some(m), Some(o)) => Ok((u, m, o)),
             _ => bail!("blipp-unis-server answered {line:?}"),
         }
     }
@@ -240,6 +243,7 @@ fn start_blippd(
         report_ms: get(&reported, "ms_requests")?,
         server_unis: after.0 - before.0,
         server_ms: after.1 - before.1,
+        server_own: after.2 - before.2,
     })
 }
 
@@ -270,8 +274,9 @@ pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
     );
     let mut runs = Vec::new();
     for round in 0..opts.rounds {
-        let mut server = Server::start(&server_bin)?;
         for setup in SETUPS {
+            // An empty server for each: a first start is one.
+            let mut server = Server::start(&server_bin)?;
             let dir = scratch.join(format!("{setup:?}-{round}"));
             std::fs::create_dir_all(&dir)?;
             let config = write_config(&dir, &server.url, setup)?;
@@ -279,7 +284,7 @@ pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
                 let run = start_blippd(blippd, &config, &mut server, setup, start)
                     .with_context(|| format!("{}, {}", setup.label(), start.label()))?;
                 println!(
-                    "round {}/{}  {:<20} {:<12} registered after {} requests in {:.0} ms; first report after {:.2} s: {} UNIS + {} MS requests (server: {} UNIS, {} MS)",
+                    "round {}/{}  {:<20} {:<12} registered after {} requests in {:.0} ms; first report after {:.2} s: {} UNIS + {} MS requests (server: {} UNIS, {} MS, {} of its own)",
                     round + 1,
                     opts.rounds,
                     setup.label(),
@@ -291,11 +296,12 @@ pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
                     run.report_ms,
                     run.server_unis,
                     run.server_ms,
+                    run.server_own,
                 );
                 runs.push(run);
             }
+            server.stop()?;
         }
-        server.stop()?;
     }
     print!("{}", table(&runs));
     Ok(())
@@ -305,7 +311,7 @@ pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
 fn table(runs: &[Run]) -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "\n| configuration | start | registration: requests | registration: wall time, ms | first report: UNIS + MS requests (blippd) | server answered, UNIS + MS |\n|---|---|---|---|---|---|\n",
+        "\n| configuration | start | registration: requests | registration: wall time, ms | first report: UNIS + MS requests (blippd) | server answered, UNIS + MS (+ its own metadata GETs) |\n|---|---|---|---|---|---|\n",
     );
     for setup in SETUPS {
         for start in [Start::First, Start::Restart] {
@@ -317,19 +323,29 @@ fn table(runs: &[Run]) -> String {
                     .collect();
                 Summary::of(&values)
             };
-            let (Some(req), Some(wall), Some(unis), Some(ms), Some(server_unis), Some(server_ms)) = (
+            let (
+                Some(req),
+                Some(wall),
+                Some(unis),
+                Some(ms),
+                Some(server_unis),
+                Some(server_ms),
+                Some(server_own),
+            ) = (
                 of(&|r| r.registration_requests as f64),
                 of(&|r| r.registered.as_secs_f64() * 1000.0),
                 of(&|r| r.report_unis as f64),
                 of(&|r| r.report_ms as f64),
                 of(&|r| r.server_unis as f64),
                 of(&|r| r.server_ms as f64),
-            ) else {
+                of(&|r| r.server_own as f64),
+            )
+            else {
                 continue;
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} + {} | {} + {} |",
+                "| {} | {} | {} | {} | {} + {} | {} + {} (+ {}) |",
                 setup.label(),
                 start.label(),
                 req.show(0),
@@ -338,11 +354,12 @@ fn table(runs: &[Run]) -> String {
                 ms.show(0),
                 server_unis.show(0),
                 server_ms.show(0),
+                server_own.show(0),
             );
         }
     }
     out.push_str(
-        "\nWall time runs from blippd's exec to its `registered in UNIS` line (it includes loading the eBPF programs, which happens first); the server's count covers exec to the first report.\n",
+        "\nWall time runs from blippd's exec to its `registered in UNIS` line (it includes loading the eBPF programs, which happens first); the server's count covers exec to the first report. The MS takes one `POST /events` per new mid (it creates one collection per request), so a first start costs the MS one request per series; a restart with the same configuration costs none of them.\n",
     );
     out
 }

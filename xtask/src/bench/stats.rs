@@ -39,7 +39,8 @@ impl Summary {
     }
 
     /// Shows the summary with `decimals` digits after the point:
-    /// `median (min–max)`, or only the median for a single run.
+    /// `median (min–max)`, or only the median for a single run or runs that
+    /// agree to those digits.
     pub fn show(&self, decimals: usize) -> Shown {
         Shown {
             summary: *self,
@@ -63,7 +64,8 @@ impl fmt::Display for Shown {
             runs,
         } = self.summary;
         let d = self.decimals;
-        if runs == 1 {
+        // Runs that all agree to the digits shown have no range to show.
+        if runs == 1 || format!("{min:.d$}") == format!("{max:.d$}") {
             write!(f, "{median:.d$}")
         } else {
             write!(f, "{median:.d$} ({min:.d$}–{max:.d$})")
@@ -97,5 +99,14 @@ mod tests {
     #[test]
     fn one_run_shows_no_range() {
         assert_eq!(Summary::of(&[0.5]).unwrap().show(1).to_string(), "0.5");
+        assert_eq!(
+            Summary::of(&[6.0, 6.0, 6.0]).unwrap().show(0).to_string(),
+            "6"
+        );
+        assert_eq!(Summary::of(&[6.0, 6.2]).unwrap().show(0).to_string(), "6");
+        assert_eq!(
+            Summary::of(&[6.0, 7.0]).unwrap().show(0).to_string(),
+            "6 (6–7)"
+        );
     }
 }
