@@ -202,8 +202,10 @@ fn main() -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail(1, &e),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the work of a tick is a few reads and a write, and a
+    // second worker only added cross-thread wake-ups (futex, eventfd) to
+    // every tick. Probes that may block run on the blocking pool.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .thread_name("blippd")
         .enable_all()
         .build()

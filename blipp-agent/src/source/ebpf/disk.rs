@@ -1,7 +1,9 @@
 //! User side of the block programs: the completion counters and latency
 //! histograms per device, and the layouts the programs need.
 
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::maps::{Array, MapData, PerCpuArray};
 use blipp_common::disk::{
@@ -111,6 +113,14 @@ impl DiskSnapshot {
 /// The maps of the completion program.
 pub struct DiskMaps {
     slots: Array<MapData, DiskSlot>,
+    /// Another descriptor of the slot table, for reading it whole in one
+    /// call; `None` when it could not be had.
+    slots_fd: Option<OwnedFd>,
+    /// The same for the histograms, read a device's 12 at a time.
+    latency_fd: Option<OwnedFd>,
+    /// Cleared when the kernel refuses batch reads (before 5.6): the maps
+    /// are then read one element at a time.
+    batch: AtomicBool,
     counters: PerCpuArray<MapData, DiskCounters>,
     latency: Array<MapData, Buckets>,
     overflow: PerCpuArray<MapData, u64>,
@@ -129,25 +139,98 @@ impl DiskMaps {
     /// Attaches the completion program and takes its maps.
     pub fn attach(kernel: &mut Kernel) -> Result<Self, EbpfError> {
         let program = kernel.attach(COMPLETE_PROGRAM)?;
+        let fd_of = |map: &aya::maps::Map| match map {
+            aya::maps::Map::Array(d) => d.fd().as_fd().try_clone_to_owned().ok(),
+            _ => None,
+        };
+        let slots = kernel.map("DISK_SLOTS")?;
+        let slots_fd = fd_of(&slots);
+        let latency = kernel.map("DISK_LATENCY")?;
+        let latency_fd = fd_of(&latency);
         Ok(Self {
             programs: vec![program],
-            slots: Array::try_from(kernel.map("DISK_SLOTS")?).map_err(map_err("DISK_SLOTS"))?,
+            slots: Array::try_from(slots).map_err(map_err("DISK_SLOTS"))?,
+            batch: AtomicBool::new(slots_fd.is_some() && latency_fd.is_some()),
+            slots_fd,
+            latency_fd,
             counters: PerCpuArray::try_from(kernel.map("DISK_COUNTERS")?)
                 .map_err(map_err("DISK_COUNTERS"))?,
-            latency: Array::try_from(kernel.map("DISK_LATENCY")?)
-                .map_err(map_err("DISK_LATENCY"))?,
+            latency: Array::try_from(latency).map_err(map_err("DISK_LATENCY"))?,
             overflow: PerCpuArray::try_from(kernel.map("DISK_SLOT_OVERFLOW")?)
                 .map_err(map_err("DISK_SLOT_OVERFLOW"))?,
         })
     }
 
+    /// The slot table: `(slot, device)` pairs, device 0 for a free slot.
+    /// One batch lookup where the kernel has them, else one per slot.
+    fn slot_table(&self) -> Result<[(u32, DiskSlot); MAX_DISKS as usize], EbpfError> {
+        let mut keys = [0u32; MAX_DISKS as usize];
+        let mut devs = [0 as DiskSlot; MAX_DISKS as usize];
+        let batched = match &self.slots_fd {
+            Some(fd) if self.batch.load(Ordering::Relaxed) => {
+                match super::batch::read_array(fd.as_fd(), 0, &mut keys, &mut devs) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "DISK_SLOTS: no batch lookups, reading slot by slot");
+                        self.batch.store(false, Ordering::Relaxed);
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
+        if !batched {
+            for (slot, (key, dev)) in (0..MAX_DISKS).zip(keys.iter_mut().zip(devs.iter_mut())) {
+                *key = slot;
+                *dev = self.slots.get(&slot, 0).map_err(map_err("DISK_SLOTS"))?;
+            }
+        }
+        let mut table = [(0, 0 as DiskSlot); MAX_DISKS as usize];
+        for (t, (k, d)) in table.iter_mut().zip(keys.iter().zip(devs.iter())) {
+            *t = (*k, *d);
+        }
+        Ok(table)
+    }
+
+    /// Reads the histograms of `slot`, which lie next to each other in
+    /// `(op, kind)` order as in `out`: one batch lookup where the kernel has
+    /// them, else one per histogram.
+    fn read_histograms(
+        &self,
+        slot: u32,
+        out: &mut [[Buckets; LATENCY_KINDS as usize]; LATENCY_OPS as usize],
+    ) -> Result<(), EbpfError> {
+        if let Some(fd) = &self.latency_fd
+            && self.batch.load(Ordering::Relaxed)
+        {
+            let mut keys = [0u32; (LATENCY_OPS * LATENCY_KINDS) as usize];
+            let start = histogram_index(slot, 0, LatencyKind::ALL[0]);
+            match super::batch::read_array(fd.as_fd(), start, &mut keys, out.as_flattened_mut()) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::debug!(error = %e, "DISK_LATENCY: no batch lookups, reading histogram by histogram");
+                    self.batch.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        for (op, kinds) in out.iter_mut().enumerate() {
+            for (kind, h) in LatencyKind::ALL.iter().zip(kinds.iter_mut()) {
+                let index = histogram_index(slot, op as u32, *kind);
+                *h = self
+                    .latency
+                    .get(&index, 0)
+                    .map_err(map_err("DISK_LATENCY"))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Reads every claimed slot into `out`, reusing its allocations.
-    /// Costs one lookup per slot, plus, per claimed slot, one per operation
-    /// and one per histogram.
+    /// Costs one lookup for the slot table, plus, per claimed slot, one per
+    /// operation and one per histogram.
     pub fn read(&self, out: &mut DiskSnapshot) -> Result<(), EbpfError> {
         let mut used = 0;
-        for slot in 0..MAX_DISKS {
-            let dev = self.slots.get(&slot, 0).map_err(map_err("DISK_SLOTS"))?;
+        for (slot, dev) in self.slot_table()? {
             if dev == 0 {
                 continue;
             }
@@ -170,15 +253,7 @@ impl DiskMaps {
                         bytes: a.bytes.wrapping_add(c.bytes),
                     });
             }
-            for (op, kinds) in d.latency.iter_mut().enumerate() {
-                for (kind, h) in LatencyKind::ALL.iter().zip(kinds.iter_mut()) {
-                    let index = histogram_index(slot, op as u32, *kind);
-                    *h = self
-                        .latency
-                        .get(&index, 0)
-                        .map_err(map_err("DISK_LATENCY"))?;
-                }
-            }
+            self.read_histograms(slot, &mut d.latency)?;
         }
         out.devices.truncate(used);
         out.overflow = self
@@ -188,5 +263,27 @@ impl DiskMaps {
             .iter()
             .sum();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A slot's histograms are read in one batch into
+    /// `DeviceTotals::latency` flattened: that holds only while the map's
+    /// index runs through `(op, kind)` in the array's own order.
+    #[test]
+    fn a_slots_histograms_lie_in_the_order_of_the_snapshot() {
+        for slot in [0, 1, MAX_DISKS - 1] {
+            let start = histogram_index(slot, 0, LatencyKind::ALL[0]);
+            let mut position = 0;
+            for op in 0..LATENCY_OPS {
+                for kind in LatencyKind::ALL {
+                    assert_eq!(histogram_index(slot, op, kind), start + position);
+                    position += 1;
+                }
+            }
+        }
     }
 }

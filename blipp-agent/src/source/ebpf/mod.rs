@@ -1,6 +1,7 @@
 //! blipp's eBPF programs on the user side: loading the embedded object,
 //! attaching programs, reading their maps.
 
+mod batch;
 pub mod btf;
 pub mod caps;
 pub mod disk;
