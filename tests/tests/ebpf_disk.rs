@@ -74,7 +74,18 @@ fn direct_io_matches_diskstats() {
     );
     assert!(within(write_bytes, proc_write_bytes, 0.02), "write bytes");
     assert!(within(read_bytes, proc_read_bytes, 0.02), "read bytes");
-    assert!(write_bytes >= 4096 * 1000 && read_bytes >= 8192 * 500);
+    // And what the test did is there, within the same 2 %: one request
+    // more or less than the test's own can land between the reads of the
+    // maps and of diskstats (a CI run once saw eBPF 1000 writes of
+    // 4091904 B against diskstats' 1001 writes of 4096000 B).
+    assert!(
+        within(write_bytes, 4096 * 1000, 0.02),
+        "write bytes {write_bytes} vs the 4096000 written"
+    );
+    assert!(
+        within(read_bytes, 8192 * 500, 0.02),
+        "read bytes {read_bytes} vs the 4096000 read"
+    );
 
     // Every completed read and write request is in the total-latency
     // histogram of its operation.
