@@ -24,6 +24,24 @@ struct BatchAttr {
     flags: u64,
 }
 
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be a valid `bpf_attr` prefix for `cmd` (the kernel
+/// zero-fills the rest), and every buffer it points to must be as large as
+/// `cmd` needs and outlive the call.
+unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
+    // SAFETY: the caller's promise.
+    unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            std::ptr::from_mut(attr),
+            std::mem::size_of::<A>(),
+        )
+    }
+}
+
 /// Fills `values` with elements `start..start + values.len()` of the
 /// array map `fd`, whose value type is `V` and which has that many
 /// elements; `keys` receives their indexes.
@@ -55,19 +73,11 @@ pub fn read_array<V: Pod>(
         map_fd,
         ..BatchAttr::default()
     };
-    // SAFETY: `attr` is a valid `bpf_attr` prefix of the size passed (the
-    // kernel zero-fills the rest); the buffers it points to hold `count`
-    // keys, `count` values of the map's value size (`V`, checked by the
-    // caller's map type) and one key each for `in_batch` and `out_batch`,
-    // and outlive the call.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_LOOKUP_BATCH,
-            std::ptr::from_mut(&mut attr),
-            std::mem::size_of::<BatchAttr>(),
-        )
-    };
+    // SAFETY: `attr` is the `batch` prefix of `bpf_attr`; the buffers it
+    // points to hold `count` keys, `count` values of the map's value size
+    // (`V`, checked by the caller's map type) and one key each for
+    // `in_batch` and `out_batch`, and outlive the call.
+    let ret = unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) };
     // ENOENT: the map ended before `count` elements; `attr.count` says how
     // many were filled.
     if ret < 0 {
@@ -80,6 +90,14 @@ pub fn read_array<V: Pod>(
         return Err(io::Error::new(
             io::ErrorKind::UnexpectedEof,
             format!("batch lookup returned {} of {count} elements", attr.count),
+        ));
+    }
+    // An array's elements come in index order, so callers may index
+    // `values` by position; say so loudly if a kernel ever did otherwise.
+    if !keys.iter().zip(start..).all(|(k, i)| *k == i) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "batch lookup returned keys out of index order",
         ));
     }
     Ok(())
@@ -121,14 +139,7 @@ mod tests {
             ..Create::default()
         };
         // SAFETY: BPF_MAP_CREATE with a valid attribute prefix.
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                0,
-                std::ptr::from_mut(&mut create),
-                std::mem::size_of::<Create>(),
-            )
-        };
+        let fd = unsafe { sys_bpf(0, &mut create) };
         if fd < 0 {
             return None;
         }
@@ -143,14 +154,7 @@ mod tests {
                 ..Update::default()
             };
             // SAFETY: BPF_MAP_UPDATE_ELEM on our map, key and value live.
-            let ret = unsafe {
-                libc::syscall(
-                    libc::SYS_bpf,
-                    2,
-                    std::ptr::from_mut(&mut update),
-                    std::mem::size_of::<Update>(),
-                )
-            };
+            let ret = unsafe { sys_bpf(2, &mut update) };
             assert_eq!(ret, 0, "{}", io::Error::last_os_error());
         }
         Some(fd)

@@ -161,57 +161,66 @@ impl DiskMaps {
         })
     }
 
-    /// The slot table: `(slot, device)` pairs, device 0 for a free slot.
-    /// One batch lookup where the kernel has them, else one per slot.
-    fn slot_table(&self) -> Result<[(u32, DiskSlot); MAX_DISKS as usize], EbpfError> {
-        let mut keys = [0u32; MAX_DISKS as usize];
-        let mut devs = [0 as DiskSlot; MAX_DISKS as usize];
-        let batched = match &self.slots_fd {
-            Some(fd) if self.batch.load(Ordering::Relaxed) => {
-                match super::batch::read_array(fd.as_fd(), 0, &mut keys, &mut devs) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "DISK_SLOTS: no batch lookups, reading slot by slot");
-                        self.batch.store(false, Ordering::Relaxed);
-                        false
-                    }
-                }
-            }
-            _ => false,
+    /// Reads `values`, elements `start..` of the array behind `fd`, in one
+    /// batch lookup; false when the caller must read them one by one (no
+    /// descriptor, or the kernel refused batches, now or before).
+    fn batch_read<V: aya::Pod>(
+        &self,
+        fd: Option<&OwnedFd>,
+        map: &'static str,
+        start: u32,
+        keys: &mut [u32],
+        values: &mut [V],
+    ) -> bool {
+        let Some(fd) = fd.filter(|_| self.batch.load(Ordering::Relaxed)) else {
+            return false;
         };
-        if !batched {
-            for (slot, (key, dev)) in (0..MAX_DISKS).zip(keys.iter_mut().zip(devs.iter_mut())) {
-                *key = slot;
+        match super::batch::read_array(fd.as_fd(), start, keys, values) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(map, error = %e, "no batch lookups: reading element by element");
+                self.batch.store(false, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// The slot table, by slot: the device that owns it, 0 when free.
+    fn slot_table(&self) -> Result<[DiskSlot; MAX_DISKS as usize], EbpfError> {
+        let mut devs = [0; MAX_DISKS as usize];
+        let mut keys = [0; MAX_DISKS as usize];
+        if !self.batch_read(
+            self.slots_fd.as_ref(),
+            "DISK_SLOTS",
+            0,
+            &mut keys,
+            &mut devs,
+        ) {
+            for (slot, dev) in (0..).zip(devs.iter_mut()) {
                 *dev = self.slots.get(&slot, 0).map_err(map_err("DISK_SLOTS"))?;
             }
         }
-        let mut table = [(0, 0 as DiskSlot); MAX_DISKS as usize];
-        for (t, (k, d)) in table.iter_mut().zip(keys.iter().zip(devs.iter())) {
-            *t = (*k, *d);
-        }
-        Ok(table)
+        Ok(devs)
     }
 
     /// Reads the histograms of `slot`, which lie next to each other in
-    /// `(op, kind)` order as in `out`: one batch lookup where the kernel has
-    /// them, else one per histogram.
+    /// `(op, kind)` order as in `out`.
     fn read_histograms(
         &self,
         slot: u32,
         out: &mut [[Buckets; LATENCY_KINDS as usize]; LATENCY_OPS as usize],
     ) -> Result<(), EbpfError> {
-        if let Some(fd) = &self.latency_fd
-            && self.batch.load(Ordering::Relaxed)
-        {
-            let mut keys = [0u32; (LATENCY_OPS * LATENCY_KINDS) as usize];
-            let start = histogram_index(slot, 0, LatencyKind::ALL[0]);
-            match super::batch::read_array(fd.as_fd(), start, &mut keys, out.as_flattened_mut()) {
-                Ok(()) => return Ok(()),
-                Err(e) => {
-                    tracing::debug!(error = %e, "DISK_LATENCY: no batch lookups, reading histogram by histogram");
-                    self.batch.store(false, Ordering::Relaxed);
-                }
-            }
+        let start = histogram_index(slot, 0, LatencyKind::ALL[0]);
+        let mut keys = [0; (LATENCY_OPS * LATENCY_KINDS) as usize];
+        let flat = out.as_flattened_mut();
+        if self.batch_read(
+            self.latency_fd.as_ref(),
+            "DISK_LATENCY",
+            start,
+            &mut keys,
+            flat,
+        ) {
+            return Ok(());
         }
         for (op, kinds) in out.iter_mut().enumerate() {
             for (kind, h) in LatencyKind::ALL.iter().zip(kinds.iter_mut()) {
@@ -230,7 +239,7 @@ impl DiskMaps {
     /// operation and one per histogram.
     pub fn read(&self, out: &mut DiskSnapshot) -> Result<(), EbpfError> {
         let mut used = 0;
-        for (slot, dev) in self.slot_table()? {
+        for (slot, dev) in (0..).zip(self.slot_table()?) {
             if dev == 0 {
                 continue;
             }
