@@ -58,6 +58,32 @@ pub fn agent_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// Runs blippd with the service-object `config` (written to a temporary
+/// file) and `args`, which must make it exit (`--once`, `--duration`);
+/// panics unless it exits 0, and returns the samples it printed.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn blippd_samples(config: &serde_json::Value, args: &[&str]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let out = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// True when running as root. Otherwise says loudly that `what` is skipped,
 /// or panics when `BLIPP_REQUIRE_ROOT=1` (CI), where skipping is a failure.
 #[expect(clippy::print_stderr, reason = "a skipped test must say so")]

@@ -1,34 +1,17 @@
 //! blippd running the cmd and nagios probes: the commands really run, their
 //! samples come out, and commands that take long do not hold up other
-//! probes (the arbiter waits for them off the runtime's workers).
+//! probes (the arbiter waits for them off the runtime's thread).
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use std::process::Command;
-
-use blipp_tests::agent_bin;
+use blipp_tests::blippd_samples;
 use serde_json::{Value, json};
 
 fn run_blippd(probes: &Value, args: &[&str]) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blipp.json");
-    let doc = json!({"properties": {"configurations": {"probes": probes}}});
-    std::fs::write(&path, doc.to_string()).unwrap();
-    let out = Command::new(agent_bin("blippd"))
-        .arg("-c")
-        .arg(&path)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    blippd_samples(
+        &json!({"properties": {"configurations": {"probes": probes}}}),
+        args,
+    )
 }
 
 fn of<'a>(samples: &'a [Value], event_type: &str) -> Vec<&'a Value> {

@@ -4,9 +4,8 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::path::Path;
-use std::process::Command;
 
-use blipp_tests::agent_bin;
+use blipp_tests::blippd_samples;
 use serde_json::{Value, json};
 
 #[test]
@@ -19,24 +18,7 @@ fn process_and_numa_from_fixture_trees() {
                 "proc_dir": process.join("proc"), "sys_dir": process.join("sys")},
         "numa": {"probe_module": "numa", "sys_dir": numa},
     }}}});
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("blipp.json");
-    std::fs::write(&file, config.to_string()).unwrap();
-    let out = Command::new(agent_bin("blippd"))
-        .args(["--once", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let samples: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples = blippd_samples(&config, &["--once"]);
     let value = |subject: &str, event_type: &str| {
         let full = format!("ps:tools:blipp:linux:{event_type}");
         let found: Vec<&Value> = samples

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use blipp_tests::agent_bin;
+use blipp_tests::{agent_bin, blippd_samples};
 use serde_json::{Value, json};
 
 /// Runs blippd for `seconds` with one `echo` probe on `schedule`; returns
@@ -17,32 +17,14 @@ fn collection_times(schedule: &str, params: &Value, seconds: &str) -> Vec<u64> {
 
 /// [`collection_times`] of a probe running `command`.
 fn command_times(command: &str, schedule: &str, params: &Value, seconds: &str) -> Vec<u64> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blipp.json");
     let doc = json!({"properties": {"configurations": {"probes": {"tick": {
         "probe_module": "cmd", "command": command,
         "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:tick"},
         "collection_schedule": schedule, "schedule_params": params
     }}}}});
-    std::fs::write(&path, doc.to_string()).unwrap();
-    let out = Command::new(agent_bin("blippd"))
-        .arg("-c")
-        .arg(&path)
-        .args(["--duration", seconds])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["ts"]
-                .as_u64()
-                .unwrap()
-        })
+    blippd_samples(&doc, &["--duration", seconds])
+        .iter()
+        .map(|s| s["ts"].as_u64().unwrap())
         .collect()
 }
 
