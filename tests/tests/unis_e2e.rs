@@ -465,29 +465,32 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         .find(|l| l.contains("first report delivered"))
         .unwrap();
     eprintln!("restart: {first}");
-    let field = |name: &str| -> u64 {
-        first
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(name)?.parse().ok())
-            .unwrap()
-    };
     assert_eq!(
-        field("unis_requests="),
+        logged(first, "first report delivered", "unis_requests="),
         0,
         "after a restart no metadata is created: {first}"
     );
     assert!(
-        field("ms_requests=") <= 2,
+        logged(first, "first report delivered", "ms_requests=") <= 2,
         "one GET /events and one POST /data: {first}"
     );
-    let requests: u64 = registered
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("requests=")?.parse().ok())
-        .unwrap();
+    let requests = logged(registered, "registered in UNIS", "requests=");
     assert!(
         requests <= 8,
         "registration took {requests} requests: {registered}"
     );
+}
+
+/// The number blippd logged as `field` (e.g. `requests=`) on the first
+/// line of `log` that contains `line`.
+fn logged(log: &str, line: &str, field: &str) -> u64 {
+    log.lines()
+        .find(|l| l.contains(line))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(field)?.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
 }
 
 /// The probe each mid belongs to (metadata -> measurement -> probe name).
@@ -1055,15 +1058,6 @@ fn registration_cost_does_not_grow_with_the_probes() {
         &server.url(),
         &json!({"properties": {"configurations": {"probes": probes}}}),
     );
-    let requests_of = |log: &str, line: &str, field: &str| -> u64 {
-        log.lines()
-            .find(|l| l.contains(line))
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix(field)?.parse().ok())
-            })
-            .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
-    };
     for run in ["first", "restart"] {
         let blippd = Blippd::start(&cfg, &[], &dir.path().join(format!("{run}.log")));
         wait_for(
@@ -1073,11 +1067,11 @@ fn registration_cost_does_not_grow_with_the_probes() {
             || blippd.log().contains("first report delivered"),
         );
         let log = blippd.stop();
-        let registration = requests_of(&log, "registered in UNIS", "requests=");
+        let registration = logged(&log, "registered in UNIS", "requests=");
         assert_eq!(registration, 6, "{run}: registering 12 probes");
         eprintln!(
             "{run}: registration {registration} requests, first report {} UNIS requests",
-            requests_of(&log, "first report delivered", "unis_requests=")
+            logged(&log, "first report delivered", "unis_requests=")
         );
     }
     assert_eq!(server.records("measurements").len(), 12);
