@@ -107,7 +107,7 @@ fn measure(b_addr: std::net::Ipv4Addr, server: std::thread::ScopedJoinHandle<'_,
     let mut access = KernelAccess::open();
     let kernel = access.get().expect("the eBPF object loads as root");
     let mut maps = InterfaceMaps::attach(kernel).expect("interface programs attach");
-    let tcp = TcpMaps::attach(kernel).expect("TCP programs attach");
+    let mut tcp = TcpMaps::attach(kernel).expect("TCP programs attach");
     let va = ifindex("va").expect("va exists in namespace a");
     maps.refresh(&[va]).unwrap();
     let before = maps.totals(va);

@@ -80,18 +80,24 @@ impl Reporter {
     }
 
     /// Runs until all senders are dropped. A failing destination is logged
-    /// and skipped; the others keep receiving.
+    /// and skipped; the others keep receiving. The batches that are waiting
+    /// when the reporter wakes (the probes of one tick) are written to
+    /// each destination with one system call.
     pub async fn run(mut self) {
-        while let Some(batch) = self.rx.recv().await {
-            if let Err(e) = self.deliver(&batch) {
-                tracing::error!(probe = %batch.probe, error = %e, "report failed");
+        let mut waiting = Vec::new();
+        while self.rx.recv_many(&mut waiting, usize::MAX).await > 0 {
+            for batch in &waiting {
+                self.encode(batch);
             }
-            if batch.route.unis
-                && let Some(unis) = &self.unis
-                && unis.send(batch).await.is_err()
-            {
-                tracing::error!("the UNIS/MS sink has stopped");
-                self.unis = None;
+            self.write_pending();
+            for batch in waiting.drain(..) {
+                if batch.route.unis
+                    && let Some(unis) = &self.unis
+                    && unis.send(batch).await.is_err()
+                {
+                    tracing::error!("the UNIS/MS sink has stopped");
+                    self.unis = None;
+                }
             }
         }
         if let Err(e) = self.stdout.flush() {
@@ -99,32 +105,55 @@ impl Reporter {
         }
     }
 
-    fn deliver(&mut self, batch: &Batch) -> Result<(), ReportError> {
+    /// Encodes `batch` for its JSON-lines destinations, opening its data
+    /// file the first time.
+    fn encode(&mut self, batch: &Batch) {
         if batch.route.stdout {
-            self.stdout
-                .write_batch(&batch.samples)
-                .map_err(|source| ReportError::Write {
-                    destination: "stdout".into(),
-                    source,
-                })?;
+            self.stdout.append(&batch.samples);
         }
         if let Some(path) = &batch.route.data_file {
-            let err = |source| ReportError::Write {
-                destination: path.display().to_string(),
-                source,
-            };
             if !self.files.contains_key(path) {
-                let file = std::fs::OpenOptions::new()
+                match std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(err)?;
-                self.files.insert(path.clone(), JsonLines::new(file));
+                {
+                    Ok(file) => {
+                        self.files.insert(path.clone(), JsonLines::new(file));
+                    }
+                    Err(source) => {
+                        let e = ReportError::Write {
+                            destination: path.display().to_string(),
+                            source,
+                        };
+                        tracing::error!(probe = %batch.probe, error = %e, "report failed");
+                    }
+                }
             }
             if let Some(sink) = self.files.get_mut(path) {
-                sink.write_batch(&batch.samples).map_err(err)?;
+                sink.append(&batch.samples);
             }
         }
-        Ok(())
+    }
+
+    /// Writes what was encoded to every destination; a failing one is
+    /// logged and the others still written.
+    fn write_pending(&mut self) {
+        let stdout = self
+            .stdout
+            .write_pending()
+            .map_err(|source| ReportError::Write {
+                destination: "stdout".into(),
+                source,
+            });
+        let files = self.files.iter_mut().map(|(path, sink)| {
+            sink.write_pending().map_err(|source| ReportError::Write {
+                destination: path.display().to_string(),
+                source,
+            })
+        });
+        for e in std::iter::once(stdout).chain(files).filter_map(Result::err) {
+            tracing::error!(error = %e, "report failed");
+        }
     }
 }

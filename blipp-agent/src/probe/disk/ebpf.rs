@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use blipp_common::disk::{DISK_OPS, DiskOp, LATENCY_KINDS, LATENCY_OPS, LatencyKind};
-use blipp_common::histogram::{self, BUCKETS, Buckets};
+use blipp_common::histogram;
 
 use super::{EventTypes, Options, event_type, proc};
 use crate::config::ProbeConfig;
@@ -36,6 +36,8 @@ struct Disk {
     dev: Option<u32>,
     /// Totals at the previous collection, for rates and histogram deltas.
     last: Option<DeviceTotals>,
+    /// The collection that last updated `last`.
+    last_collection: u64,
     /// The collection that last saw it in /proc/diskstats.
     seen: u64,
 }
@@ -45,7 +47,10 @@ struct EbpfDiskProbe {
     maps: DiskMaps,
     snapshot: DiskSnapshot,
     sys_dir: PathBuf,
+    /// The /proc variant's event types (the same `Arc`s).
     types: EventTypes,
+    /// Those of them that eBPF replaces for a covered disk.
+    replaced: Vec<Name>,
     /// `latency:<op>:<kind>:<percentile>`, microseconds.
     latency: Vec<[[Name; PERCENTILES.len()]; LATENCY_KINDS as usize]>,
     disks: HashMap<Name, Disk>,
@@ -67,12 +72,15 @@ pub(super) fn build(
     let mut maps = DiskMaps::attach(kernel)?;
     ctx.costs
         .add_programs(std::mem::take(&mut maps.programs), kernel.stats_enabled());
+    let proc = proc::DiskProbe::new(config, options);
+    let types = proc.types().clone();
     Ok(Box::new(EbpfDiskProbe {
-        proc: proc::DiskProbe::new(config, options),
+        proc,
         maps,
         snapshot: DiskSnapshot::default(),
         sys_dir: config.sys_dir.clone(),
-        types: EventTypes::new(),
+        replaced: replaced(&types),
+        types,
         latency: (0..LATENCY_OPS as usize)
             .map(|op| {
                 LatencyKind::ALL.map(|kind| {
@@ -109,25 +117,37 @@ fn blk_mq_dev(sys_dir: &Path, name: &str) -> Option<u32> {
     ))
 }
 
-/// The value below which a fraction `q` of the counts of `h` lie: the
-/// midpoint of that bucket (at most 6.25% off), in nanoseconds.
-pub(super) fn percentile(h: &Buckets, count: u64, q: f64) -> Option<u64> {
+/// The values below which the fractions `qs` (ascending) of the counts
+/// `h` lie: the midpoints of those buckets (at most 6.25% off), in
+/// nanoseconds; `None` for all when `h` counts nothing. One pass, no copy:
+/// `h` is typically the difference of two histograms, computed on the fly.
+pub(super) fn percentiles<const N: usize>(
+    h: impl Iterator<Item = u64> + Clone,
+    qs: &[f64; N],
+) -> [Option<u64>; N] {
+    let count: u64 = h.clone().sum();
+    let mut out = [None; N];
     if count == 0 {
-        return None;
+        return out;
     }
-    // The rank of the wanted value, 1-based: ceil(q * count), at least 1.
-    let rank = ((q * count as f64).ceil() as u64).clamp(1, count);
+    // The rank of each wanted value, 1-based: ceil(q * count), at least 1.
+    let rank = |q: f64| ((q * count as f64).ceil() as u64).clamp(1, count);
+    let mut next = 0;
     let mut seen = 0;
-    for (i, n) in h.iter().enumerate() {
+    for (i, n) in h.enumerate() {
         seen += n;
-        if seen >= rank {
-            return Some(histogram::midpoint(i));
+        while next < N && seen >= rank(qs[next]) {
+            out[next] = Some(histogram::midpoint(i));
+            next += 1;
+        }
+        if next == N {
+            break;
         }
     }
-    None
+    out
 }
 
-/// Indices of the /proc event types a covered disk gets from eBPF.
+/// The /proc event types a covered disk gets from eBPF.
 fn replaced(t: &EventTypes) -> Vec<Name> {
     let mut v: Vec<Name> = Vec::new();
     v.extend(t.requests.iter().take(4).cloned());
@@ -139,32 +159,51 @@ fn replaced(t: &EventTypes) -> Vec<Name> {
 
 impl EbpfDiskProbe {
     /// Finds the disks in the /proc samples from `first` on, notes the
-    /// covered ones, and drops their replaced samples.
+    /// covered ones, and drops their replaced samples. The /proc variant
+    /// writes a disk's samples one after the other and names them with
+    /// the event types this probe shares with it, so a disk is looked up
+    /// once per run of samples and event types are told apart by pointer.
     fn take_over(&mut self, out: &mut Vec<Sample>, first: usize) {
-        let replaced = replaced(&self.types);
         let mut keep = first;
+        let mut run: Option<(Name, bool)> = None;
         for i in first..out.len() {
-            let subject = out[i].subject.clone();
-            let disk = self.disks.entry(subject.clone()).or_insert_with(|| {
-                let name = subject.strip_prefix("disk:").unwrap_or(&subject);
-                Disk {
-                    dev: blk_mq_dev(&self.sys_dir, name),
-                    subject: subject.clone(),
-                    last: None,
-                    seen: 0,
+            let covered = match &run {
+                Some((subject, covered)) if **subject == *out[i].subject => *covered,
+                _ => {
+                    let covered = self.note_disk(&out[i].subject);
+                    run = Some((out[i].subject.clone(), covered));
+                    covered
                 }
-            });
-            disk.seen = self.collection;
-            let covered = disk.dev.is_some_and(|dev| {
-                self.snapshot.device(dev).is_some() || self.snapshot.overflow == 0
-            });
-            let drop = covered && replaced.iter().any(|t| **t == *out[i].event_type);
+            };
+            let drop = covered
+                && self
+                    .replaced
+                    .iter()
+                    .any(|t| Name::ptr_eq(t, &out[i].event_type));
             if !drop {
                 out.swap(keep, i);
                 keep += 1;
             }
         }
         out.truncate(keep);
+    }
+
+    /// Marks disk `subject` as seen in this collection; whether eBPF covers
+    /// it.
+    fn note_disk(&mut self, subject: &Name) -> bool {
+        let disk = self.disks.entry(subject.clone()).or_insert_with(|| {
+            let name = subject.strip_prefix("disk:").unwrap_or(subject);
+            Disk {
+                dev: blk_mq_dev(&self.sys_dir, name),
+                subject: subject.clone(),
+                last: None,
+                last_collection: 0,
+                seen: 0,
+            }
+        });
+        disk.seen = self.collection;
+        disk.dev
+            .is_some_and(|dev| self.snapshot.device(dev).is_some() || self.snapshot.overflow == 0)
     }
 
     fn push_device(&mut self, ts: Timestamp, seconds: Option<f64>, out: &mut Vec<Sample>) {
@@ -199,6 +238,9 @@ impl EbpfDiskProbe {
                     push(&t.sectors[op], Value::Int(c.bytes / 512));
                 }
             }
+            // `last` is the previous collection's: the operations whose
+            // count did not move since then have the same histograms.
+            let in_step = disk.last_collection + 1 == *collection;
             if let (Some(secs), Some(last)) = (seconds.filter(|s| *s > 0.0), &disk.last) {
                 for op in 0..4 {
                     let (a, b) = (now.ops[op], last.ops[op]);
@@ -210,29 +252,37 @@ impl EbpfDiskProbe {
                     }
                 }
                 for (op, types) in latency.iter().enumerate() {
+                    if in_step && !now.moved[op] {
+                        continue;
+                    }
                     for kind in LatencyKind::ALL {
-                        let mut delta = [0u64; BUCKETS];
-                        let mut count = 0;
-                        for ((d, a), b) in delta
-                            .iter_mut()
-                            .zip(now.histogram(op, kind))
+                        let delta = now
+                            .histogram(op, kind)
+                            .iter()
                             .zip(last.histogram(op, kind))
-                        {
-                            *d = a.saturating_sub(*b);
-                            count += *d;
-                        }
-                        for ((q, _), et) in PERCENTILES.iter().zip(&types[kind as usize]) {
-                            if let Some(ns) = percentile(&delta, count, *q) {
-                                push(et, Value::Float(ns as f64 / 1000.0));
+                            .map(|(a, b)| a.saturating_sub(*b));
+                        let found = percentiles(delta, &PERCENTILES.map(|(q, _)| q));
+                        for (ns, et) in found.iter().zip(&types[kind as usize]) {
+                            if let Some(ns) = ns {
+                                push(et, Value::Float(*ns as f64 / 1000.0));
                             }
                         }
                     }
                 }
             }
             match &mut disk.last {
+                Some(last) if in_step => {
+                    last.ops = now.ops;
+                    for (op, moved) in now.moved.iter().enumerate() {
+                        if *moved {
+                            last.latency[op] = now.latency[op];
+                        }
+                    }
+                }
                 Some(last) => last.clone_from(now),
                 None => disk.last = Some(now.clone()),
             }
+            disk.last_collection = *collection;
         }
     }
 }
@@ -261,6 +311,7 @@ impl Probe for EbpfDiskProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use blipp_common::histogram::BUCKETS;
 
     #[test]
     fn percentiles_of_a_known_distribution() {
@@ -269,13 +320,33 @@ mod tests {
         h[histogram::bucket(100_000)] = 90;
         h[histogram::bucket(1_000_000)] = 9;
         h[histogram::bucket(20_000_000)] = 1;
-        let p = |q| percentile(&h, 100, q).unwrap() as f64;
+        let p = |q| percentiles(h.iter().copied(), &[q])[0].unwrap() as f64;
         let close = |got: f64, want: f64| (got - want).abs() / want <= 0.0625;
         assert!(close(p(0.5), 100_000.0), "p50 {}", p(0.5));
         assert!(close(p(0.9), 100_000.0), "p90 {}", p(0.9));
         assert!(close(p(0.95), 1_000_000.0), "p95 {}", p(0.95));
         assert!(close(p(0.99), 1_000_000.0), "p99 {}", p(0.99));
         assert!(close(p(1.0), 20_000_000.0), "max {}", p(1.0));
-        assert_eq!(percentile(&h, 0, 0.5), None);
+        // All at once, in one pass, agree with one at a time.
+        let qs = [0.5, 0.9, 0.95, 0.99, 1.0];
+        let all = percentiles(h.iter().copied(), &qs);
+        for (q, got) in qs.iter().zip(all) {
+            assert_eq!(got.unwrap() as f64, p(*q), "q {q}");
+        }
+        assert_eq!(percentiles([0u64; BUCKETS].into_iter(), &qs), [None; 5]);
+    }
+
+    /// The difference of two histograms, as the probe computes it between
+    /// collections: only what was added in between counts.
+    #[test]
+    fn percentiles_of_a_difference() {
+        let mut before = [0u64; BUCKETS];
+        before[histogram::bucket(20_000_000)] = 50;
+        let mut now = before;
+        now[histogram::bucket(100_000)] = 10;
+        let delta = now.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b));
+        let [p50, max] = percentiles(delta, &[0.5, 1.0]).map(|v| v.unwrap() as f64);
+        assert!((p50 - 100_000.0).abs() / 100_000.0 <= 0.0625, "p50 {p50}");
+        assert!((max - 100_000.0).abs() / 100_000.0 <= 0.0625, "max {max}");
     }
 }

@@ -35,6 +35,7 @@ fn event_type(suffix: &str) -> Name {
 /// through this, so a quantity measured by both has one event type.
 /// Per-operation arrays are indexed by [`DiskOp`] (read, write, discard,
 /// flush, other); /proc/diskstats has no "other" and no flush sectors.
+#[derive(Clone)]
 struct EventTypes {
     /// `requests:<op>`: requests completed (cumulative).
     requests: [Name; DISK_OPS as usize],

@@ -147,6 +147,11 @@ pub(super) struct DiskProbe {
 }
 
 impl DiskProbe {
+    /// Its event types, for the eBPF variant to share.
+    pub(super) fn types(&self) -> &EventTypes {
+        &self.types
+    }
+
     pub(super) fn new(config: &ProbeConfig, options: &Options) -> Self {
         let types = EventTypes::new();
         Self {

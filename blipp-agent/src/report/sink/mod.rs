@@ -20,14 +20,23 @@ impl<W: Write> JsonLines<W> {
         }
     }
 
-    /// Writes every sample and flushes, so that a reader sees whole batches
-    /// as soon as they are reported.
-    pub fn write_batch(&mut self, samples: &[Sample]) -> io::Result<()> {
-        self.buf.clear();
+    /// Encodes `samples` after those waiting for [`write_pending`](Self::write_pending):
+    /// the batches that arrive together are written with one system call.
+    pub fn append(&mut self, samples: &[Sample]) {
         for s in samples {
             json_line(&mut self.buf, s);
         }
-        self.out.write_all(&self.buf)?;
+    }
+
+    /// Writes what [`append`](Self::append) encoded, if anything, and
+    /// flushes. Nothing stays pending, even when the write fails.
+    pub fn write_pending(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let written = self.out.write_all(&self.buf);
+        self.buf.clear();
+        written?;
         self.out.flush()
     }
 
@@ -91,25 +100,56 @@ mod tests {
     use crate::sample::{Name, Source, Timestamp};
     use proptest::prelude::*;
 
+    /// A writer that keeps what it is given, call by call.
+    #[derive(Default)]
+    struct Calls(Vec<Vec<u8>>);
+
+    impl Write for Calls {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
-    fn one_object_per_line() {
-        let mut sink = JsonLines::new(Vec::new());
-        let s = Sample::new(
-            Timestamp(5),
-            &Name::from("node"),
-            &Name::from("e"),
-            Value::Float(0.5),
-            Source::Ebpf,
-        );
-        sink.write_batch(&[s.clone(), s]).unwrap();
-        let text = String::from_utf8(sink.out).unwrap();
+    fn one_object_per_line_and_one_write_per_round() {
+        let mut sink = JsonLines::new(Calls::default());
+        let s = |ts| {
+            Sample::new(
+                Timestamp(ts),
+                &Name::from("node"),
+                &Name::from("e"),
+                Value::Float(0.5),
+                Source::Ebpf,
+            )
+        };
+        sink.append(&[s(5), s(6)]);
+        sink.append(&[s(7)]);
+        sink.write_pending().unwrap();
+        // Nothing pending: no empty write.
+        sink.write_pending().unwrap();
+        assert_eq!(sink.out.0.len(), 1, "two batches, one write");
+        let text = String::from_utf8(sink.out.0.concat()).unwrap();
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        assert_eq!(lines.len(), 2);
+        assert_eq!(lines.len(), 3);
         assert_eq!(lines[0]["source"], "ebpf");
-        assert_eq!(lines[1]["ts"], 5);
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| l["ts"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
+            [5, 6, 7]
+        );
+        sink.append(&[s(8)]);
+        sink.write_pending().unwrap();
+        assert_eq!(sink.out.0.len(), 2);
+        assert!(sink.out.0[1].starts_with(b"{\"ts\":8,"));
     }
 
     fn value() -> impl Strategy<Value = Value> {

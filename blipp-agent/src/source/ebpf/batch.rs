@@ -3,9 +3,73 @@
 //! collection pays one `bpf` call instead of one per element.
 
 use std::io;
-use std::os::fd::{AsRawFd as _, BorrowedFd};
+use std::os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::Pod;
+
+/// A map's descriptor for batch reads, and whether the kernel takes them:
+/// the first refusal (no `BPF_MAP_LOOKUP_BATCH` before Linux 5.6) turns
+/// them off, and every read after that says "read element by element".
+pub struct BatchReader {
+    fd: Option<OwnedFd>,
+    works: AtomicBool,
+    map: &'static str,
+}
+
+impl BatchReader {
+    /// Batch reads of array map `name`, through its own descriptor; none
+    /// (every read falls back) when it cannot be had.
+    pub fn of(name: &'static str, map: &aya::maps::Map) -> Self {
+        let fd = match map {
+            aya::maps::Map::Array(d) | aya::maps::Map::PerCpuArray(d) => {
+                d.fd().as_fd().try_clone_to_owned().ok()
+            }
+            _ => None,
+        };
+        Self {
+            works: AtomicBool::new(fd.is_some()),
+            fd,
+            map: name,
+        }
+    }
+
+    /// [`read_array`] on this map; false when the caller must read the
+    /// elements one by one.
+    pub fn read<V: Pod>(&self, start: u32, keys: &mut [u32], values: &mut [V]) -> bool {
+        self.call(|fd| read_array(fd, start, keys, values))
+    }
+
+    /// [`read_percpu_array`] on this map; false when the caller must read
+    /// the elements one by one.
+    pub fn read_percpu<V: Pod>(
+        &self,
+        start: u32,
+        keys: &mut [u32],
+        cpus: usize,
+        values: &mut [V],
+    ) -> bool {
+        self.call(|fd| read_percpu_array(fd, start, keys, cpus, values))
+    }
+
+    fn call(&self, read: impl FnOnce(BorrowedFd<'_>) -> io::Result<()>) -> bool {
+        let Some(fd) = self
+            .fd
+            .as_ref()
+            .filter(|_| self.works.load(Ordering::Relaxed))
+        else {
+            return false;
+        };
+        match read(fd.as_fd()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(map = self.map, error = %e, "no batch lookups: reading element by element");
+                self.works.store(false, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+}
 
 /// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd` (include/uapi/linux/bpf.h).
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
@@ -54,7 +118,44 @@ pub fn read_array<V: Pod>(
     if keys.len() != values.len() {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
-    let count = u32::try_from(values.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // SAFETY: `values` holds one `V` per key.
+    unsafe { lookup_batch(fd, start, keys, values.as_mut_ptr().cast()) }
+}
+
+/// Fills `values` with elements `start..start + keys.len()` of the per-CPU
+/// array map `fd`, each as `cpus` values of type `V` (one per possible
+/// CPU, in CPU order); `keys` receives their indexes. `V`'s size must be a
+/// multiple of 8, the kernel's stride between CPUs' values.
+pub fn read_percpu_array<V: Pod>(
+    fd: BorrowedFd<'_>,
+    start: u32,
+    keys: &mut [u32],
+    cpus: usize,
+    values: &mut [V],
+) -> io::Result<()> {
+    if !std::mem::size_of::<V>().is_multiple_of(8)
+        || keys.len().checked_mul(cpus) != Some(values.len())
+    {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: `values` holds `cpus` values of the kernel's per-CPU stride
+    // (`size_of::<V>()`, a multiple of 8) per key.
+    unsafe { lookup_batch(fd, start, keys, values.as_mut_ptr().cast()) }
+}
+
+/// One `BPF_MAP_LOOKUP_BATCH` of `keys.len()` elements from `start`.
+///
+/// # Safety
+/// `values` must point to room for `keys.len()` values of the map's value
+/// size as the kernel copies them out (per-CPU maps: that size rounded up
+/// to 8, times the number of possible CPUs).
+unsafe fn lookup_batch(
+    fd: BorrowedFd<'_>,
+    start: u32,
+    keys: &mut [u32],
+    values: *mut u8,
+) -> io::Result<()> {
+    let count = u32::try_from(keys.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
     let map_fd = u32::try_from(fd.as_raw_fd()).map_err(|_| io::ErrorKind::InvalidInput)?;
     // A batch resumes after the key it is given (none: from index 0).
     let after: u32 = start.wrapping_sub(1);
@@ -68,15 +169,15 @@ pub fn read_array<V: Pod>(
         },
         out_batch: std::ptr::from_mut(&mut next) as u64,
         keys: keys.as_mut_ptr() as u64,
-        values: values.as_mut_ptr() as u64,
+        values: values as u64,
         count,
         map_fd,
         ..BatchAttr::default()
     };
     // SAFETY: `attr` is the `batch` prefix of `bpf_attr`; the buffers it
-    // points to hold `count` keys, `count` values of the map's value size
-    // (`V`, checked by the caller's map type) and one key each for
-    // `in_batch` and `out_batch`, and outlive the call.
+    // points to hold `count` keys, `count` values (the caller's promise)
+    // and one key each for `in_batch` and `out_batch`, and outlive the
+    // call.
     let ret = unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) };
     // ENOENT: the map ended before `count` elements; `attr.count` says how
     // many were filled.
@@ -109,10 +210,11 @@ mod tests {
 
     use super::*;
 
-    /// A real `BPF_MAP_TYPE_ARRAY` of `u32` with `value(i)` at index `i`,
-    /// made and filled with the raw system calls; `None` without the
+    /// A real map of `entries` elements, made and filled with the raw
+    /// system calls: `values(i)` is element `i` as the kernel takes it from
+    /// userspace (one value, or one per possible CPU); `None` without the
     /// privilege to make one.
-    fn array(entries: u32, value: impl Fn(u32) -> u32) -> Option<OwnedFd> {
+    fn map<V>(map_type: u32, entries: u32, values: impl Fn(u32) -> Vec<V>) -> Option<OwnedFd> {
         #[repr(C)]
         #[derive(Default)]
         struct Create {
@@ -132,9 +234,9 @@ mod tests {
             flags: u64,
         }
         let mut create = Create {
-            map_type: 2,
+            map_type,
             key_size: 4,
-            value_size: 4,
+            value_size: u32::try_from(std::mem::size_of::<V>()).unwrap(),
             max_entries: entries,
             ..Create::default()
         };
@@ -146,30 +248,63 @@ mod tests {
         // SAFETY: the kernel just returned this descriptor to us.
         let fd = unsafe { OwnedFd::from_raw_fd(i32::try_from(fd).unwrap()) };
         for key in 0..entries {
-            let v = value(key);
+            let v = values(key);
             let mut update = Update {
                 map_fd: u32::try_from(fd.as_raw_fd()).unwrap(),
                 key: std::ptr::from_ref(&key) as u64,
-                value: std::ptr::from_ref(&v) as u64,
+                value: v.as_ptr() as u64,
                 ..Update::default()
             };
-            // SAFETY: BPF_MAP_UPDATE_ELEM on our map, key and value live.
+            // SAFETY: BPF_MAP_UPDATE_ELEM on our map, key and values live.
             let ret = unsafe { sys_bpf(2, &mut update) };
             assert_eq!(ret, 0, "{}", io::Error::last_os_error());
         }
         Some(fd)
     }
 
-    #[test]
-    fn a_whole_array_in_one_call() {
+    /// A `BPF_MAP_TYPE_ARRAY` of `u32` with `value(i)` at index `i`.
+    fn array(entries: u32, value: impl Fn(u32) -> u32) -> Option<OwnedFd> {
+        map(2, entries, |i| vec![value(i)])
+    }
+
+    fn skipped() {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
+        assert!(!root, "root could not make a BPF map");
+        eprintln!("SKIPPED: making a BPF map needs root (run the suite as root: cargo xtask test)");
+    }
+
+    #[test]
+    fn a_per_cpu_array_in_one_call() {
+        let cpus = aya::util::nr_cpus().unwrap();
+        let value = |i: u32, cpu: usize| u64::from(i) * 1000 + cpu as u64;
+        // BPF_MAP_TYPE_PERCPU_ARRAY.
+        let Some(fd) = map(6, 10, |i| (0..cpus).map(|c| value(i, c)).collect()) else {
+            return skipped();
+        };
+        let mut keys = [0u32; 4];
+        let mut values = vec![0u64; 4 * cpus];
+        read_percpu_array(fd.as_fd(), 3, &mut keys, cpus, &mut values).unwrap();
+        assert_eq!(keys, [3, 4, 5, 6]);
+        for (k, per_cpu) in keys.iter().zip(values.chunks(cpus)) {
+            for (cpu, v) in per_cpu.iter().enumerate() {
+                assert_eq!(*v, value(*k, cpu), "element {k}, CPU {cpu}");
+            }
+        }
+        // A buffer that does not hold one value per CPU and key is refused.
+        let mut short = vec![0u64; 4 * cpus - 1];
+        let e = read_percpu_array(fd.as_fd(), 0, &mut keys, cpus, &mut short).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // As is a value type the kernel would not lay out at that stride.
+        let mut odd = vec![0u32; 4 * cpus];
+        let e = read_percpu_array(fd.as_fd(), 0, &mut keys, cpus, &mut odd).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn a_whole_array_in_one_call() {
         let Some(fd) = array(32, |i| i * 7 + 1) else {
-            assert!(!root, "root could not make a BPF array map");
-            eprintln!(
-                "SKIPPED: making a BPF map needs root (run the suite as root: cargo xtask test)"
-            );
-            return;
+            return skipped();
         };
         let mut keys = [0u32; 32];
         let mut values = [0u32; 32];

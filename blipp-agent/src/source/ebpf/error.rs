@@ -54,6 +54,16 @@ pub enum EbpfError {
         #[source]
         source: std::io::Error,
     },
+    /// The number of possible CPUs, the length of a per-CPU value, is
+    /// unknown.
+    #[error("reading {path}: {source}")]
+    Cpus {
+        /// The file that says it.
+        path: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A map is of a kind the agent does not read.
     #[error("map {0} is of a kind the agent does not read")]
     MapKind(&'static str),

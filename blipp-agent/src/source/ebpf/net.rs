@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use aya::maps::{MapData, PerCpuArray};
 use blipp_common::net::{MAX_NETDEVS, NetLayout, NetSlot, TCP_COUNTS, net_slot};
 
+use super::batch::BatchReader;
 use super::btf::{Btf, BtfError};
 use super::{EbpfError, Kernel, ProgramHandle};
 
@@ -75,24 +76,62 @@ pub struct Traffic {
 struct Accumulator {
     map: PerCpuArray<MapData, NetSlot>,
     name: &'static str,
+    /// Runs of slots read in one call.
+    batch: BatchReader,
+    /// Possible CPUs: how many values a slot holds.
+    cpus: usize,
+    /// A run of slots as the kernel hands them out, and their indexes;
+    /// reused.
+    per_cpu: Vec<NetSlot>,
+    keys: Vec<u32>,
     /// Last values per (slot, CPU).
     last: HashMap<u32, Vec<NetSlot>>,
     totals: HashMap<u32, Traffic>,
 }
 
 impl Accumulator {
-    fn new(kernel: &mut Kernel, name: &'static str) -> Result<Self, EbpfError> {
+    fn new(kernel: &mut Kernel, name: &'static str, cpus: usize) -> Result<Self, EbpfError> {
+        let map = kernel.map(name)?;
         Ok(Self {
-            map: PerCpuArray::try_from(kernel.map(name)?).map_err(map_err(name))?,
+            batch: BatchReader::of(name, &map),
+            map: PerCpuArray::try_from(map).map_err(map_err(name))?,
             name,
+            cpus,
+            per_cpu: Vec::new(),
+            keys: Vec::new(),
             last: HashMap::new(),
             totals: HashMap::new(),
         })
     }
 
-    /// Folds the current values of `slot` into the totals.
-    fn update(&mut self, slot: u32) -> Result<(), EbpfError> {
-        let values = self.map.get(&slot, 0).map_err(map_err(self.name))?;
+    /// Folds the current values of slots `run` into the totals: one
+    /// lookup for the run (one per slot where the kernel has no batches).
+    fn update(&mut self, run: std::ops::RangeInclusive<u32>) -> Result<(), EbpfError> {
+        let (start, len) = (*run.start(), run.clone().count());
+        self.keys.resize(len, 0);
+        self.per_cpu.resize(len * self.cpus, NetSlot::default());
+        let mut per_cpu = std::mem::take(&mut self.per_cpu);
+        let result = if self
+            .batch
+            .read_percpu(start, &mut self.keys, self.cpus, &mut per_cpu)
+        {
+            for (slot, values) in run.zip(per_cpu.chunks(self.cpus)) {
+                self.fold(slot, values);
+            }
+            Ok(())
+        } else {
+            run.into_iter().try_for_each(|slot| {
+                let values = self.map.get(&slot, 0).map_err(map_err(self.name))?;
+                self.fold(slot, &values);
+                Ok(())
+            })
+        };
+        self.per_cpu = per_cpu;
+        result
+    }
+
+    /// Folds what each CPU's copy of `slot` gained into the totals.
+    fn fold(&mut self, slot: u32, values: &[NetSlot]) {
         let last = self.last.entry(slot).or_default();
         last.resize(values.len(), NetSlot::default());
         for (now, before) in values.iter().zip(last.iter_mut()) {
@@ -111,7 +150,6 @@ impl Accumulator {
             }
             *before = *now;
         }
-        Ok(())
     }
 
     fn total(&self, ifindex: u32) -> Traffic {
@@ -137,6 +175,31 @@ pub struct InterfaceMaps {
     drops: Accumulator,
     /// The attached programs.
     pub programs: Vec<ProgramHandle>,
+    /// The runs of slots the last refresh read; reused.
+    runs: Vec<std::ops::RangeInclusive<u32>>,
+}
+
+/// Slots this far apart or closer are read in one run: reading the few
+/// slots between costs less than another system call.
+const RUN_GAP: u32 = 8;
+
+/// The slots of `ifindexes` as ascending runs of nearby slots, into `out`.
+fn slot_runs(ifindexes: &[u32], out: &mut Vec<std::ops::RangeInclusive<u32>>) {
+    let mut slots: Vec<u32> = ifindexes.iter().map(|i| net_slot(*i)).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    out.clear();
+    for slot in slots {
+        match out.last_mut() {
+            Some(run) if slot - *run.end() <= RUN_GAP => *run = *run.start()..=slot,
+            _ => out.push(slot..=slot),
+        }
+    }
+}
+
+/// How many values a per-CPU map element holds.
+fn possible_cpus() -> Result<usize, EbpfError> {
+    aya::util::nr_cpus().map_err(|(path, source)| EbpfError::Cpus { path, source })
 }
 
 impl InterfaceMaps {
@@ -146,21 +209,25 @@ impl InterfaceMaps {
         for p in INTERFACE_PROGRAMS {
             programs.push(kernel.attach(p)?);
         }
+        let cpus = possible_cpus()?;
         Ok(Self {
-            rx: Accumulator::new(kernel, "NET_RX")?,
-            tx: Accumulator::new(kernel, "NET_TX")?,
-            drops: Accumulator::new(kernel, "NET_DROPS")?,
+            rx: Accumulator::new(kernel, "NET_RX", cpus)?,
+            tx: Accumulator::new(kernel, "NET_TX", cpus)?,
+            drops: Accumulator::new(kernel, "NET_DROPS", cpus)?,
             programs,
+            runs: Vec::new(),
         })
     }
 
-    /// Reads the slots of `ifindexes`: three lookups per interface.
+    /// Reads the slots of `ifindexes`: three lookups per run of nearby
+    /// slots (interface indexes are mostly small and consecutive, so
+    /// usually three in all).
     pub fn refresh(&mut self, ifindexes: &[u32]) -> Result<(), EbpfError> {
-        for &i in ifindexes {
-            let slot = net_slot(i);
-            self.rx.update(slot)?;
-            self.tx.update(slot)?;
-            self.drops.update(slot)?;
+        slot_runs(ifindexes, &mut self.runs);
+        for run in &self.runs {
+            self.rx.update(run.clone())?;
+            self.tx.update(run.clone())?;
+            self.drops.update(run.clone())?;
         }
         Ok(())
     }
@@ -181,6 +248,12 @@ impl InterfaceMaps {
 /// The TCP programs' counters.
 pub struct TcpMaps {
     counters: PerCpuArray<MapData, u64>,
+    /// The counters read all at once.
+    batch: BatchReader,
+    /// Possible CPUs: how many values a counter holds.
+    cpus: usize,
+    /// The counters as the kernel hands them out; reused.
+    per_cpu: Vec<u64>,
     /// The attached programs.
     pub programs: Vec<ProgramHandle>,
 }
@@ -192,16 +265,32 @@ impl TcpMaps {
         for p in TCP_PROGRAMS {
             programs.push(kernel.attach(p)?);
         }
+        let map = kernel.map("TCP_COUNTERS")?;
+        let cpus = possible_cpus()?;
         Ok(Self {
-            counters: PerCpuArray::try_from(kernel.map("TCP_COUNTERS")?)
-                .map_err(map_err("TCP_COUNTERS"))?,
+            batch: BatchReader::of("TCP_COUNTERS", &map),
+            counters: PerCpuArray::try_from(map).map_err(map_err("TCP_COUNTERS"))?,
+            cpus,
+            per_cpu: vec![0; TCP_COUNTS as usize * cpus],
             programs,
         })
     }
 
-    /// The counters, in [`TcpCount`](blipp_common::net::TcpCount) order.
-    pub fn read(&self) -> Result<[u64; TCP_COUNTS as usize], EbpfError> {
+    /// The counters, in [`TcpCount`](blipp_common::net::TcpCount) order:
+    /// one lookup for all (one per counter where the kernel has no
+    /// batches).
+    pub fn read(&mut self) -> Result<[u64; TCP_COUNTS as usize], EbpfError> {
         let mut out = [0; TCP_COUNTS as usize];
+        let mut keys = [0; TCP_COUNTS as usize];
+        if self
+            .batch
+            .read_percpu(0, &mut keys, self.cpus, &mut self.per_cpu)
+        {
+            for (total, values) in out.iter_mut().zip(self.per_cpu.chunks(self.cpus)) {
+                *total = values.iter().fold(0u64, |a, v| a.wrapping_add(*v));
+            }
+            return Ok(out);
+        }
         for (i, slot) in out.iter_mut().enumerate() {
             *slot = self
                 .counters
@@ -220,4 +309,23 @@ pub fn ifindex(name: &str) -> Option<u32> {
     // SAFETY: a valid NUL-terminated string.
     let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (i != 0).then_some(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearby_slots_are_read_in_one_run() {
+        let mut runs = Vec::new();
+        slot_runs(&[2, 1, 4, 3, 2], &mut runs);
+        assert_eq!(runs, [1..=4]);
+        // Far apart: separate runs; indexes past the table wrap onto slots.
+        slot_runs(&[1, 40, 45, 300], &mut runs);
+        assert_eq!(runs, [1..=1, 40..=45]);
+        slot_runs(&[1, 9, 18], &mut runs);
+        assert_eq!(runs, [1..=9, 18..=18]);
+        slot_runs(&[], &mut runs);
+        assert!(runs.is_empty());
+    }
 }
