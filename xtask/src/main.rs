@@ -41,6 +41,9 @@ enum Command {
     /// The benchmark's floor: read these files once a second, forever.
     #[command(hide = true)]
     ProcFloor {
+        /// Keep the files open and read them again from offset 0.
+        #[arg(long)]
+        keep_open: bool,
         /// Files to read.
         files: Vec<std::path::PathBuf>,
     },
@@ -90,8 +93,8 @@ fn main() -> Result<()> {
         }
         Command::VmTest { kernel } => vm::run(kernel.as_deref()),
         Command::Bench(args) => bench::run(&args),
-        Command::ProcFloor { files } => {
-            bench::floor::read_forever(&files, std::time::Duration::from_secs(1))
+        Command::ProcFloor { files, keep_open } => {
+            bench::floor::read_forever(&files, std::time::Duration::from_secs(1), keep_open)
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Reading kernel text files without allocating on every tick.
 
 use std::borrow::Cow;
-use std::io::{self, Read as _};
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use super::procfs::ParseError;
@@ -37,6 +40,11 @@ pub struct KernelFile {
     buf: Vec<u8>,
     /// How much of `buf` the last read filled.
     len: usize,
+    /// The file, kept open when it is the kernel's (procfs, sysfs): read
+    /// again from offset 0 it is generated afresh, and opening
+    /// `/proc/net/snmp` costs more than reading it. Anything else (a test
+    /// fixture rewritten by renaming) is opened for every read.
+    open: Option<File>,
 }
 
 /// The text of a kernel file. Kernel files are ASCII except for names the
@@ -60,6 +68,7 @@ impl KernelFile {
             path: root.join(rel),
             buf: vec![0; 4096],
             len: 0,
+            open: None,
         }
     }
 
@@ -69,24 +78,29 @@ impl KernelFile {
     }
 
     /// Reads the whole file (kernel files must be read in one go to be
-    /// consistent) into the reused buffer: open, read until end of file,
+    /// consistent) into the reused buffer, from offset 0 until end of file:
+    /// two `pread`s per read of a kernel file kept open, else open, read,
     /// close. (`read_to_end` would first ask for the file's size with statx
-    /// and lseek, two more system calls per file and collection, and /proc
-    /// files do not know their size anyway.)
+    /// and lseek, and /proc files do not know their size anyway.) A kept
+    /// descriptor that fails (a sysfs node that went away) is dropped and
+    /// the path opened again, once.
     fn fill(&mut self) -> io::Result<()> {
-        self.len = 0;
-        let mut file = std::fs::File::open(&self.path)?;
-        loop {
-            if self.len == self.buf.len() {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-            match file.read(&mut self.buf[self.len..]) {
-                Ok(0) => return Ok(()),
-                Ok(n) => self.len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        if let Some(file) = &self.open {
+            match read_all(file, &mut self.buf) {
+                Ok(len) => {
+                    self.len = len;
+                    return Ok(());
+                }
+                Err(_) => self.open = None,
             }
         }
+        self.len = 0;
+        let file = File::open(&self.path)?;
+        self.len = read_all(&file, &mut self.buf)?;
+        if is_kernel_file(&file) {
+            self.open = Some(file);
+        }
+        Ok(())
     }
 
     fn parse_buf<T>(
@@ -126,6 +140,40 @@ impl KernelFile {
             }),
         }
     }
+}
+
+/// Reads `file` from offset 0 to its end into `buf`, growing it as
+/// needed; returns the length read. A seq_file (most of /proc) restarts
+/// its output when read at offset 0 and hands it out in pieces of at most
+/// its buffer's size, so a short read is not the end: that is a read of 0.
+fn read_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match file.read_at(&mut buf[len..], len as u64) {
+            Ok(0) => return Ok(len),
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether `file` lives on procfs or sysfs, whose files are never replaced
+/// by another file at the same path.
+fn is_kernel_file(file: &File) -> bool {
+    let mut fs = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: a valid descriptor and a buffer of the right type, which the
+    // call fills when it returns 0.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), fs.as_mut_ptr()) };
+    if rc != 0 {
+        return false;
+    }
+    // SAFETY: fstatfs returned 0: the buffer is filled.
+    let kind = unsafe { fs.assume_init() }.f_type;
+    kind == libc::PROC_SUPER_MAGIC || kind == libc::SYSFS_MAGIC
 }
 
 #[cfg(test)]
@@ -170,5 +218,50 @@ mod tests {
         let mut f = KernelFile::new(dir.path(), "dev");
         let text = f.parse(|t| Ok(t.to_owned())).unwrap();
         assert_eq!(text, "caf\u{fffd}: 1 2\n");
+    }
+
+    /// A kernel file stays open and is generated afresh at every read:
+    /// this thread's `schedstat`, whose CPU time grows as the test spins,
+    /// and `/proc/diskstats`, read whole even when it is longer than
+    /// one piece of its seq_file.
+    #[test]
+    fn kernel_files_stay_open_and_are_read_afresh() {
+        let mut f = KernelFile::new(Path::new("/proc"), "thread-self/schedstat");
+        let ns = |t: &str| -> Result<u64, ParseError> {
+            Ok(t.split_whitespace().next().unwrap().parse().unwrap())
+        };
+        let first = f.parse(ns).unwrap();
+        assert!(f.open.is_some(), "a procfs file is kept open");
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let second = f.parse(ns).unwrap();
+        assert!(second > first, "read again: {first} then {second} ns");
+
+        let mut stats = KernelFile::new(Path::new("/proc"), "diskstats");
+        stats.buf = vec![0; 16];
+        let kept = stats.parse(|t| Ok(t.to_owned())).unwrap();
+        let fresh = std::fs::read_to_string("/proc/diskstats").unwrap();
+        assert_eq!(
+            kept.lines().count(),
+            fresh.lines().count(),
+            "every line, through a 16-byte start"
+        );
+        let again = stats.parse(|t| Ok(t.to_owned())).unwrap();
+        assert_eq!(again.lines().count(), fresh.lines().count());
+    }
+
+    #[test]
+    fn fixtures_are_opened_for_every_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "one\n").unwrap();
+        let mut f = KernelFile::new(dir.path(), "f");
+        assert_eq!(f.parse(|t| Ok(t.to_owned())).unwrap(), "one\n");
+        assert!(f.open.is_none(), "a regular file is not kept open");
+        // Replaced by renaming, as tests rewrite their fixtures.
+        std::fs::write(dir.path().join("g"), "two\n").unwrap();
+        std::fs::rename(dir.path().join("g"), dir.path().join("f")).unwrap();
+        assert_eq!(f.parse(|t| Ok(t.to_owned())).unwrap(), "two\n");
     }
 }
