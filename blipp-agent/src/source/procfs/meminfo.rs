@@ -26,7 +26,25 @@ pub struct Meminfo {
     pub dirty: Option<u64>,
 }
 
-/// Parses the whole file.
+impl Meminfo {
+    fn all_found(&self) -> bool {
+        [
+            self.total,
+            self.free,
+            self.available,
+            self.buffers,
+            self.cached,
+            self.slab,
+            self.swap_total,
+            self.swap_free,
+            self.dirty,
+        ]
+        .iter()
+        .all(Option::is_some)
+    }
+}
+
+/// Parses the file, up to the last line blipp reports.
 pub fn parse(text: &str) -> Result<Meminfo, ParseError> {
     let mut m = Meminfo::default();
     for (i, line) in text.lines().enumerate() {
@@ -53,6 +71,11 @@ pub fn parse(text: &str) -> Result<Meminfo, ParseError> {
                 what: "a value after a key",
             })?;
         *slot = Some(number("meminfo", i + 1, token)?);
+        // The kernel prints these in the first half of the file (Slab,
+        // the last, around line 25 of 55): the rest need not be looked at.
+        if m.all_found() {
+            break;
+        }
     }
     if m.total.is_none() || m.free.is_none() {
         return Err(ParseError::Missing {
