@@ -171,9 +171,10 @@ fn is_kernel_file(file: &File) -> bool {
     if rc != 0 {
         return false;
     }
+    // The type is signed in glibc and unsigned in musl (the VM guests).
     // SAFETY: fstatfs returned 0: the buffer is filled.
-    let kind = unsafe { fs.assume_init() }.f_type;
-    kind == libc::PROC_SUPER_MAGIC || kind == libc::SYSFS_MAGIC
+    let kind = i128::from(unsafe { fs.assume_init() }.f_type);
+    kind == i128::from(libc::PROC_SUPER_MAGIC) || kind == i128::from(libc::SYSFS_MAGIC)
 }
 
 #[cfg(test)]

@@ -242,6 +242,21 @@ struct Run {
     others_busy: f64,
     /// Series per scrape (node_exporter).
     series: Option<usize>,
+    /// blippd: the peak RSS of its loading image, which it logs before it
+    /// re-executes itself (the process's `VmHWM` starts afresh then).
+    loading_peak_kb: Option<u64>,
+}
+
+/// The `peak_rss_kb=` blippd logs before it re-executes itself once its
+/// eBPF programs are attached.
+fn loading_peak_kb(log: &str) -> Option<u64> {
+    let line = log.lines().find(|l| l.contains("re-executing"))?;
+    let value = line.split("peak_rss_kb=").nth(1)?;
+    value
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 fn measure(c: Contender, tools: &Tools, dir: &Path, window: Duration) -> Result<Run> {
@@ -270,6 +285,10 @@ fn measure(c: Contender, tools: &Tools, dir: &Path, window: Duration) -> Result<
         }
     }
     daemon.stop()?;
+    let loading_peak_kb = (c == Contender::Blippd)
+        .then(|| fs::read_to_string(dir.join("stderr.log")).ok())
+        .flatten()
+        .and_then(|log| loading_peak_kb(&log));
     let cpu = measure::cpu_used(&cpu0, &cpu1);
     #[expect(clippy::cast_precision_loss, reason = "a count of lines")]
     let work_per_s = (work1.saturating_sub(work0)) as f64 / elapsed;
@@ -287,6 +306,7 @@ fn measure(c: Contender, tools: &Tools, dir: &Path, window: Duration) -> Result<
         work_per_s,
         others_busy: (all_busy - cpu.seconds / elapsed).max(0.0),
         series,
+        loading_peak_kb,
     })
 }
 
@@ -429,6 +449,36 @@ fn table(runs: &[(Contender, Run)], seconds: u64) -> String {
             "- blippd peak RSS = {rss:.1} MiB (goal < 10 MB = 9.5 MiB): {}",
             verdict(rss * 1024.0 * 1024.0 < 10e6)
         );
+        #[expect(clippy::cast_precision_loss, reason = "kB for display")]
+        let loading: Vec<f64> = runs
+            .iter()
+            .filter_map(|(_, r)| r.loading_peak_kb)
+            .map(|kb| kb as f64 / 1024.0)
+            .collect();
+        if let Some(l) = Summary::of(&loading) {
+            let _ = writeln!(
+                out,
+                "  (before that, blippd's loading image peaked at {} MiB while it loaded the eBPF programs; it then re-executes itself, and the peak above is the running image's)",
+                l.show(1)
+            );
+        }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_loading_peak_is_read_from_blippds_log() {
+        let log = "2026-12-06T20:00:00Z  INFO blipp::arbiter: probe built probe=cpu\n\
+                   2026-12-06T20:00:00Z  INFO blipp::arbiter: eBPF programs attached; re-executing to leave the loading memory behind peak_rss_kb=33968 programs=4\n";
+        assert_eq!(loading_peak_kb(log), Some(33968));
+        assert_eq!(loading_peak_kb("INFO blippd: started\n"), None);
+        assert_eq!(
+            loading_peak_kb("re-executing peak_rss_kb=unknown programs=4"),
+            None
+        );
+    }
 }
