@@ -6,6 +6,7 @@ pub mod btf;
 pub mod caps;
 pub mod disk;
 mod error;
+mod info;
 pub mod klog;
 pub mod net;
 pub mod object;

@@ -7,7 +7,7 @@
 //! that need it, and the fallback line names it.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd as _, OwnedFd};
 use std::path::Path;
 
 use aya::programs::{BtfTracePoint, TracePoint};
@@ -300,7 +300,7 @@ impl Kernel {
                     p.load(event, btf).map_err(perr)?;
                     p.attach().map_err(perr)?;
                 }
-                p.fd().map_err(perr)?.try_clone()
+                p.fd().map_err(perr)?.as_fd().try_clone_to_owned()
             }
             Hook::Classic(category, name) => {
                 let p: &mut TracePoint = prog.try_into().map_err(perr)?;
@@ -308,7 +308,7 @@ impl Kernel {
                     p.load().map_err(perr)?;
                     p.attach(category, name).map_err(perr)?;
                 }
-                p.fd().map_err(perr)?.try_clone()
+                p.fd().map_err(perr)?.as_fd().try_clone_to_owned()
             }
         };
         let fd = fd.map_err(|e| perr(aya::programs::ProgramError::IOError(e)))?;
