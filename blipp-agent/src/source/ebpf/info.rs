@@ -6,6 +6,9 @@ use std::os::fd::{AsRawFd as _, BorrowedFd};
 /// `BPF_OBJ_GET_INFO_BY_FD`.
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 
+/// `BPF_OBJ_NAME_LEN`: names are cut to 15 bytes and a NUL.
+pub const NAME_LEN: usize = 16;
+
 /// An info structure's bytes, aligned as the kernel's `__u64` fields.
 #[repr(C, align(8))]
 pub struct Info<const N: usize>(pub [u8; N]);
@@ -47,4 +50,13 @@ pub fn get<const N: usize>(fd: BorrowedFd<'_>, info: &mut Info<N>) -> std::io::R
         return Err(std::io::Error::last_os_error());
     }
     Ok(attr.info_len as usize)
+}
+
+/// `name` as the kernel keeps it: cut to 15 bytes.
+pub fn kernel_name(name: &str) -> &str {
+    let mut end = name.len().min(NAME_LEN - 1);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod caps;
 pub mod disk;
 mod error;
+pub mod handover;
 mod info;
 pub mod klog;
 pub mod net;
