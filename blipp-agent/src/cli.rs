@@ -89,6 +89,14 @@ pub struct Args {
     /// Check the configuration, print the resolved probes, exit.
     #[arg(long)]
     pub check: bool,
+    /// Run on in the process image that loaded the eBPF programs, instead
+    /// of re-executing blippd (same PID) once they are attached: for a
+    /// debugger or tracer that must not lose the process at exec. The
+    /// re-execution is what leaves the memory of loading behind (the
+    /// kernel's BTF, parsed): without it, that memory stays part of
+    /// blippd's peak and resident sizes.
+    #[arg(long = "no-reexec")]
+    pub no_reexec: bool,
     /// Serve the control socket (blippcmd) at PATH; `none` serves none.
     /// Default: $RUNTIME_DIRECTORY/blippd.sock, else /run/blipp/blippd.sock.
     #[arg(long, value_name = "PATH")]
