@@ -5,8 +5,9 @@
 //! image's (which it logs before the exec), eBPF samples flow, the
 //! capabilities only loading needed are gone, and nothing of the handover
 //! is left (environment variable, memfd, descriptors children would
-//! inherit). `--no-reexec` keeps the loading image; an image that is
-//! handed a bad manifest refuses to start.
+//! inherit). `--no-reexec` keeps the loading image, and so does a failed
+//! exec (injected with strace); an image that is handed a bad manifest
+//! refuses to start.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 #![allow(clippy::print_stderr, reason = "the figures are printed for the log")]
@@ -222,6 +223,86 @@ fn no_reexec_keeps_the_loading_image() {
     let hwm: u64 = status_field(&seen.status, "VmHWM").parse().unwrap();
     eprintln!("VmHWM without re-execution {hwm} kB");
     assert!(hwm > 25_000, "VmHWM {hwm} kB");
+    assert!(
+        ebpf_samples(&samples, ":disk:") > 0,
+        "eBPF samples in process"
+    );
+}
+
+/// The PID of the only child of `parent`.
+fn only_child(parent: u32) -> u32 {
+    let children =
+        std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap();
+    let children: Vec<u32> = children
+        .split_whitespace()
+        .map(|c| c.parse().unwrap())
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children[0]
+}
+
+#[test]
+fn a_failed_exec_carries_on_in_process() {
+    if !require_root("blippd's eBPF probes") {
+        return;
+    }
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("SKIPPED: a failed exec is injected with strace, which is not installed");
+        return;
+    }
+    // strace makes blippd's first execve after its start, the re-execution,
+    // fail with EACCES.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}},
+        "probes": {"disk": {"probe_module": "disk"}}
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
+    let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
+    let strace = Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "-e", "trace=execve"])
+        .args(["-e", "inject=execve:error=EACCES:when=1"])
+        .arg(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--control-socket", "none", "--duration", "5"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let seen = look_at(only_child(strace.id()));
+    let (stderr, samples) = finish(strace, &dir);
+    assert_eq!(stderr.matches(REEXEC).count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("could not re-execute") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(INHERITED), "{stderr}");
+    assert!(
+        stderr.contains("capabilities only loading needed are dropped"),
+        "{stderr}"
+    );
+    assert!(
+        seen.fds.iter().all(|(t, _)| !t.contains("blipp-handover")),
+        "the manifest's memfd is closed: {:?}",
+        seen.fds
+    );
+    let bpf: Vec<&(String, u32)> = seen
+        .fds
+        .iter()
+        .filter(|(t, _)| t.starts_with("anon_inode:bpf"))
+        .collect();
+    assert!(
+        !bpf.is_empty()
+            && bpf
+                .iter()
+                .all(|(_, flags)| flags & libc::O_CLOEXEC as u32 != 0),
+        "the descriptors kept open for the exec are close-on-exec again: {bpf:?}"
+    );
     assert!(
         ebpf_samples(&samples, ":disk:") > 0,
         "eBPF samples in process"
