@@ -162,6 +162,49 @@ pub fn read_memfd(fd: RawFd) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `AT_PHDR` in the auxiliary vector: where the kernel mapped the program
+/// it executed.
+const AT_PHDR: usize = 3;
+
+/// The file (device and inode, as /proc/self/maps shows them) mapped at
+/// `address`, from one line of /proc/self/maps.
+fn file_at(maps_line: &str, address: usize) -> Option<(&str, u64)> {
+    let mut fields = maps_line.split_whitespace();
+    let (low, high) = fields.next()?.split_once('-')?;
+    let range = usize::from_str_radix(low, 16).ok()?..usize::from_str_radix(high, 16).ok()?;
+    if !range.contains(&address) {
+        return None;
+    }
+    // Permissions and offset, then the device and the inode.
+    let device = fields.nth(2)?;
+    let inode = fields.next()?.parse().ok()?;
+    (inode != 0).then_some((device, inode))
+}
+
+/// Whether the program the kernel executed (what `/proc/self/exe` runs) is
+/// the file this code runs from. It is not when blippd was started through
+/// the dynamic loader (`ld.so blippd`) or under a tool that loads it
+/// itself: executing `/proc/self/exe` would then start that program with
+/// blippd's arguments. The kernel's own auxiliary vector says where it
+/// mapped the program (the loader rewrites the one in memory).
+pub fn exe_is_this_program() -> std::io::Result<bool> {
+    let auxv = std::fs::read("/proc/self/auxv")?;
+    let word = size_of::<usize>();
+    let phdr = auxv
+        .chunks_exact(2 * word)
+        .find_map(|pair| {
+            let (key, value) = pair.split_at(word);
+            let key = usize::from_ne_bytes(key.try_into().ok()?);
+            let value = usize::from_ne_bytes(value.try_into().ok()?);
+            (key == AT_PHDR).then_some(value)
+        })
+        .ok_or_else(|| std::io::Error::other("no AT_PHDR in /proc/self/auxv"))?;
+    let maps = std::fs::read_to_string("/proc/self/maps")?;
+    let here = exe_is_this_program as *const () as usize;
+    let file = |address| maps.lines().find_map(|l| file_at(l, address));
+    Ok(file(phdr).is_some_and(|f| file(here) == Some(f)))
+}
+
 /// This process's name.
 pub fn comm() -> std::io::Result<String> {
     let comm = std::fs::read_to_string("/proc/self/comm")?;
@@ -190,4 +233,24 @@ pub fn peak_rss_kb() -> Option<u64> {
         .trim()
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_at_an_address() {
+        let line = "55d5c8d1f000-55d5c967d000 r-xp 003bf000 fd:01 2883729    /usr/local/bin/blippd";
+        assert_eq!(file_at(line, 0x55d5_c8d1_f000), Some(("fd:01", 2_883_729)));
+        assert_eq!(file_at(line, 0x55d5_c967_cfff), Some(("fd:01", 2_883_729)));
+        assert_eq!(file_at(line, 0x55d5_c967_d000), None, "the end is outside");
+        let anon = "7ffd4a1e0000-7ffd4a201000 rw-p 00000000 00:00 0          [stack]";
+        assert_eq!(file_at(anon, 0x7ffd_4a1e_0000), None, "no file");
+    }
+
+    #[test]
+    fn this_test_runs_from_the_program_the_kernel_executed() {
+        assert!(exe_is_this_program().unwrap());
+    }
 }

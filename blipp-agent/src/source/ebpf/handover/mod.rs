@@ -45,6 +45,11 @@ pub enum HandoverError {
     /// The manifest could not be written.
     #[error("writing the manifest: {0}")]
     Encode(#[source] serde_json::Error),
+    /// `/proc/self/exe` is another program than blippd.
+    #[error(
+        "/proc/self/exe is {0}, not this blippd (started through the dynamic loader or a tool that loads it?)"
+    )]
+    ForeignExe(String),
     /// The exec failed.
     #[error("executing /proc/self/exe: {0}")]
     Exec(#[source] std::io::Error),
@@ -109,6 +114,10 @@ impl Drop for KeptOpen {
 /// it before any other thread exists.
 pub fn reexecute(kernel: &Kernel, config_file: Option<&str>) -> Result<Infallible, HandoverError> {
     let exports = kernel.exports().ok_or(HandoverError::Inherited)?;
+    if !fds::exe_is_this_program()? {
+        let exe = std::fs::read_link("/proc/self/exe")?;
+        return Err(HandoverError::ForeignExe(exe.display().to_string()));
+    }
     let links = fds::attachments()?;
     let manifest = Manifest {
         format: manifest::FORMAT,
