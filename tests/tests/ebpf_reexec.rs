@@ -5,9 +5,10 @@
 //! image's (which it logs before the exec), eBPF samples flow, the
 //! capabilities only loading needed are gone, and nothing of the handover
 //! is left (environment variable, memfd, descriptors children would
-//! inherit). `--no-reexec` keeps the loading image, and so does a failed
-//! exec (injected with strace); an image that is handed a bad manifest
-//! refuses to start.
+//! inherit). `--no-reexec` keeps the loading image, and so do a failed
+//! exec (injected with strace) and a start through the dynamic loader
+//! (where /proc/self/exe is the loader); an image that is handed a bad
+//! manifest refuses to start.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 #![allow(clippy::print_stderr, reason = "the figures are printed for the log")]
@@ -303,6 +304,62 @@ fn a_failed_exec_carries_on_in_process() {
                 .all(|(_, flags)| flags & libc::O_CLOEXEC as u32 != 0),
         "the descriptors kept open for the exec are close-on-exec again: {bpf:?}"
     );
+    assert!(
+        ebpf_samples(&samples, ":disk:") > 0,
+        "eBPF samples in process"
+    );
+}
+
+/// The dynamic loader this test runs under, as /proc/self/maps names it.
+fn dynamic_loader() -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|path| {
+            path.rsplit('/')
+                .next()
+                .is_some_and(|name| name.starts_with("ld-linux") || name.starts_with("ld-musl"))
+        })
+        .map(str::to_owned)
+}
+
+#[test]
+fn started_through_the_dynamic_loader_it_does_not_reexecute() {
+    if !require_root("blippd's eBPF probes") {
+        return;
+    }
+    let Some(loader) = dynamic_loader() else {
+        eprintln!("SKIPPED: this test process has no dynamic loader to start blippd through");
+        return;
+    };
+    // /proc/self/exe is the loader then: executing it would start the
+    // loader with blippd's arguments.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}},
+        "probes": {"disk": {"probe_module": "disk"}}
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let out = Command::new(&loader)
+        .arg(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--control-socket", "none", "--duration", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(REEXEC), "{stderr}");
+    assert!(
+        stderr.contains("could not re-execute") && stderr.contains("not this blippd"),
+        "{stderr}"
+    );
+    let samples: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert!(
         ebpf_samples(&samples, ":disk:") > 0,
         "eBPF samples in process"
