@@ -23,7 +23,8 @@ use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::schedule::{Instants, backoff};
-use crate::source::ebpf::{KernelAccess, caps, klog};
+use crate::source::ebpf::handover::{self, Handover};
+use crate::source::ebpf::{Kernel, KernelAccess, caps, klog};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
 
 /// Why the agent could not start its probes.
@@ -127,16 +128,109 @@ fn release_startup_memory() {
     }
 }
 
+/// Where the eBPF programs come from, and what happens once they are
+/// attached.
+pub enum Start {
+    /// Load them in this process and keep every capability (tests, and
+    /// the library's [`run`]).
+    Library,
+    /// Load them in this process, then drop the capabilities only loading
+    /// needed (blippd `--no-reexec`).
+    InProcess,
+    /// Load and attach them, then re-execute blippd so that a fresh image
+    /// inherits them without what loading left in memory (see
+    /// [`handover`]), and `config_file`, the text of the configuration
+    /// file checked here; carry on as [`Start::InProcess`] when that
+    /// fails.
+    Reexec {
+        /// The configuration file's text, if there is a file.
+        config_file: Option<String>,
+    },
+    /// Take them over from the image that loaded them, then drop the
+    /// capabilities only loading needed.
+    Inherited(Handover),
+}
+
+/// The eBPF object when some probe of `config` may use it, or why not.
+fn open_for(config: &Config) -> KernelAccess {
+    let kernel = if wants_ebpf(config) {
+        KernelAccess::open()
+    } else {
+        KernelAccess::Unavailable("no probe asks for eBPF".to_owned())
+    };
+    if let KernelAccess::Unavailable(why) = &kernel {
+        tracing::debug!(reason = %why, "eBPF object not loaded");
+    }
+    kernel
+}
+
+/// blippd's first image: attaches the programs that the probes of `config`
+/// use, then re-executes blippd, handing them over. Returns when there is
+/// nothing to hand over (the object is not loaded) or the re-execution
+/// failed; the probes are then built in this process.
+///
+/// The probes are built only to learn which programs they attach, and
+/// silently: the next image builds them again, and says what they say
+/// (fallbacks, commands) once.
+fn reexecute(config: &Config, kernel: &mut KernelAccess, config_file: Option<&str>) {
+    if !matches!(kernel, KernelAccess::Loaded(_)) {
+        return;
+    }
+    let rehearsal = tracing::subscriber::with_default(
+        tracing::subscriber::NoSubscriber::default(),
+        || -> Result<(), ArbiterError> {
+            let mut ctx = BuildContext {
+                kernel: &mut *kernel,
+                node: Name::from("node"),
+                costs: CostBoard::default(),
+            };
+            for p in wanted(config).into_values().filter(|p| probe_wants_ebpf(p)) {
+                probe::build(p, &mut ctx).map_err(|source| ArbiterError::Probe {
+                    probe: p.name.clone(),
+                    source,
+                })?;
+            }
+            Ok(())
+        },
+    );
+    if let Err(e) = rehearsal {
+        // Building the probes again here says why, and fails as before.
+        tracing::debug!(error = %e, "not re-executing: a probe cannot be built");
+        return;
+    }
+    if let KernelAccess::Loaded(k) = kernel {
+        match handover::reexecute(k, config_file) {
+            Ok(never) => match never {},
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not re-execute after loading the eBPF programs: carrying on in this process, with the memory loading took"
+            ),
+        }
+    }
+}
+
 /// Builds the probes of `config`: loads the eBPF object when a probe may
-/// use it and attaches the programs each probe asks for. Then, when
-/// `drop_capabilities` is set and programs were attached, gives up the
-/// capabilities that only loading needed (see
+/// use it (or takes it over, see [`Start`]) and attaches the programs each
+/// probe asks for. Then, unless [`Start::Library`], and when programs were
+/// attached, gives up the capabilities that only loading needed (see
 /// [`caps`](crate::source::ebpf::caps)). Capabilities are per thread:
 /// blippd calls this before it starts any other thread.
-pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, ArbiterError> {
+pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> {
     let costs = CostBoard::default();
-    let kernel_tried = wants_ebpf(config);
-    let (mut kernel, running) = build_all(config, &costs)?;
+    let drop_capabilities = !matches!(start, Start::Library);
+    let (kernel, kernel_tried) = match start {
+        Start::Inherited(objects) => (
+            KernelAccess::Loaded(Box::new(Kernel::inherit(objects))),
+            true,
+        ),
+        Start::Reexec { config_file } => {
+            let mut kernel = open_for(config);
+            reexecute(config, &mut kernel, config_file.as_deref());
+            (kernel, wants_ebpf(config))
+        }
+        Start::Library | Start::InProcess => (open_for(config), wants_ebpf(config)),
+    };
+    let (mut kernel, running) = build_all(config, &costs, kernel)?;
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
         if drop_capabilities && !k.attached().is_empty() {
@@ -165,20 +259,13 @@ pub fn prepare(config: &Config, drop_capabilities: bool) -> Result<Prepared, Arb
     })
 }
 
-/// Builds the probes of `config`. The returned kernel handle keeps the eBPF
+/// Builds the probes of `config` with `kernel`, which keeps the eBPF
 /// programs attached and must outlive the probes.
 fn build_all(
     config: &Config,
     costs: &CostBoard,
+    mut kernel: KernelAccess,
 ) -> Result<(KernelAccess, Vec<Running>), ArbiterError> {
-    let mut kernel = if wants_ebpf(config) {
-        KernelAccess::open()
-    } else {
-        KernelAccess::Unavailable("no probe asks for eBPF".to_owned())
-    };
-    if let KernelAccess::Unavailable(why) = &kernel {
-        tracing::debug!(reason = %why, "eBPF object not loaded");
-    }
     let mut ctx = BuildContext {
         kernel: &mut kernel,
         node: Name::from("node"),
@@ -522,7 +609,14 @@ pub async fn run(
     links: Links,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<ProbeStatus>, ArbiterError> {
-    run_prepared(config, prepare(config, false)?, options, links, shutdown).await
+    run_prepared(
+        config,
+        prepare(config, Start::Library)?,
+        options,
+        links,
+        shutdown,
+    )
+    .await
 }
 
 /// [`run`] with probes built by [`prepare`] (perhaps for another

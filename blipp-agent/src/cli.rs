@@ -89,6 +89,16 @@ pub struct Args {
     /// Check the configuration, print the resolved probes, exit.
     #[arg(long)]
     pub check: bool,
+    /// Do not re-execute blippd after loading the eBPF programs (for a
+    /// debugger or tracer that must not lose the process at exec).
+    ///
+    /// By default blippd re-executes itself (same PID) once its eBPF
+    /// programs are attached, and the new image inherits them: that leaves
+    /// the memory loading took (the kernel's BTF, parsed) behind. With this
+    /// flag blippd runs on in the image that loaded them, and that memory
+    /// stays part of its peak and resident sizes.
+    #[arg(long = "no-reexec")]
+    pub no_reexec: bool,
     /// Serve the control socket (blippcmd) at PATH; `none` serves none.
     /// Default: $RUNTIME_DIRECTORY/blippd.sock, else /run/blipp/blippd.sock.
     #[arg(long, value_name = "PATH")]

@@ -3,13 +3,14 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use blipp::arbiter::{self, Links, RunLength, RunOptions};
+use blipp::arbiter::{self, Links, RunLength, RunOptions, Start};
 use blipp::cli::{Args, Existing};
 use blipp::config::{Config, Local, LocalSource, Precedence};
 use blipp::control::{Command, ControlSocket};
 use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
+use blipp::source::ebpf::handover;
 use blipp::unis::{self, Endpoint, Session, UnisError};
 use blipp::{config, logging};
 use clap::Parser;
@@ -162,12 +163,32 @@ fn control_socket(
 }
 
 fn main() -> ExitCode {
+    // SAFETY: the first thing blippd does, while it has one thread.
+    let mut inherited = match unsafe { handover::take() } {
+        Ok(h) => h,
+        Err(e) => return fail(1, &e),
+    };
     let args = Args::parse();
     let log_level = match logging::init(args.log_level, args.log.as_deref()) {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
     };
-    let local = match config::load_local(args.config_file.as_deref(), &args.overrides()) {
+    let local = match &mut inherited {
+        // The configuration the first image checked and attached the
+        // programs for.
+        Some(h) => match (args.config_file.as_deref(), h.take_config_file()) {
+            (Some(path), Some(text)) => config::load_checked(Some((path, text)), &args.overrides()),
+            (None, None) => config::load_checked(None, &args.overrides()),
+            _ => {
+                let e = std::io::Error::other(
+                    "the eBPF handover of a re-executed blippd: the configuration file handed over does not match the command line",
+                );
+                return fail(1, &e);
+            }
+        },
+        None => config::load_local(args.config_file.as_deref(), &args.overrides()),
+    };
+    let local = match local {
         Ok(l) => l,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
@@ -194,11 +215,20 @@ fn main() -> ExitCode {
     };
     // Probes are built (eBPF programs loaded and attached) before the
     // runtime starts its threads: capabilities are per thread, and the ones
-    // only loading needed are dropped here for the whole process. They are
-    // built for the local configuration; the first registration in UNIS
-    // may change some, which are then built again without those
-    // capabilities (eBPF ones fall back to /proc, saying so).
-    let prepared = match arbiter::prepare(&config, true) {
+    // only loading needed are dropped here for the whole process; and
+    // blippd re-executes itself once the programs are attached, which
+    // only one thread may do cleanly. They are built for the local
+    // configuration; the first registration in UNIS may change some, which
+    // are then built again without those capabilities (eBPF ones fall back
+    // to /proc, saying so).
+    let start = match inherited {
+        Some(objects) => Start::Inherited(objects),
+        None if args.no_reexec => Start::InProcess,
+        None => Start::Reexec {
+            config_file: local.file_text.clone(),
+        },
+    };
+    let prepared = match arbiter::prepare(&config, start) {
         Ok(p) => p,
         Err(e) => return fail(1, &e),
     };

@@ -72,12 +72,15 @@ impl Overrides {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+fn read_text(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
-    })?;
-    serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
+    })
+}
+
+fn parse_json(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
         line: e.line(),
         column: e.column(),
@@ -97,6 +100,10 @@ pub struct Local {
     /// What the file and the command line say, without the built-in
     /// defaults: what `--override` puts over UNIS.
     pub own: Value,
+    /// The file's text as read: what a re-executed blippd takes over, so
+    /// that it runs the configuration checked here (see
+    /// [`load_checked`]).
+    pub file_text: Option<String>,
 }
 
 /// Where the local configuration comes from: what `blippcmd reload`
@@ -128,13 +135,41 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, Config
 /// the file as written. Built-in probes apply only when neither the file nor
 /// the command line names any: a file that lists probes gets exactly those.
 pub fn load_local(file: Option<&Path>, overrides: &Overrides) -> Result<Local, ConfigError> {
+    let file = match file {
+        Some(path) => Some((path, read_text(path)?)),
+        None => None,
+    };
+    merge_local(file, overrides, true)
+}
+
+/// [`load_local`] from the text of `file` as the image of blippd before a
+/// re-execution read and checked it: the same document, not checked
+/// against the schema again. Compiling the schema is the largest part of
+/// what blippd's start-up costs in memory, and the re-execution is there to
+/// leave start-up costs behind.
+pub fn load_checked(
+    file: Option<(&Path, String)>,
+    overrides: &Overrides,
+) -> Result<Local, ConfigError> {
+    merge_local(file, overrides, false)
+}
+
+fn merge_local(
+    file: Option<(&Path, String)>,
+    overrides: &Overrides,
+    check: bool,
+) -> Result<Local, ConfigError> {
     let mut doc = builtin_defaults();
     let mut own = Value::Object(Map::new());
     let mut builtin_probes = true;
-    if let Some(path) = file {
-        let file_doc = read_json(path)?;
+    let mut file_text = None;
+    if let Some((path, text)) = file {
+        let file_doc = parse_json(path, &text)?;
+        file_text = Some(text);
         let origin = path.display().to_string();
-        schema::validate(&origin, &file_doc)?;
+        if check {
+            schema::validate(&origin, &file_doc)?;
+        }
         if file_doc
             .pointer("/properties/configurations/probes")
             .is_some()
@@ -150,11 +185,14 @@ pub fn load_local(file: Option<&Path>, overrides: &Overrides) -> Result<Local, C
     }
     merge(&mut own, overrides.to_json());
     merge(&mut doc, overrides.to_json());
-    schema::validate("merged configuration", &doc)?;
+    if check {
+        schema::validate("merged configuration", &doc)?;
+    }
     Ok(Local {
         doc,
         builtin_probes,
         own,
+        file_text,
     })
 }
 
@@ -374,6 +412,37 @@ mod tests {
             Status::Off,
             "what the file does not set comes from UNIS"
         );
+    }
+
+    /// A re-executed blippd merges the text its first image read into the
+    /// same document, without the schema (which the first image applied).
+    #[test]
+    fn checked_text_merges_as_the_file_did() {
+        let file = json!({"properties": {"configurations": {"unis_max_backoff": 60,
+            "probes": {"mem": {"probe_module": "mem", "schedule_params": {"every": 0.1}}}}}});
+        let overrides = Overrides {
+            mode: Some(Mode::Proc),
+            ..Overrides::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("blipp.json");
+        std::fs::write(&path, file.to_string()).unwrap();
+        let read = load_local(Some(&path), &overrides).unwrap();
+        let text = read.file_text.clone().unwrap();
+        assert_eq!(text, file.to_string());
+        let checked = load_checked(Some((&path, text)), &overrides).unwrap();
+        assert_eq!(checked.doc, read.doc);
+        assert_eq!(checked.own, read.own);
+        assert_eq!(checked.builtin_probes, read.builtin_probes);
+        assert_eq!(checked.file_text, read.file_text);
+        let none = load_checked(None, &overrides).unwrap();
+        assert_eq!(none.doc, load_local(None, &overrides).unwrap().doc);
+        assert!(none.file_text.is_none());
+        // Not checked again: what the schema refuses goes through.
+        let bad = r#"{"properties": {"configurations": {"unis_poll_interval": "often"}}}"#;
+        std::fs::write(&path, bad).unwrap();
+        assert!(load_local(Some(&path), &overrides).is_err());
+        assert!(load_checked(Some((&path, bad.to_owned())), &overrides).is_ok());
     }
 
     #[test]

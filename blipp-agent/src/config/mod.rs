@@ -13,7 +13,7 @@ pub mod schema;
 pub use error::ConfigError;
 pub use load::{
     DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, LocalSource, Overrides, Precedence,
-    builtin_defaults, load, load_local, merge_service, resolve,
+    builtin_defaults, load, load_checked, load_local, merge_service, resolve,
 };
 pub use probe::{Mode, ProbeConfig, Status};
 

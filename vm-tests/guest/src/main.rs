@@ -11,6 +11,11 @@
 //! - `faulty`: as root with the disk program replaced by one the verifier
 //!   rejects: the disk probe must fall back with the verifier's reason.
 //!
+//! As root, blippd re-executes itself once its programs are attached, and
+//! the new image inherits them: the runs check that this happened once,
+//! what the new image inherited (failed programs included), and that as
+//! nobody, who loads nothing, it did not.
+//!
 //! Results go to the serial console as `BLIPP-VM` lines (see `report`);
 //! then the guest powers off.
 
@@ -509,8 +514,40 @@ fn userspace_source(module: &str) -> &'static str {
     }
 }
 
+/// How many times blippd logged its re-execution after loading, and the
+/// line where the new image says what it inherited.
+fn reexecution(log: &str) -> (usize, Option<&str>) {
+    let count = log
+        .matches("re-executing to leave the loading memory behind")
+        .count();
+    let inherited = log
+        .lines()
+        .find(|l| l.contains("inherited from the image that loaded them"));
+    (count, inherited)
+}
+
+/// Checks that blippd re-executed once and that the new image inherited
+/// what `inherited` wants of its line.
+fn check_reexecuted(c: &mut Checks, run: &str, log: &str, inherited: impl Fn(&str) -> bool) {
+    let (count, line) = reexecution(log);
+    c.check(
+        run,
+        "reexec",
+        count == 1 && line.is_some_and(inherited),
+        format!(
+            "{count} re-executions; {}",
+            line.unwrap_or("no inherited line")
+        ),
+    );
+}
+
 /// `auto` as root: eBPF wherever a probe has it, counts equal to /proc's.
 fn run_root(c: &mut Checks, o: &Outcome) {
+    // Every program attached, and the process programs' log records are
+    // forwarded by the new image.
+    check_reexecuted(c, "root", &o.log, |l| {
+        l.contains("failed=[]") && l.contains("kernel_log=true")
+    });
     for m in agent::modules() {
         let want = if has_ebpf(m) {
             "ebpf"
@@ -661,6 +698,13 @@ fn fallback_reason(log: &str, probe: &str) -> String {
 /// `auto` as nobody: every probe on /proc (or its command or log), each
 /// fallback with a reason.
 fn run_user(c: &mut Checks, o: &Outcome) {
+    let (count, line) = reexecution(&o.log);
+    c.check(
+        "user",
+        "no-reexec",
+        count == 0 && line.is_none(),
+        format!("{count} re-executions without the object loaded"),
+    );
     for m in agent::modules() {
         let want = userspace_source(m);
         let got = o.modes.get(m).map_or("-", String::as_str);
@@ -689,6 +733,11 @@ fn run_user(c: &mut Checks, o: &Outcome) {
 /// The disk program replaced by one the verifier rejects: the disk probe
 /// falls back with the verifier's words, the others are untouched.
 fn run_faulty(c: &mut Checks, o: &Outcome) {
+    // The rejection happened before the re-execution: the new image knows
+    // the program failed, and its disk probe falls back with those words.
+    check_reexecuted(c, "faulty", &o.log, |l| {
+        l.contains(r#"failed=["block_rq_complete"]"#)
+    });
     let got = o.modes.get("disk").map_or("-", String::as_str);
     c.check(
         "faulty",

@@ -70,6 +70,16 @@ pub enum EbpfError {
     /// A map the program should have is not in the object.
     #[error("map {0} is not in the eBPF object")]
     MissingMap(&'static str),
+    /// A program failed to load or attach before blippd re-executed
+    /// itself: the words of that failure.
+    #[error("{0}")]
+    Failed(String),
+    /// A program no probe asked for before blippd re-executed itself:
+    /// programs are loaded only before that.
+    #[error(
+        "program {0}: not loaded at start-up (blippd loads programs only before it re-executes itself; restart blippd to load it)"
+    )]
+    NotInherited(&'static str),
     /// A program the agent expects is not in the object.
     #[error("program {0} is not in the eBPF object")]
     MissingProgram(&'static str),

@@ -4,7 +4,11 @@
 //! The programs log only on rare paths (a full ring buffer, once), never
 //! per event: a log record costs a ring buffer write in the kernel.
 
+use std::os::fd::{AsFd as _, OwnedFd};
+
 use aya_log::EbpfLogger;
+
+use super::info;
 
 /// Forwards `log` records from aya-log to `tracing`.
 pub struct TracingLog;
@@ -30,6 +34,35 @@ impl log::Log for TracingLog {
 
 /// The kernel-side logger of the loaded object.
 pub type KernelLogger = EbpfLogger<TracingLog>;
+
+/// The map aya-log's records go through (aya-log's name for it).
+pub const MAP: &str = "AYA_LOGS";
+
+/// The forwarder of the log records of `programs`, loaded by the image
+/// before a re-execution (an `EbpfLogger` cannot be made from a map
+/// descriptor): aya-log finds the map again through the id of a program
+/// that writes to it, which needs `CAP_SYS_ADMIN`. `None`, saying why at
+/// debug, when no program logs or the lookup fails.
+pub fn find<'a>(programs: impl Iterator<Item = &'a OwnedFd>) -> Option<KernelLogger> {
+    let mut why = "none of the attached programs writes log records".to_owned();
+    for fd in programs {
+        let program = match info::program(fd.as_fd()) {
+            Ok(p) => p,
+            Err(e) => {
+                why = format!("the id of an attached program: {e}");
+                continue;
+            }
+        };
+        match KernelLogger::init_from_id_with_logger(program.id, TracingLog) {
+            Ok(logger) => return Some(logger),
+            // This program does not log; another may.
+            Err(aya_log::Error::MapNotFound) => {}
+            Err(e) => why = format!("program {}: {e}", program.name),
+        }
+    }
+    tracing::debug!(error = %why, "no kernel-side log records");
+    None
+}
 
 /// Forwards records as they arrive until the runtime stops. Must be called
 /// inside a tokio runtime.

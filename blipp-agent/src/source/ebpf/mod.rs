@@ -6,6 +6,8 @@ pub mod btf;
 pub mod caps;
 pub mod disk;
 mod error;
+pub mod handover;
+mod info;
 pub mod klog;
 pub mod net;
 pub mod object;

@@ -6,8 +6,8 @@
 //! asks for them, so a program this kernel rejects costs only the probes
 //! that need it, and the fallback line names it.
 
-use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use aya::programs::{BtfTracePoint, TracePoint};
@@ -16,7 +16,8 @@ use blipp_common::net::NetLayout;
 use blipp_common::process::TaskLayout;
 
 use super::btf::Btf;
-use super::klog::{KernelLogger, TracingLog};
+use super::handover::Handover;
+use super::klog::{self, KernelLogger, TracingLog};
 use super::{EbpfError, OBJECT, ProgramHandle, disk, net, process, tracefs};
 
 /// How a program attaches.
@@ -105,18 +106,61 @@ const PROGRAMS: &[(&str, Hook, &str)] = &[
     ),
 ];
 
-/// The loaded object. Programs stay attached as long as it lives.
+/// The names of the object's programs that the agent attaches.
+pub(super) fn program_names() -> Vec<&'static str> {
+    PROGRAMS.iter().map(|(name, _, _)| *name).collect()
+}
+
+/// The eBPF object's programs and maps. Programs stay attached as long as
+/// it lives.
 pub struct Kernel {
+    objects: Objects,
+    attached: Vec<&'static str>,
+    logger: Option<KernelLogger>,
+    /// Keeps the kernel's BPF run-time statistics on while the agent runs.
+    stats: Option<OwnedFd>,
+}
+
+/// Where the programs and maps come from.
+enum Objects {
+    /// Loaded by this process.
+    Loaded(Box<Loaded>),
+    /// Loaded before blippd re-executed itself (see
+    /// [`handover`](super::handover)).
+    Inherited(Inherited),
+}
+
+/// The object as aya loaded it.
+struct Loaded {
     ebpf: aya::Ebpf,
     /// aya's view of the kernel's BTF, needed to load BTF tracepoints;
     /// dropped by [`Kernel::loading_done`] because it is large.
     btf: Result<aya::Btf, String>,
     /// Why a global could not be filled in on this kernel, by global name.
     missing: HashMap<&'static str, String>,
-    attached: Vec<&'static str>,
-    logger: Option<KernelLogger>,
-    /// Keeps the kernel's BPF run-time statistics on while the agent runs.
-    stats: Option<OwnedFd>,
+    /// Every program a probe asked for: its descriptor, or why it could
+    /// not be attached. A program that failed is not tried again: it fails
+    /// the same way for every probe, here and after a re-execution.
+    outcomes: BTreeMap<&'static str, Result<OwnedFd, String>>,
+}
+
+/// What the image that loaded the object handed over.
+struct Inherited {
+    programs: BTreeMap<&'static str, Result<OwnedFd, String>>,
+    maps: BTreeMap<String, OwnedFd>,
+    /// The attachments: closing them would detach the programs.
+    _links: Vec<OwnedFd>,
+}
+
+/// What a [`Kernel`] that loaded the object hands over to the next image:
+/// descriptors borrowed from it.
+pub struct Exports<'a> {
+    /// Every program asked for: its descriptor or why it failed.
+    pub programs: Vec<(&'static str, Result<BorrowedFd<'a>, &'a str>)>,
+    /// Every map of the object the agent can read, by name.
+    pub maps: Vec<(&'a str, BorrowedFd<'a>)>,
+    /// The run-time statistics switch.
+    pub stats: Option<BorrowedFd<'a>>,
 }
 
 /// Whether probes can have eBPF, and if not, why: the reason ends up in the
@@ -213,6 +257,20 @@ impl Globals {
     }
 }
 
+/// The data of the map kinds the agent reads; `None` for the others.
+fn readable(map: &aya::maps::Map) -> Option<&aya::maps::MapData> {
+    use aya::maps::Map;
+    match map {
+        Map::Array(d)
+        | Map::PerCpuArray(d)
+        | Map::HashMap(d)
+        | Map::LruHashMap(d)
+        | Map::PerCpuHashMap(d)
+        | Map::RingBuf(d) => Some(d),
+        _ => None,
+    }
+}
+
 impl Kernel {
     /// Loads the embedded object with globals set from this kernel's BTF
     /// and tracepoint formats. Programs are not loaded (verified) until a
@@ -242,26 +300,211 @@ impl Kernel {
                 None
             }
         };
-        let stats = match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                tracing::info!(error = %e, "BPF run-time statistics unavailable: per-program cost samples will not be published");
-                None
-            }
-        };
         Ok(Self {
-            ebpf,
-            btf: aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
-            missing,
+            objects: Objects::Loaded(Box::new(Loaded {
+                ebpf,
+                btf: aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
+                missing,
+                outcomes: BTreeMap::new(),
+            })),
             attached: Vec::new(),
             logger,
-            stats,
+            stats: enable_stats(),
         })
+    }
+
+    /// Takes over what the image that loaded the object handed over: its
+    /// programs (attached, or why not), maps, attachments and statistics
+    /// switch. The kernel-side log is found again through the programs,
+    /// which needs `CAP_SYS_ADMIN`: call this before the capabilities are
+    /// dropped.
+    pub fn inherit(objects: Handover) -> Self {
+        let Handover {
+            programs,
+            maps,
+            links,
+            stats,
+            ..
+        } = objects;
+        let attached: Vec<&'static str> = programs
+            .iter()
+            .filter(|(_, p)| p.is_ok())
+            .map(|(name, _)| *name)
+            .collect();
+        let failed: Vec<&'static str> = programs
+            .iter()
+            .filter(|(_, p)| p.is_err())
+            .map(|(name, _)| *name)
+            .collect();
+        let logger = klog::find(programs.values().filter_map(|p| p.as_ref().ok()));
+        tracing::info!(
+            attached = ?attached,
+            failed = ?failed,
+            maps = maps.len(),
+            links = links.len(),
+            stats = stats.is_some(),
+            kernel_log = logger.is_some(),
+            "eBPF programs and maps inherited from the image that loaded them"
+        );
+        Self {
+            objects: Objects::Inherited(Inherited {
+                programs,
+                maps,
+                _links: links,
+            }),
+            attached,
+            logger,
+            stats,
+        }
     }
 
     /// Verifies and attaches `program` where [`PROGRAMS`] says, once;
     /// returns a handle for its statistics.
     pub fn attach(&mut self, program: &'static str) -> Result<ProgramHandle, EbpfError> {
+        let outcome = match &mut self.objects {
+            Objects::Loaded(loaded) => {
+                if !loaded.outcomes.contains_key(program) {
+                    let attached = loaded
+                        .attach(program)
+                        .and_then(|fd| fd.try_clone_to_owned().map_err(io_err(program)));
+                    loaded
+                        .outcomes
+                        .insert(program, attached.map_err(|e| e.to_string()));
+                }
+                loaded.outcomes.get(program)
+            }
+            Objects::Inherited(inherited) => inherited.programs.get(program),
+        };
+        let fd = match outcome {
+            Some(Ok(fd)) => fd.try_clone().map_err(io_err(program))?,
+            Some(Err(why)) => return Err(EbpfError::Failed(why.clone())),
+            None => return Err(EbpfError::NotInherited(program)),
+        };
+        if !self.attached.contains(&program) {
+            self.attached.push(program);
+        }
+        Ok(ProgramHandle::new(program, fd))
+    }
+
+    /// Frees what only loading needed (aya's copy of the kernel's BTF,
+    /// several megabytes); BTF programs attached later fail with a reason.
+    pub fn loading_done(&mut self) {
+        if let Objects::Loaded(loaded) = &mut self.objects {
+            loaded.btf =
+                Err("programs can no longer be loaded: loading finished at start-up".to_owned());
+        }
+    }
+
+    /// The names of the programs attached so far.
+    pub fn attached(&self) -> &[&'static str] {
+        &self.attached
+    }
+
+    /// Whether the kernel keeps per-program run-time statistics for us.
+    pub fn stats_enabled(&self) -> bool {
+        self.stats.is_some()
+    }
+
+    /// The forwarder of the programs' log records, once.
+    pub fn take_logger(&mut self) -> Option<KernelLogger> {
+        self.logger.take()
+    }
+
+    /// Whether a map can be read now (a lookup in one the object keeps):
+    /// the test of [`drop_loading_capabilities`](super::caps::drop_loading_capabilities).
+    pub fn maps_readable(&self) -> bool {
+        let Ok(map) = self.map("LOST_LOGGED") else {
+            return false;
+        };
+        aya::maps::Array::<_, u32>::try_from(map).is_ok_and(|a| a.get(&0, 0).is_ok())
+    }
+
+    /// A handle on map `name` for the probe that reads it: the probe's own
+    /// descriptor of the map, which the object keeps for as long as the
+    /// agent runs. A probe restarted later (a configuration changed in
+    /// UNIS or through the control socket) gets the same map again — with
+    /// the counters the programs kept adding to meanwhile — although the
+    /// capabilities that loading needed are gone by then: duplicating a
+    /// descriptor needs none, and asking the kernel what the map is
+    /// (`BPF_OBJ_GET_INFO_BY_FD`) only what reading it needs.
+    pub fn map(&self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
+        use aya::maps::{Map, MapData};
+        let fd = match &self.objects {
+            Objects::Loaded(loaded) => {
+                let map = loaded.ebpf.map(name).ok_or(EbpfError::MissingMap(name))?;
+                readable(map)
+                    .ok_or(EbpfError::MapKind(name))?
+                    .fd()
+                    .as_fd()
+                    .try_clone_to_owned()
+            }
+            Objects::Inherited(inherited) => inherited
+                .maps
+                .get(name)
+                .ok_or(EbpfError::MissingMap(name))?
+                .try_clone(),
+        }
+        .map_err(|source| EbpfError::Dup { map: name, source })?;
+        let map_err = |e| EbpfError::Map {
+            map: name,
+            source: Box::new(e),
+        };
+        let map = Map::from_map_data(MapData::from_fd(fd).map_err(map_err)?).map_err(map_err)?;
+        readable(&map).ok_or(EbpfError::MapKind(name))?;
+        Ok(map)
+    }
+
+    /// The descriptors a re-executed image needs to carry on where this
+    /// one stops; `None` when this kernel inherited them itself (an image
+    /// that did not load the object never re-executes).
+    pub fn exports(&self) -> Option<Exports<'_>> {
+        let Objects::Loaded(loaded) = &self.objects else {
+            return None;
+        };
+        let programs = loaded
+            .outcomes
+            .iter()
+            .map(|(name, o)| (*name, o.as_ref().map(AsFd::as_fd).map_err(String::as_str)))
+            .collect();
+        let mut maps: Vec<(&str, BorrowedFd<'_>)> = loaded
+            .ebpf
+            .maps()
+            .filter_map(|(name, map)| Some((name, readable(map)?.fd().as_fd())))
+            .collect();
+        if let Some(logger) = &self.logger {
+            maps.push((klog::MAP, logger.as_fd()));
+        }
+        Some(Exports {
+            programs,
+            maps,
+            stats: self.stats.as_ref().map(AsFd::as_fd),
+        })
+    }
+}
+
+/// Turns the kernel's BPF run-time statistics on for as long as the
+/// returned descriptor is open.
+fn enable_stats() -> Option<OwnedFd> {
+    match aya::sys::enable_stats(aya::sys::Stats::RunTime) {
+        Ok(fd) => Some(fd),
+        Err(e) => {
+            tracing::info!(error = %e, "BPF run-time statistics unavailable: per-program cost samples will not be published");
+            None
+        }
+    }
+}
+
+fn io_err(program: &'static str) -> impl Fn(std::io::Error) -> EbpfError {
+    move |e| EbpfError::Program {
+        program,
+        source: Box::new(aya::programs::ProgramError::IOError(e)),
+    }
+}
+
+impl Loaded {
+    /// Verifies and attaches `program` where [`PROGRAMS`] says; returns
+    /// its descriptor.
+    fn attach(&mut self, program: &'static str) -> Result<BorrowedFd<'_>, EbpfError> {
         let (hook, global) = PROGRAMS
             .iter()
             .find(|(name, _, _)| *name == program)
@@ -288,97 +531,24 @@ impl Kernel {
             .ebpf
             .program_mut(object_program)
             .ok_or(EbpfError::MissingProgram(program))?;
-        let already = self.attached.contains(&program);
-        let fd = match hook {
+        match hook {
             Hook::Btf(_, event) => {
                 let p: &mut BtfTracePoint = prog.try_into().map_err(perr)?;
-                if !already {
-                    let btf = self.btf.as_ref().map_err(|why| EbpfError::Unusable {
-                        program,
-                        reason: why.clone(),
-                    })?;
-                    p.load(event, btf).map_err(perr)?;
-                    p.attach().map_err(perr)?;
-                }
-                p.fd().map_err(perr)?.try_clone()
+                let btf = self.btf.as_ref().map_err(|why| EbpfError::Unusable {
+                    program,
+                    reason: why.clone(),
+                })?;
+                p.load(event, btf).map_err(perr)?;
+                p.attach().map_err(perr)?;
+                Ok(p.fd().map_err(perr)?.as_fd())
             }
             Hook::Classic(category, name) => {
                 let p: &mut TracePoint = prog.try_into().map_err(perr)?;
-                if !already {
-                    p.load().map_err(perr)?;
-                    p.attach(category, name).map_err(perr)?;
-                }
-                p.fd().map_err(perr)?.try_clone()
+                p.load().map_err(perr)?;
+                p.attach(category, name).map_err(perr)?;
+                Ok(p.fd().map_err(perr)?.as_fd())
             }
-        };
-        let fd = fd.map_err(|e| perr(aya::programs::ProgramError::IOError(e)))?;
-        if !already {
-            self.attached.push(program);
         }
-        Ok(ProgramHandle::new(program, fd))
-    }
-
-    /// Frees what only loading needed (aya's copy of the kernel's BTF,
-    /// several megabytes); BTF programs attached later fail with a reason.
-    pub fn loading_done(&mut self) {
-        self.btf = Err("programs can no longer be loaded: loading finished at start-up".to_owned());
-    }
-
-    /// The names of the programs attached so far.
-    pub fn attached(&self) -> &[&'static str] {
-        &self.attached
-    }
-
-    /// Whether the kernel keeps per-program run-time statistics for us.
-    pub fn stats_enabled(&self) -> bool {
-        self.stats.is_some()
-    }
-
-    /// The forwarder of the programs' log records, once.
-    pub fn take_logger(&mut self) -> Option<KernelLogger> {
-        self.logger.take()
-    }
-
-    /// Whether a map can be read now (a lookup in one the object keeps):
-    /// the test of [`drop_loading_capabilities`](super::caps::drop_loading_capabilities).
-    pub fn maps_readable(&self) -> bool {
-        let Some(map) = self.ebpf.map("LOST_LOGGED") else {
-            return false;
-        };
-        aya::maps::Array::<_, u32>::try_from(map).is_ok_and(|a| a.get(&0, 0).is_ok())
-    }
-
-    /// A handle on map `name` for the probe that reads it: the probe's own
-    /// descriptor of the map, which the object keeps for as long as the
-    /// agent runs. A probe restarted later (a configuration changed in
-    /// UNIS or through the control socket) gets the same map again — with
-    /// the counters the programs kept adding to meanwhile — although the
-    /// capabilities that loading needed are gone by then: duplicating a
-    /// descriptor needs none, and asking the kernel what the map is
-    /// (`BPF_OBJ_GET_INFO_BY_FD`) only what reading it needs.
-    pub fn map(&self, name: &'static str) -> Result<aya::maps::Map, EbpfError> {
-        use aya::maps::{Map, MapData};
-        use std::os::fd::AsFd;
-        let map = self.ebpf.map(name).ok_or(EbpfError::MissingMap(name))?;
-        let data = match map {
-            Map::Array(d)
-            | Map::PerCpuArray(d)
-            | Map::HashMap(d)
-            | Map::LruHashMap(d)
-            | Map::PerCpuHashMap(d)
-            | Map::RingBuf(d) => d,
-            _ => return Err(EbpfError::MapKind(name)),
-        };
-        let fd = data
-            .fd()
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|source| EbpfError::Dup { map: name, source })?;
-        let map_err = |e| EbpfError::Map {
-            map: name,
-            source: Box::new(e),
-        };
-        Map::from_map_data(MapData::from_fd(fd).map_err(map_err)?).map_err(map_err)
     }
 }
 
