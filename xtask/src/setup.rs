@@ -19,6 +19,8 @@ const BPF_LINKER: &str = "0.10.0";
 /// monitoring-plugins-basic).
 const TEST_PACKAGES: &[&str] = &[
     "iproute2",
+    // ebpf_reexec injects a failed exec with it.
+    "strace",
     "util-linux",
     "ethtool",
     "systemd",
