@@ -272,12 +272,7 @@ fn a_failed_exec_carries_on_in_process() {
     // strace makes blippd's first execve after its start, the re-execution,
     // fail with EACCES.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("blipp.json");
-    let doc = json!({"properties": {"configurations": {
-        "probe_defaults": {"schedule_params": {"every": 1}},
-        "probes": {"disk": {"probe_module": "disk"}}
-    }}});
-    std::fs::write(&config, doc.to_string()).unwrap();
+    let config = disk_only_config(&dir);
     let out = std::fs::File::create(dir.path().join("stdout")).unwrap();
     let err = std::fs::File::create(dir.path().join("stderr")).unwrap();
     let strace = Command::new("strace")
@@ -329,6 +324,17 @@ fn a_failed_exec_carries_on_in_process() {
 }
 
 /// The dynamic loader this test runs under, as /proc/self/maps names it.
+/// A configuration of the disk probe alone, every second, in `dir`.
+fn disk_only_config(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}},
+        "probes": {"disk": {"probe_module": "disk"}}
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    config
+}
+
 fn dynamic_loader() -> Option<String> {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     maps.lines()
@@ -353,12 +359,7 @@ fn started_through_the_dynamic_loader_it_does_not_reexecute() {
     // /proc/self/exe is the loader then: executing it would start the
     // loader with blippd's arguments.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("blipp.json");
-    let doc = json!({"properties": {"configurations": {
-        "probe_defaults": {"schedule_params": {"every": 1}},
-        "probes": {"disk": {"probe_module": "disk"}}
-    }}});
-    std::fs::write(&config, doc.to_string()).unwrap();
+    let config = disk_only_config(&dir);
     let out = Command::new(&loader)
         .arg(agent_bin("blippd"))
         .arg("-c")
