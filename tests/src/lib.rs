@@ -77,9 +77,14 @@ pub fn blippd_samples(config: &serde_json::Value, args: &[&str]) -> Vec<serde_js
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    json_lines(&String::from_utf8(out.stdout).unwrap())
+}
+
+/// The samples of blippd's JSON-lines output; panics on a line that is
+/// not JSON.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

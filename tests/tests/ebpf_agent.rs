@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use blipp_tests::loopdev::LoopDevice;
-use blipp_tests::{agent_bin, require_root};
+use blipp_tests::{agent_bin, json_lines, require_root};
 use serde_json::{Value, json};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_blipp-test-child");
@@ -68,11 +68,7 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
     let out = agent.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let samples: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples = json_lines(&String::from_utf8(out.stdout).unwrap());
     let find = |subject: &str, et: &str| -> Vec<&Value> {
         samples
             .iter()

@@ -16,7 +16,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blipp_tests::{agent_bin, require_root};
+use blipp_tests::{agent_bin, json_lines, require_root};
 use serde_json::{Value, json};
 
 const REEXEC: &str = "re-executing to leave the loading memory behind";
@@ -96,11 +96,7 @@ fn finish(mut child: Child, dir: &tempfile::TempDir) -> (String, Vec<Value>) {
     let status = child.wait().unwrap();
     let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
     assert!(status.success(), "{status}: {stderr}");
-    let samples = std::fs::read_to_string(dir.path().join("stdout"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples = json_lines(&std::fs::read_to_string(dir.path().join("stdout")).unwrap());
     (stderr, samples)
 }
 
@@ -374,11 +370,7 @@ fn started_through_the_dynamic_loader_it_does_not_reexecute() {
         stderr.contains("could not re-execute") && stderr.contains("not this blippd"),
         "{stderr}"
     );
-    let samples: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert!(
         ebpf_samples(&samples, ":disk:") > 0,
         "eBPF samples in process"

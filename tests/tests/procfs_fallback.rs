@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use blipp_tests::{agent_bin, require_root};
+use blipp_tests::{agent_bin, json_lines, require_root};
 use serde_json::{Value, json};
 
 const ET: &str = "ps:tools:blipp:linux:";
@@ -373,11 +373,7 @@ fn unprivileged_blippd_keeps_reporting_from_proc_and_says_why() {
             "{stderr}"
         );
     }
-    let samples: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let samples = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert!(samples.iter().all(|s| s["source"] == "proc"));
     // Every probe, every second of the run: at 0, 1, 2, 3 and 4 s.
     for et in [
