@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::Pod;
 
+/// How many values a per-CPU map element holds: one per possible CPU.
+pub fn possible_cpus() -> Result<usize, super::EbpfError> {
+    aya::util::nr_cpus().map_err(|(path, source)| super::EbpfError::Cpus { path, source })
+}
+
 /// A map's descriptor for batch reads, and whether the kernel takes them:
 /// the first refusal (no `BPF_MAP_LOOKUP_BATCH` before Linux 5.6) turns
 /// them off, and every read after that says "read element by element".

@@ -10,7 +10,7 @@ use blipp_common::disk::{
 };
 use blipp_common::histogram::{BUCKETS, Buckets};
 
-use super::batch::BatchReader;
+use super::batch::{BatchReader, possible_cpus};
 use super::btf::{Btf, BtfError};
 use super::{EbpfError, Kernel, ProgramHandle, tracefs};
 
@@ -150,8 +150,7 @@ impl DiskMaps {
         let slots = kernel.map("DISK_SLOTS")?;
         let latency = kernel.map("DISK_LATENCY")?;
         let counters = kernel.map("DISK_COUNTERS")?;
-        let cpus =
-            aya::util::nr_cpus().map_err(|(path, source)| EbpfError::Cpus { path, source })?;
+        let cpus = possible_cpus()?;
         Ok(Self {
             programs: vec![program],
             slots_batch: BatchReader::of("DISK_SLOTS", &slots),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aya::maps::{MapData, PerCpuArray};
 use blipp_common::net::{MAX_NETDEVS, NetLayout, NetSlot, TCP_COUNTS, net_slot};
 
-use super::batch::BatchReader;
+use super::batch::{BatchReader, possible_cpus};
 use super::btf::{Btf, BtfError};
 use super::{EbpfError, Kernel, ProgramHandle};
 
@@ -195,11 +195,6 @@ fn slot_runs(ifindexes: &[u32], out: &mut Vec<std::ops::RangeInclusive<u32>>) {
             _ => out.push(slot..=slot),
         }
     }
-}
-
-/// How many values a per-CPU map element holds.
-fn possible_cpus() -> Result<usize, EbpfError> {
-    aya::util::nr_cpus().map_err(|(path, source)| EbpfError::Cpus { path, source })
 }
 
 impl InterfaceMaps {
