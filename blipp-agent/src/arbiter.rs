@@ -234,13 +234,18 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
         if drop_capabilities && !k.attached().is_empty() {
+            let dropped: Vec<&str> = caps::DROPPED
+                .iter()
+                .chain([&caps::SETPCAP])
+                .map(|(_, name)| *name)
+                .collect();
             match caps::drop_loading_capabilities(|| k.maps_readable()) {
                 Ok(caps::Dropped::All) => tracing::info!(
-                    dropped = ?caps::DROPPED.map(|(_, name)| name),
+                    ?dropped,
                     "eBPF programs attached; capabilities only loading needed are dropped"
                 ),
                 Ok(caps::Dropped::AllButBpf) => tracing::info!(
-                    dropped = ?caps::DROPPED.map(|(_, name)| name),
+                    ?dropped,
                     kept = "CAP_BPF",
                     "eBPF programs attached; capabilities only loading needed are dropped, but this kernel wants CAP_BPF to read maps"
                 ),

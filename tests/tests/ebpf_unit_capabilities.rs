@@ -1,0 +1,200 @@
+//! blippd under the capabilities the shipped unit
+//! (packaging/systemd/blippd.service) gives it: root, bounded to the unit's
+//! `CapabilityBoundingSet=`, with its `NoNewPrivileges=`, reproduced with
+//! setpriv from the unit file as it is now. Once the re-executed image has
+//! dropped what only loading needed, its effective, permitted and bounding
+//! sets hold exactly the rest of the unit's set, and it logged no failure
+//! to drop (dropping from the bounding set needs `CAP_SETPCAP`, which the
+//! unit must therefore grant).
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use blipp_tests::{agent_bin, json_lines, require_root};
+use serde_json::json;
+
+/// What blippd gives up once its programs are attached (see
+/// blipp-agent/src/source/ebpf/caps.rs), in setpriv's names.
+const DROPPED: [&str; 6] = [
+    "sys_admin",
+    "sys_module",
+    "sys_rawio",
+    "perfmon",
+    "bpf",
+    "setpcap",
+];
+const DROPPED_LOG: &str = "capabilities only loading needed are dropped";
+const KEPT_BPF_LOG: &str = "this kernel wants CAP_BPF to read maps";
+const NOT_DROPPED_LOG: &str = "could not drop capabilities";
+const INHERITED: &str = "inherited from the image that loaded them";
+
+fn unit_file() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/blippd.service");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The value of the unit's only `key=` line.
+fn setting<'a>(unit: &'a str, key: &str) -> &'a str {
+    let values: Vec<&str> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .collect();
+    assert_eq!(values.len(), 1, "one {key}= line in the unit: {values:?}");
+    values[0].trim()
+}
+
+/// The unit's bounding set in setpriv's names (`CAP_SYS_ADMIN` is
+/// `sys_admin`).
+fn unit_bounding_set(unit: &str) -> Vec<String> {
+    setting(unit, "CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|c| {
+            c.strip_prefix("CAP_")
+                .unwrap_or_else(|| panic!("not a capability: {c}"))
+                .to_ascii_lowercase()
+        })
+        .collect()
+}
+
+/// Capability names by number, as setpriv knows them.
+fn capability_names() -> Vec<String> {
+    let out = Command::new("setpriv").arg("--list-caps").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A capability set of /proc/PID/status (`CapBnd`, ...) as a mask.
+fn cap_set(status: &str, key: &str) -> u64 {
+    let hex = status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {key} in {status}"));
+    u64::from_str_radix(hex.trim(), 16).unwrap()
+}
+
+fn mask(names: &[String], which: &[String]) -> u64 {
+    which.iter().fold(0, |m, c| {
+        let bit = names
+            .iter()
+            .position(|n| n == c)
+            .unwrap_or_else(|| panic!("setpriv does not know {c}"));
+        m | 1 << bit
+    })
+}
+
+fn named(names: &[String], mask: u64) -> Vec<&str> {
+    names
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| mask & 1 << bit != 0)
+        .map(|(_, n)| n.as_str())
+        .collect()
+}
+
+/// blippd with the disk probe in `ebpf` mode under the unit's bounding set
+/// and no-new-privileges setting, for `secs`; stdout and stderr go to files
+/// in `dir`. setpriv executes blippd: the child's PID is blippd's.
+fn start_as_the_unit(unit: &str, dir: &tempfile::TempDir, secs: u32) -> Child {
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}, "mode": "ebpf"},
+        "probes": {"disk": {"probe_module": "disk"}}
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let bounding: Vec<String> = unit_bounding_set(unit)
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect();
+    let mut cmd = Command::new("setpriv");
+    cmd.arg("--bounding-set")
+        .arg(format!("-all,{}", bounding.join(",")));
+    if setting(unit, "NoNewPrivileges") == "yes" {
+        cmd.arg("--no-new-privs");
+    }
+    cmd.arg("--")
+        .arg(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--control-socket", "none", "--duration", &secs.to_string()])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until blippd's log says how dropping went (it says so once the
+/// drop is over, in the image that keeps running), and returns its
+/// /proc/PID/status then.
+fn status_after_the_drop(child: &mut Child, dir: &tempfile::TempDir) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+        if stderr.contains(DROPPED_LOG) || stderr.contains(NOT_DROPPED_LOG) {
+            return std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "blippd ended before dropping: {stderr}"
+        );
+        assert!(Instant::now() < deadline, "nothing dropped yet: {stderr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn under_the_units_capabilities_blippd_keeps_only_what_it_needs() {
+    if !require_root("blippd's eBPF probes under the unit's capabilities") {
+        return;
+    }
+    let unit = unit_file();
+    let names = capability_names();
+    let own = cap_set(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "CapBnd",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = start_as_the_unit(&unit, &dir, 8);
+    let status = status_after_the_drop(&mut child, &dir);
+    let exit = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(exit.success(), "{exit}: {stderr}");
+    assert!(
+        stderr.contains(INHERITED),
+        "the re-executed image did the drop: {stderr}"
+    );
+
+    // What the unit grants (and this test holds itself), less what blippd
+    // drops: CAP_BPF stays where the kernel checks it on map reads.
+    let dropped: Vec<String> = DROPPED
+        .iter()
+        .filter(|c| !(**c == "bpf" && stderr.contains(KEPT_BPF_LOG)))
+        .map(|c| (*c).to_owned())
+        .collect();
+    let granted = mask(&names, &unit_bounding_set(&unit)) & own;
+    let expected = granted & !mask(&names, &dropped);
+    for set in ["CapBnd", "CapEff", "CapPrm"] {
+        let held = cap_set(&status, set);
+        eprintln!("{set}: {:?}", named(&names, held));
+        assert_eq!(
+            held,
+            expected,
+            "{set} holds {:?}, expected {:?}",
+            named(&names, held),
+            named(&names, expected)
+        );
+    }
+    assert!(!stderr.contains(NOT_DROPPED_LOG), "{stderr}");
+    let samples = json_lines(&std::fs::read_to_string(dir.path().join("stdout")).unwrap());
+    assert!(
+        samples.iter().any(|s| s["source"] == "ebpf"),
+        "eBPF samples under the unit's capabilities: {stderr}"
+    );
+}
