@@ -5,6 +5,7 @@
 //! status OFF stops them all, ON starts them again. Stopping flushes every
 //! probe's pending samples. [`steer`] answers the control socket.
 
+mod alarm;
 mod steer;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::schedule::{Instants, backoff};
 use crate::source::ebpf::handover::{self, Handover};
 use crate::source::ebpf::{Kernel, KernelAccess, caps, klog};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
+use alarm::Alarms;
 
 /// Why the agent could not start its probes.
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +344,8 @@ struct Supervisor {
     health: BTreeMap<String, Arc<ProbeHealth>>,
     /// Probes the configuration wants that could not be built, and why.
     failed: BTreeMap<String, String>,
+    /// The one timer every probe waits on.
+    alarms: Alarms,
 }
 
 impl Supervisor {
@@ -367,7 +371,9 @@ impl Supervisor {
         })
     }
 
-    fn spawn(&mut self, r: Running) -> ProbeStatus {
+    /// Starts `r`'s task. Probes started together get the same `start`, so
+    /// that those on the same schedule share every instant, and one wakeup.
+    fn spawn(&mut self, r: Running, start: Timestamp) -> ProbeStatus {
         let status = ProbeStatus {
             name: r.config.name.clone(),
             module: r.config.module.clone(),
@@ -395,8 +401,17 @@ impl Supervisor {
         self.health.insert(config.name.clone(), Arc::clone(&health));
         self.failed.remove(&config.name);
         let source = r.built.source;
+        let wires = Wires {
+            start,
+            tx,
+            stop: stop_rx,
+            once,
+            costs,
+            health,
+            alarms: self.alarms.clone(),
+        };
         let handle = tokio::spawn(async move {
-            drive(r, collector, tx, stop_rx, once, costs, health).await;
+            drive(r, collector, wires).await;
             let _ = done.send(id);
         });
         self.tasks.insert(
@@ -435,7 +450,8 @@ impl Supervisor {
                 }
             }
         }
-        built.into_iter().map(|r| self.spawn(r)).collect()
+        let start = Timestamp::now();
+        built.into_iter().map(|r| self.spawn(r, start)).collect()
     }
 
     /// Stops a probe, flushing its pending samples.
@@ -497,11 +513,12 @@ impl Supervisor {
                 changes.stopped.push(name);
             }
         }
+        let start = Timestamp::now();
         for r in built {
             if !changes.restarted.contains(&r.config.name) {
                 changes.started.push(r.config.name.clone());
             }
-            self.spawn(r);
+            self.spawn(r, start);
         }
         for f in &failed {
             tracing::error!(probe = %f.probe, error = %f.error, "probe not started");
@@ -532,7 +549,7 @@ impl Supervisor {
             })?;
         self.stop(name).await;
         tracing::info!(probe = %name, "probe restarted through the control socket");
-        self.spawn(Running { config, built });
+        self.spawn(Running { config, built }, Timestamp::now());
         Ok(())
     }
 
@@ -649,6 +666,7 @@ pub async fn run_prepared(
     let (reporter, tx) = Reporter::new(64, links.unis.clone());
     let reporter = tokio::spawn(reporter.run());
     let (done, mut finished) = mpsc::unbounded_channel();
+    let (alarms, _timer) = Alarms::start();
     let once = options.length == RunLength::Once;
     let length = options.length;
     let mut sup = Supervisor {
@@ -664,6 +682,7 @@ pub async fn run_prepared(
         unis: links.unis.is_some(),
         health: BTreeMap::new(),
         failed: BTreeMap::new(),
+        alarms,
     };
     let statuses = sup.start_all(config);
     // Built for a configuration that no longer wants them: never run.
@@ -729,20 +748,39 @@ pub async fn run_prepared(
     Ok(statuses)
 }
 
-/// One probe's life: wait for the next instant, collect, report.
-async fn drive(
-    mut r: Running,
-    mut collector: Collector,
+/// What a probe's task is connected to.
+struct Wires {
+    /// Where the schedule starts when it names no start of its own.
+    start: Timestamp,
+    /// To the reporter.
     tx: mpsc::Sender<Batch>,
-    mut stop: watch::Receiver<bool>,
+    /// Set when the probe must stop.
+    stop: watch::Receiver<bool>,
+    /// Collect once, now, and end.
     once: bool,
+    /// The agent's own cost, which the `agent` probe publishes.
     costs: CostBoard,
+    /// The probe's record for `status` and `tail`.
     health: Arc<ProbeHealth>,
-) {
+    /// Where it waits for its instants.
+    alarms: Alarms,
+}
+
+/// One probe's life: wait for the next instant, collect, report.
+async fn drive(mut r: Running, mut collector: Collector, wires: Wires) {
+    let Wires {
+        start,
+        tx,
+        mut stop,
+        once,
+        costs,
+        health,
+        alarms,
+    } = wires;
     // `next_after` takes an instant that is less than an interval late, so
     // the first one (the start) is collected even though the clock has
     // moved on since.
-    let mut instants: Instants = r.config.schedule.instants(Timestamp::now());
+    let mut instants: Instants = r.config.schedule.instants(start);
     let mut last_print = None;
     let cost_subject = Name::from(format!("probe:{}", r.config.name));
     loop {
@@ -753,9 +791,8 @@ async fn drive(
             instants.next_after(now)
         };
         let Some(at) = at else { break };
-        let wait = Duration::from_micros(at.0.saturating_sub(now.0));
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = alarms.until(at) => {}
             _ = stop.changed() => break,
         }
         let ts = Timestamp::now();

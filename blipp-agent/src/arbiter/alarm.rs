@@ -1,0 +1,457 @@
+//! One kernel timer for every probe's next instant.
+//!
+//! Probes on the same schedule are due within microseconds of each other.
+//! With a tokio timer each, every collection re-armed its own timer, and
+//! each re-arm woke the time driver (an eventfd write per probe per tick);
+//! tokio's wheel also wakes twice for a timer a second away (once to move
+//! it down from its coarse level). Here one timerfd, armed on the wall
+//! clock for the instants that fall within [`COALESCE_US`] of the
+//! earliest, wakes the process once per shared instant: never before an
+//! instant, at most `COALESCE_US` after it (tokio's own granularity).
+
+use std::io;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::sample::Timestamp;
+
+/// How much later than its instant a probe may be woken so that it shares
+/// a wakeup with the probes due just after it.
+const COALESCE_US: u64 = 1_000;
+
+/// Where probes wait for their instants. Cloned into every probe's task.
+#[derive(Clone)]
+pub struct Alarms {
+    /// `None` when no timerfd could be made: each wait is a tokio sleep.
+    shared: Option<Arc<Shared>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Tells the timer task that the plan may have moved earlier.
+    rearm: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    waiting: Vec<Waiting>,
+    /// The instant the timer is set for.
+    armed: Option<Timestamp>,
+}
+
+struct Waiting {
+    id: u64,
+    at: Timestamp,
+    waker: Waker,
+}
+
+impl State {
+    /// When the timer should fire: the latest instant within
+    /// [`COALESCE_US`] of the earliest one waiting.
+    fn plan(&self) -> Option<Timestamp> {
+        let earliest = self.waiting.iter().map(|w| w.at).min()?;
+        let window = earliest.0.saturating_add(COALESCE_US);
+        self.waiting
+            .iter()
+            .map(|w| w.at)
+            .filter(|at| at.0 <= window)
+            .max()
+    }
+
+    /// Wakes (and forgets) every waiter whose instant is not after `now`.
+    fn wake_due(&mut self, now: Timestamp) {
+        self.waiting.retain(|w| {
+            let due = w.at <= now;
+            if due {
+                w.waker.wake_by_ref();
+            }
+            !due
+        });
+    }
+}
+
+/// Stops the timer task when the run ends.
+pub struct TimerTask(Option<JoinHandle<()>>);
+
+impl Drop for TimerTask {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
+}
+
+impl Alarms {
+    /// Makes the timer and starts its task on the current runtime. Without
+    /// a timerfd (none left, or a sandbox refuses it) every wait falls back
+    /// to a tokio sleep, which costs more wakeups but is just as correct.
+    pub fn start() -> (Self, TimerTask) {
+        // SAFETY: the OwnedFd moves into the AsyncFd, so the descriptor stays
+        // open and the same for as long as it is registered.
+        let registered = timerfd().and_then(|fd| {
+            unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+                .map_err(io::Error::from)
+        });
+        match registered {
+            Ok(fd) => {
+                let shared = Arc::new(Shared {
+                    state: Mutex::new(State::default()),
+                    rearm: Notify::new(),
+                });
+                let task = tokio::spawn(run(Arc::clone(&shared), fd));
+                (
+                    Self {
+                        shared: Some(shared),
+                    },
+                    TimerTask(Some(task)),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no timerfd: each probe waits on a timer of its own");
+                (Self { shared: None }, TimerTask(None))
+            }
+        }
+    }
+
+    /// Waits until the wall clock reaches `at`.
+    pub async fn until(&self, at: Timestamp) {
+        match &self.shared {
+            Some(shared) => {
+                Wait {
+                    shared,
+                    at,
+                    id: None,
+                }
+                .await;
+            }
+            None => tokio::time::sleep(until_now(at)).await,
+        }
+    }
+}
+
+fn until_now(at: Timestamp) -> Duration {
+    Duration::from_micros(at.0.saturating_sub(Timestamp::now().0))
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state stays consistent whatever panicked while holding it: every
+    // change is one Vec operation or one field store.
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One probe waiting for `at`.
+struct Wait<'a> {
+    shared: &'a Shared,
+    at: Timestamp,
+    id: Option<u64>,
+}
+
+impl std::future::Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if Timestamp::now() >= self.at {
+            self.leave();
+            return Poll::Ready(());
+        }
+        let at = self.at;
+        let mut state = lock(&self.shared.state);
+        let id = match self.id {
+            Some(id) => id,
+            None => {
+                let id = state.next_id;
+                state.next_id += 1;
+                id
+            }
+        };
+        match state.waiting.iter_mut().find(|w| w.id == id) {
+            Some(w) => w.waker.clone_from(cx.waker()),
+            // New, or woken while the wall clock stepped back: wait again.
+            None => state.waiting.push(Waiting {
+                id,
+                at,
+                waker: cx.waker().clone(),
+            }),
+        }
+        let moved = state.plan() != state.armed;
+        drop(state);
+        self.id = Some(id);
+        if moved {
+            self.shared.rearm.notify_one();
+        }
+        Poll::Pending
+    }
+}
+
+impl Wait<'_> {
+    fn leave(&mut self) {
+        if let Some(id) = self.id.take() {
+            lock(&self.shared.state).waiting.retain(|w| w.id != id);
+        }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// The timer task: sets the timer for the plan, wakes who is due when it
+/// fires, and sets it again when a new instant comes before the plan.
+async fn run(shared: Arc<Shared>, timer: AsyncFd<OwnedFd>) {
+    let mut set_for = None;
+    loop {
+        let plan = {
+            let mut state = lock(&shared.state);
+            state.wake_due(Timestamp::now());
+            state.armed = state.plan();
+            state.armed
+        };
+        if plan != set_for {
+            match arm(&timer, plan) {
+                Ok(()) => set_for = plan,
+                Err(e) => {
+                    // Cannot happen with the values arm() builds; if it
+                    // does, a tokio sleep stands in for this instant.
+                    tracing::error!(error = %e, "cannot set the probes' timer");
+                    set_for = None;
+                }
+            }
+        }
+        let fallback = async {
+            match plan {
+                Some(at) if set_for != plan => tokio::time::sleep(until_now(at)).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            ready = timer.readable() => match ready {
+                Ok(mut guard) => {
+                    // Reading consumes the expiry count, after which the
+                    // descriptor stays unreadable until the next expiry (an
+                    // empty read, set again before it was read, changes
+                    // nothing); clearing here saves the read that would
+                    // only learn that.
+                    let _ = read_expiries(guard.get_inner());
+                    guard.clear_ready();
+                    if set_for.is_some_and(|at| at <= Timestamp::now()) {
+                        set_for = None;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the probes' timer failed; waits fall back to tokio sleeps");
+                    return;
+                }
+            },
+            () = shared.rearm.notified() => {}
+            () = fallback => {}
+        }
+    }
+}
+
+fn timerfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call with constant arguments.
+    let fd = unsafe {
+        libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just created and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets the timer to fire at the wall-clock instant `at`, or disarms it.
+fn arm(timer: &AsyncFd<OwnedFd>, at: Option<Timestamp>) -> io::Result<()> {
+    let value = at.map_or(
+        libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        |at| libc::timespec {
+            tv_sec: libc::time_t::try_from(at.0 / 1_000_000).unwrap_or(libc::time_t::MAX),
+            // Below 10^9: fits every c_long.
+            tv_nsec: ((at.0 % 1_000_000) * 1_000) as libc::c_long,
+        },
+    );
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        // All zero disarms; an instant at the epoch is in the past anyway.
+        it_value: if at.is_some() && value.tv_sec == 0 && value.tv_nsec == 0 {
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1,
+            }
+        } else {
+            value
+        },
+    };
+    // SAFETY: `spec` is a valid itimerspec for the call's duration; the old
+    // value is not asked for.
+    let rc = unsafe {
+        libc::timerfd_settime(
+            timer.get_ref().as_raw_fd(),
+            libc::TFD_TIMER_ABSTIME,
+            &spec,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn read_expiries(fd: &OwnedFd) -> io::Result<()> {
+    let mut count = [0u8; 8];
+    // SAFETY: reads at most 8 bytes into an 8-byte buffer.
+    let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn waiting(ats: &[u64]) -> State {
+        State {
+            next_id: ats.len() as u64,
+            waiting: ats
+                .iter()
+                .enumerate()
+                .map(|(i, &at)| Waiting {
+                    id: i as u64,
+                    at: Timestamp(at),
+                    waker: Waker::noop().clone(),
+                })
+                .collect(),
+            armed: None,
+        }
+    }
+
+    #[test]
+    fn plan_takes_the_latest_instant_near_the_earliest() {
+        assert_eq!(waiting(&[]).plan(), None);
+        assert_eq!(waiting(&[5_000]).plan(), Some(Timestamp(5_000)));
+        // 5 000, 5 400 and 6 000 share a wakeup; 6 001 is a later one.
+        assert_eq!(
+            waiting(&[6_001, 5_400, 5_000, 6_000, 90_000]).plan(),
+            Some(Timestamp(6_000))
+        );
+    }
+
+    #[test]
+    fn wake_due_forgets_only_the_due() {
+        let mut s = waiting(&[10, 20, 30]);
+        s.wake_due(Timestamp(20));
+        let left: Vec<u64> = s.waiting.iter().map(|w| w.at.0).collect();
+        assert_eq!(left, [30]);
+    }
+
+    fn after(d: Duration) -> Timestamp {
+        Timestamp(Timestamp::now().0 + u64::try_from(d.as_micros()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn probes_due_together_wake_together_never_early() {
+        let (alarms, _task) = Alarms::start();
+        assert!(alarms.shared.is_some(), "timerfd refused on this host");
+        let base = after(Duration::from_millis(50));
+        let waits = (0..4u64).map(|i| {
+            let alarms = alarms.clone();
+            let at = Timestamp(base.0 + i * 200);
+            async move {
+                alarms.until(at).await;
+                let woke = Timestamp::now();
+                assert!(woke >= at, "woken at {woke:?}, before {at:?}");
+                woke
+            }
+        });
+        let woke = futures_join(waits).await;
+        let last = Timestamp(base.0 + 600);
+        for w in woke {
+            // One wakeup for the four: the first waited for the last.
+            assert!(w >= last, "woken at {w:?}, before the group's {last:?}");
+            assert!(
+                w.0 - last.0 < 500_000,
+                "woken at {w:?}, long after {last:?}"
+            );
+        }
+        let state = lock(&alarms.shared.as_ref().unwrap().state);
+        assert!(state.waiting.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_earlier_instant_sets_the_timer_again() {
+        let (alarms, _task) = Alarms::start();
+        let late = alarms.clone();
+        let far = tokio::spawn(async move { late.until(after(Duration::from_secs(30))).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = Instant::now();
+        alarms.until(after(Duration::from_millis(50))).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the near instant waited for the far one"
+        );
+        assert!(!far.is_finished());
+        far.abort();
+    }
+
+    #[tokio::test]
+    async fn a_dropped_wait_leaves_nothing_behind() {
+        let (alarms, _task) = Alarms::start();
+        let at = after(Duration::from_secs(30));
+        let wait = tokio::time::timeout(Duration::from_millis(20), alarms.until(at)).await;
+        assert!(wait.is_err());
+        assert!(
+            lock(&alarms.shared.as_ref().unwrap().state)
+                .waiting
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn past_instants_do_not_wait() {
+        let (alarms, _task) = Alarms::start();
+        let started = Instant::now();
+        alarms.until(Timestamp(1)).await;
+        alarms.until(Timestamp::now()).await;
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[tokio::test]
+    async fn without_a_timerfd_waits_are_tokio_sleeps() {
+        let alarms = Alarms { shared: None };
+        let at = after(Duration::from_millis(30));
+        alarms.until(at).await;
+        assert!(Timestamp::now() >= at);
+    }
+
+    async fn futures_join<F: std::future::Future<Output = Timestamp> + Send + 'static>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<Timestamp> {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.unwrap());
+        }
+        out
+    }
+}
