@@ -28,8 +28,7 @@ const COALESCE_US: u64 = 1_000;
 /// Where probes wait for their instants. Cloned into every probe's task.
 #[derive(Clone)]
 pub struct Alarms {
-    /// `None` when no timerfd could be made: each wait is a tokio sleep.
-    shared: Option<Arc<Shared>>,
+    shared: Arc<Shared>,
 }
 
 struct Shared {
@@ -78,20 +77,19 @@ impl State {
 }
 
 /// Stops the timer task when the run ends.
-pub struct TimerTask(Option<JoinHandle<()>>);
+pub struct TimerTask(JoinHandle<()>);
 
 impl Drop for TimerTask {
     fn drop(&mut self) {
-        if let Some(task) = &self.0 {
-            task.abort();
-        }
+        self.0.abort();
     }
 }
 
 impl Alarms {
     /// Makes the timer and starts its task on the current runtime. Without
-    /// a timerfd (none left, or a sandbox refuses it) every wait falls back
-    /// to a tokio sleep, which costs more wakeups but is just as correct.
+    /// a timerfd (none left, or a sandbox refuses it) the task waits with
+    /// tokio sleeps instead, which costs more wakeups but is just as
+    /// correct.
     pub fn start() -> (Self, TimerTask) {
         // SAFETY: the OwnedFd moves into the AsyncFd, so the descriptor stays
         // open and the same for as long as it is registered.
@@ -99,40 +97,31 @@ impl Alarms {
             unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
                 .map_err(io::Error::from)
         });
-        match registered {
-            Ok(fd) => {
-                let shared = Arc::new(Shared {
-                    state: Mutex::new(State::default()),
-                    rearm: Notify::new(),
-                });
-                let task = tokio::spawn(run(Arc::clone(&shared), fd));
-                (
-                    Self {
-                        shared: Some(shared),
-                    },
-                    TimerTask(Some(task)),
-                )
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "no timerfd: each probe waits on a timer of its own");
-                (Self { shared: None }, TimerTask(None))
-            }
-        }
+        let timer = registered
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "no timerfd: the probes wait on tokio sleeps"),
+            )
+            .ok();
+        Self::start_with(timer)
+    }
+
+    fn start_with(timer: Option<AsyncFd<OwnedFd>>) -> (Self, TimerTask) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            rearm: Notify::new(),
+        });
+        let task = tokio::spawn(run(Arc::clone(&shared), timer));
+        (Self { shared }, TimerTask(task))
     }
 
     /// Waits until the wall clock reaches `at`.
     pub async fn until(&self, at: Timestamp) {
-        match &self.shared {
-            Some(shared) => {
-                Wait {
-                    shared,
-                    at,
-                    id: None,
-                }
-                .await;
-            }
-            None => tokio::time::sleep(until_now(at)).await,
+        Wait {
+            shared: &self.shared,
+            at,
+            id: None,
         }
+        .await;
     }
 }
 
@@ -208,7 +197,9 @@ impl Drop for Wait<'_> {
 
 /// The timer task: sets the timer for the plan, wakes who is due when it
 /// fires, and sets it again when a new instant comes before the plan.
-async fn run(shared: Arc<Shared>, timer: AsyncFd<OwnedFd>) {
+/// Without a timer (none could be made, or it failed), it sleeps until the
+/// plan with tokio instead.
+async fn run(shared: Arc<Shared>, mut timer: Option<AsyncFd<OwnedFd>>) {
     let mut set_for = None;
     loop {
         let plan = {
@@ -217,26 +208,21 @@ async fn run(shared: Arc<Shared>, timer: AsyncFd<OwnedFd>) {
             state.armed = state.plan();
             state.armed
         };
-        if plan != set_for {
-            match arm(&timer, plan) {
+        if let Some(fd) = &timer
+            && plan != set_for
+        {
+            match arm(fd, plan) {
                 Ok(()) => set_for = plan,
                 Err(e) => {
-                    // Cannot happen with the values arm() builds; if it
-                    // does, a tokio sleep stands in for this instant.
-                    tracing::error!(error = %e, "cannot set the probes' timer");
-                    set_for = None;
+                    // Cannot happen with the values arm() builds.
+                    tracing::error!(error = %e, "cannot set the probes' timer: they wait on tokio sleeps from now on");
+                    timer = None;
                 }
             }
         }
-        let fallback = async {
-            match plan {
-                Some(at) if set_for != plan => tokio::time::sleep(until_now(at)).await,
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            ready = timer.readable() => match ready {
-                Ok(mut guard) => {
+        let fired = async {
+            match &timer {
+                Some(fd) => fd.readable().await.map(|mut guard| {
                     // Reading consumes the expiry count, after which the
                     // descriptor stays unreadable until the next expiry (an
                     // empty read, set again before it was read, changes
@@ -244,17 +230,31 @@ async fn run(shared: Arc<Shared>, timer: AsyncFd<OwnedFd>) {
                     // only learn that.
                     let _ = read_expiries(guard.get_inner());
                     guard.clear_ready();
+                }),
+                None => std::future::pending().await,
+            }
+        };
+        let slept = async {
+            match (&timer, plan) {
+                (None, Some(at)) => tokio::time::sleep(until_now(at)).await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = fired => match result {
+                // One-shot: once past, the timer is no longer set.
+                Ok(()) => {
                     if set_for.is_some_and(|at| at <= Timestamp::now()) {
                         set_for = None;
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "the probes' timer failed; waits fall back to tokio sleeps");
-                    return;
+                    tracing::error!(error = %e, "the probes' timer failed: they wait on tokio sleeps from now on");
+                    timer = None;
                 }
             },
             () = shared.rearm.notified() => {}
-            () = fallback => {}
+            () = slept => {}
         }
     }
 }
@@ -372,7 +372,6 @@ mod tests {
     #[tokio::test]
     async fn probes_due_together_wake_together_never_early() {
         let (alarms, _task) = Alarms::start();
-        assert!(alarms.shared.is_some(), "timerfd refused on this host");
         let base = after(Duration::from_millis(50));
         let waits = (0..4u64).map(|i| {
             let alarms = alarms.clone();
@@ -384,7 +383,9 @@ mod tests {
                 woke
             }
         });
-        let woke = futures_join(waits).await;
+        let woke = tokio::time::timeout(Duration::from_secs(10), futures_join(waits))
+            .await
+            .expect("a wait never ended");
         let last = Timestamp(base.0 + 600);
         for w in woke {
             // One wakeup for the four: the first waited for the last.
@@ -394,8 +395,7 @@ mod tests {
                 "woken at {w:?}, long after {last:?}"
             );
         }
-        let state = lock(&alarms.shared.as_ref().unwrap().state);
-        assert!(state.waiting.is_empty());
+        assert!(lock(&alarms.shared.state).waiting.is_empty());
     }
 
     #[tokio::test]
@@ -420,11 +420,7 @@ mod tests {
         let at = after(Duration::from_secs(30));
         let wait = tokio::time::timeout(Duration::from_millis(20), alarms.until(at)).await;
         assert!(wait.is_err());
-        assert!(
-            lock(&alarms.shared.as_ref().unwrap().state)
-                .waiting
-                .is_empty()
-        );
+        assert!(lock(&alarms.shared.state).waiting.is_empty());
     }
 
     #[tokio::test]
@@ -438,10 +434,24 @@ mod tests {
 
     #[tokio::test]
     async fn without_a_timerfd_waits_are_tokio_sleeps() {
-        let alarms = Alarms { shared: None };
-        let at = after(Duration::from_millis(30));
-        alarms.until(at).await;
-        assert!(Timestamp::now() >= at);
+        let (alarms, _task) = Alarms::start_with(None);
+        let near = after(Duration::from_millis(30));
+        let far = Timestamp(near.0 + 40_000);
+        let late = alarms.clone();
+        let far_wait = tokio::spawn(async move {
+            late.until(far).await;
+            Timestamp::now()
+        });
+        let limit = Duration::from_secs(10);
+        tokio::time::timeout(limit, alarms.until(near))
+            .await
+            .expect("the near wait never ended");
+        assert!(Timestamp::now() >= near);
+        let woke = tokio::time::timeout(limit, far_wait)
+            .await
+            .expect("the far wait never ended");
+        assert!(woke.unwrap() >= far);
+        assert!(lock(&alarms.shared.state).waiting.is_empty());
     }
 
     async fn futures_join<F: std::future::Future<Output = Timestamp> + Send + 'static>(
