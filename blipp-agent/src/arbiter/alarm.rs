@@ -273,30 +273,18 @@ fn timerfd() -> io::Result<OwnedFd> {
 
 /// Sets the timer to fire at the wall-clock instant `at`, or disarms it.
 fn arm(timer: &AsyncFd<OwnedFd>, at: Option<Timestamp>) -> io::Result<()> {
-    let value = at.map_or(
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        |at| libc::timespec {
-            tv_sec: libc::time_t::try_from(at.0 / 1_000_000).unwrap_or(libc::time_t::MAX),
-            // Below 10^9: fits every c_long.
-            tv_nsec: ((at.0 % 1_000_000) * 1_000) as libc::c_long,
-        },
-    );
+    // All zero disarms, so an instant at the epoch (long past anyway) is
+    // set a microsecond later.
+    let micros = at.map_or(0, |at| at.0.max(1));
     let spec = libc::itimerspec {
         it_interval: libc::timespec {
             tv_sec: 0,
             tv_nsec: 0,
         },
-        // All zero disarms; an instant at the epoch is in the past anyway.
-        it_value: if at.is_some() && value.tv_sec == 0 && value.tv_nsec == 0 {
-            libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 1,
-            }
-        } else {
-            value
+        it_value: libc::timespec {
+            tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
+            // Below 10^9: fits every c_long.
+            tv_nsec: ((micros % 1_000_000) * 1_000) as libc::c_long,
         },
     };
     // SAFETY: `spec` is a valid itimerspec for the call's duration; the old

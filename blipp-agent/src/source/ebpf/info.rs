@@ -81,21 +81,22 @@ pub struct Identity {
 
 /// The identity of the program behind `fd`.
 pub fn program(fd: BorrowedFd<'_>) -> std::io::Result<Identity> {
-    let mut info = Info([0; PROGRAM_NAME + NAME_LEN]);
-    get(fd, &mut info)?;
-    Ok(Identity {
-        id: info.u32_at(ID),
-        name: info.name_at(PROGRAM_NAME),
-    })
+    identity::<{ PROGRAM_NAME + NAME_LEN }>(fd, PROGRAM_NAME)
 }
 
 /// The identity of the map behind `fd`.
 pub fn map(fd: BorrowedFd<'_>) -> std::io::Result<Identity> {
-    let mut info = Info([0; MAP_NAME + NAME_LEN]);
+    identity::<{ MAP_NAME + NAME_LEN }>(fd, MAP_NAME)
+}
+
+/// Id and name of the object behind `fd`, whose info structure has its
+/// name at `name_at` and needs no more than `N` bytes to reach it.
+fn identity<const N: usize>(fd: BorrowedFd<'_>, name_at: usize) -> std::io::Result<Identity> {
+    let mut info = Info([0; N]);
     get(fd, &mut info)?;
     Ok(Identity {
         id: info.u32_at(ID),
-        name: info.name_at(MAP_NAME),
+        name: info.name_at(name_at),
     })
 }
 
