@@ -89,6 +89,23 @@ pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first word after `key:` in a `key: value` kernel file
+/// (`/proc/PID/status`, fdinfo); panics when there is none.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no {key} in {status}"))
+}
+
+/// A capability set of `/proc/PID/status` (`CapEff`, `CapPrm`, `CapBnd`)
+/// as a mask.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn cap_set(status: &str, key: &str) -> u64 {
+    u64::from_str_radix(status_field(status, key), 16).unwrap()
+}
+
 /// True when running as root. Otherwise says loudly that `what` is skipped,
 /// or panics when `BLIPP_REQUIRE_ROOT=1` (CI), where skipping is a failure.
 #[expect(clippy::print_stderr, reason = "a skipped test must say so")]

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use blipp_tests::loopdev::LoopDevice;
-use blipp_tests::{agent_bin, json_lines, require_root};
+use blipp_tests::{agent_bin, cap_set, json_lines, require_root};
 use serde_json::{Value, json};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_blipp-test-child");
@@ -49,11 +49,7 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
     // kernels that check it on map reads, which this one does not).
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
     for set in ["CapEff", "CapPrm", "CapBnd"] {
-        let caps = status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{set}:")))
-            .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-            .unwrap();
+        let caps = cap_set(&status, set);
         for bit in [21, 38, 39] {
             assert_eq!(caps & (1 << bit), 0, "{set} still has capability {bit}");
         }

@@ -16,7 +16,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blipp_tests::{agent_bin, json_lines, require_root};
+use blipp_tests::{agent_bin, cap_set, json_lines, require_root, status_field};
 use serde_json::{Value, json};
 
 const REEXEC: &str = "re-executing to leave the loading memory behind";
@@ -51,15 +51,6 @@ fn start(dir: &tempfile::TempDir, secs: u32, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// A field of /proc/PID/status, as its first word.
-fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no {key} in {status}"))
-}
-
 /// What the test saw of a running blippd.
 struct Seen {
     status: String,
@@ -67,6 +58,17 @@ struct Seen {
     comm: String,
     /// Where each descriptor points, with its open flags.
     fds: Vec<(String, u32)>,
+}
+
+impl Seen {
+    /// The memfd that carried the manifest is no longer open.
+    fn assert_handover_closed(&self) {
+        assert!(
+            self.fds.iter().all(|(t, _)| !t.contains("blipp-handover")),
+            "the manifest's memfd is closed: {:?}",
+            self.fds
+        );
+    }
 }
 
 fn look_at(pid: u32) -> Seen {
@@ -162,7 +164,7 @@ fn reexecutes_in_the_same_process_and_leaves_the_loading_peak_behind() {
     );
     assert_eq!(seen.comm.trim_end(), "blippd", "the process keeps its name");
     for set in ["CapEff", "CapPrm", "CapBnd"] {
-        let caps = u64::from_str_radix(status_field(&seen.status, set), 16).unwrap();
+        let caps = cap_set(&seen.status, set);
         for bit in [CAP_SYS_ADMIN, CAP_BPF] {
             assert_eq!(caps & (1 << bit), 0, "{set} still has capability {bit}");
         }
@@ -187,11 +189,7 @@ fn reexecutes_in_the_same_process_and_leaves_the_loading_peak_behind() {
         added.is_empty(),
         "the handover leaves no variable in the environment: {added:?}"
     );
-    assert!(
-        seen.fds.iter().all(|(t, _)| !t.contains("blipp-handover")),
-        "the manifest's memfd is closed: {:?}",
-        seen.fds
-    );
+    seen.assert_handover_closed();
     let bpf: Vec<&(String, u32)> = seen
         .fds
         .iter()
@@ -227,7 +225,7 @@ fn no_reexec_keeps_the_loading_image() {
         stderr.contains("capabilities only loading needed are dropped"),
         "{stderr}"
     );
-    let caps = u64::from_str_radix(status_field(&seen.status, "CapBnd"), 16).unwrap();
+    let caps = cap_set(&seen.status, "CapBnd");
     assert_eq!(caps & (1 << CAP_BPF), 0, "CAP_BPF dropped in process");
     // The loading stays in this image's peak: the kernel's BTF, parsed.
     let hwm: u64 = status_field(&seen.status, "VmHWM").parse().unwrap();
@@ -296,11 +294,7 @@ fn a_failed_exec_carries_on_in_process() {
         stderr.contains("capabilities only loading needed are dropped"),
         "{stderr}"
     );
-    assert!(
-        seen.fds.iter().all(|(t, _)| !t.contains("blipp-handover")),
-        "the manifest's memfd is closed: {:?}",
-        seen.fds
-    );
+    seen.assert_handover_closed();
     let bpf: Vec<&(String, u32)> = seen
         .fds
         .iter()

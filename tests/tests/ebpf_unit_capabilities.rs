@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blipp_tests::{agent_bin, json_lines, require_root};
+use blipp_tests::{agent_bin, cap_set, json_lines, require_root};
 use serde_json::json;
 
 /// What blippd gives up once its programs are attached (see
@@ -68,15 +68,6 @@ fn capability_names() -> Vec<String> {
         .lines()
         .map(str::to_owned)
         .collect()
-}
-
-/// A capability set of /proc/PID/status (`CapBnd`, ...) as a mask.
-fn cap_set(status: &str, key: &str) -> u64 {
-    let hex = status
-        .lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {key} in {status}"));
-    u64::from_str_radix(hex.trim(), 16).unwrap()
 }
 
 fn mask(names: &[String], which: &[String]) -> u64 {
