@@ -7,7 +7,44 @@
 /// change.
 pub const MAX_NETDEVS: u32 = 256;
 
-/// Packets and bytes of one interface in one direction, on one CPU.
+/// Packets and bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Packets (socket buffers, as drivers count them).
+    pub packets: u64,
+    /// Bytes, link-layer header included.
+    pub bytes: u64,
+}
+
+impl Traffic {
+    /// Nothing counted.
+    pub const ZERO: Traffic = Traffic {
+        packets: 0,
+        bytes: 0,
+    };
+}
+
+/// The directions an interface's traffic is counted in, as indices of
+/// [`NetSlot::flows`]. Each has its own program, which adds to its own
+/// flow only: programs that nest on one CPU (a softirq's receive inside a
+/// task's drop) never add to the same counter.
+#[repr(usize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NetFlow {
+    /// Received (`netif_receive_skb`).
+    Rx = 0,
+    /// Transmitted (`net_dev_xmit`).
+    Tx = 1,
+    /// Dropped with the interface as the packet's device (`kfree_skb`).
+    Drops = 2,
+}
+
+/// Number of [`NetFlow`]s.
+pub const NET_FLOWS: usize = 3;
+
+/// One interface's traffic in every direction, on one CPU: one slot, so
+/// that the agent reads an interface with one lookup.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NetSlot {
@@ -15,10 +52,8 @@ pub struct NetSlot {
     pub ifindex: u32,
     /// Padding, always 0.
     pub pad: u32,
-    /// Packets (socket buffers, as drivers count them).
-    pub packets: u64,
-    /// Bytes, link-layer header included.
-    pub bytes: u64,
+    /// Indexed by [`NetFlow`].
+    pub flows: [Traffic; NET_FLOWS],
 }
 
 #[cfg(feature = "user")]

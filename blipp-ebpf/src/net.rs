@@ -4,16 +4,18 @@
 //! (which the kernel calls only for drops; freed-after-use packets go
 //! through `consume_skb`).
 //!
-//! Interfaces are kept apart in per-CPU arrays indexed by interface index
-//! (see `MAX_NETDEVS`): no hash lookup per packet. Only interfaces in the
-//! agent's network namespace are counted, as /proc/net/dev shows them.
+//! Interfaces are kept apart in a per-CPU array indexed by interface index
+//! (see `MAX_NETDEVS`): no hash lookup per packet. One slot holds an
+//! interface's three directions, so the agent reads it in one lookup. Only
+//! interfaces in the agent's network namespace are counted, as
+//! /proc/net/dev shows them.
 
 use aya_ebpf::{
     macros::{btf_tracepoint, map},
     maps::PerCpuArray,
     programs::BtfTracePointContext,
 };
-use blipp_common::net::{MAX_NETDEVS, NetLayout, NetSlot, net_slot};
+use blipp_common::net::{MAX_NETDEVS, NET_FLOWS, NetFlow, NetLayout, NetSlot, Traffic, net_slot};
 
 use crate::kmem;
 
@@ -35,17 +37,9 @@ pub(crate) static NET_LAYOUT: NetLayout = NetLayout {
     valid: 0,
 };
 
-/// Received, per CPU and interface slot; written by one program only.
+/// Per CPU and interface slot; each program adds to its own [`NetFlow`].
 #[map]
-static NET_RX: PerCpuArray<NetSlot> = PerCpuArray::with_max_entries(MAX_NETDEVS, 0);
-
-/// Transmitted, per CPU and interface slot; written by one program only.
-#[map]
-static NET_TX: PerCpuArray<NetSlot> = PerCpuArray::with_max_entries(MAX_NETDEVS, 0);
-
-/// Dropped, per CPU and interface slot; written by one program only.
-#[map]
-static NET_DROPS: PerCpuArray<NetSlot> = PerCpuArray::with_max_entries(MAX_NETDEVS, 0);
+static NET_INTERFACES: PerCpuArray<NetSlot> = PerCpuArray::with_max_entries(MAX_NETDEVS, 0);
 
 #[inline(always)]
 pub(crate) fn layout() -> Option<NetLayout> {
@@ -83,25 +77,28 @@ fn our_ifindex(dev: *const u8, l: &NetLayout) -> Option<u32> {
 }
 
 #[inline(always)]
-fn add(map: &PerCpuArray<NetSlot>, ifindex: u32, bytes: u64) {
-    let Some(s) = map.get_ptr_mut(net_slot(ifindex)) else {
+fn add(flow: NetFlow, ifindex: u32, bytes: u64) {
+    let Some(s) = NET_INTERFACES.get_ptr_mut(net_slot(ifindex)) else {
         return;
     };
-    // SAFETY: per-CPU value with a single writing program.
+    // SAFETY: this CPU's value; other programs that nest on this CPU add
+    // to other flows.
     unsafe {
         if (*s).ifindex != ifindex {
             // A new interface, or two whose indices collide: this CPU's
             // slot starts over for the newcomer; the agent sees the tag
-            // change and does not read it as a counter going backwards.
+            // change and does not read it as counters going backwards. A
+            // program nested in this one may then add to the newcomer what
+            // belonged to the old owner: only ever on a collision.
             *s = NetSlot {
                 ifindex,
                 pad: 0,
-                packets: 0,
-                bytes: 0,
+                flows: [Traffic::ZERO; NET_FLOWS],
             };
         }
-        (*s).packets += 1;
-        (*s).bytes += bytes;
+        let f = &mut (*s).flows[flow as usize];
+        f.packets += 1;
+        f.bytes += bytes;
     }
 }
 
@@ -128,7 +125,7 @@ pub fn netif_receive_skb(ctx: BtfTracePointContext) -> i32 {
             link = data - mac_start;
         }
     }
-    add(&NET_RX, ifindex, u64::from(len) + link);
+    add(NetFlow::Rx, ifindex, u64::from(len) + link);
     0
 }
 
@@ -147,7 +144,7 @@ pub fn net_dev_xmit(ctx: BtfTracePointContext) -> i32 {
         return 0;
     };
     let len: u64 = ctx.arg::<u64>(3) & 0xffff_ffff;
-    add(&NET_TX, ifindex, len);
+    add(NetFlow::Tx, ifindex, len);
     0
 }
 
@@ -162,7 +159,7 @@ pub fn kfree_skb(ctx: BtfTracePointContext) -> i32 {
     let dev: *const u8 = unsafe { kmem::load(skb, l.skb_dev) };
     if let Some(ifindex) = our_ifindex(dev, &l) {
         let len: u32 = unsafe { kmem::load(skb, l.skb_len) };
-        add(&NET_DROPS, ifindex, u64::from(len));
+        add(NetFlow::Drops, ifindex, u64::from(len));
     }
     0
 }

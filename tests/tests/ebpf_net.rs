@@ -1,7 +1,8 @@
 //! The network programs on this host's kernel: traffic of known size over
 //! a veth pair between two namespaces made by the test; the per-interface
-//! packet and byte counts agree with /proc/net/dev, and TCP connection
-//! events are counted.
+//! packet and byte counts agree with /proc/net/dev, packets dropped for
+//! want of a socket are counted against the interface they came in on, and
+//! TCP connection events are counted.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 #![allow(clippy::print_stderr, reason = "the figures are printed for the log")]
@@ -97,9 +98,20 @@ fn serve(b_addr: std::net::Ipv4Addr, ready: &std::sync::mpsc::Sender<()>) -> (us
         while udp.recv(&mut buf).is_ok() {
             datagrams += 1;
         }
+        // To a port nobody listens on in namespace a: each is dropped
+        // there, with va as its device.
+        for _ in 0..UNWANTED {
+            udp.send_to(&buf[..100], (A_ADDR, 9002)).unwrap();
+        }
         (got, datagrams)
     }
 }
+
+/// The address of va, in namespace a.
+const A_ADDR: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 213, 7, 1);
+
+/// Datagrams namespace b sends to a closed port in namespace a.
+const UNWANTED: u64 = 300;
 
 /// Sends known traffic from namespace a and compares the programs' counts
 /// with /proc/net/dev.
@@ -136,7 +148,22 @@ fn measure(b_addr: std::net::Ipv4Addr, server: std::thread::ScopedJoinHandle<'_,
     // (drops in namespace b, which the programs here do not count).
     assert!(datagrams > 0, "the sink got datagrams");
 
-    maps.refresh(&[va]).unwrap();
+    // The unwanted datagrams are dropped in softirq, soon after b sent
+    // them.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let drops = loop {
+        maps.refresh(&[va]).unwrap();
+        let drops = maps.totals(va).drops().packets - before.drops().packets;
+        if drops >= UNWANTED || std::time::Instant::now() > deadline {
+            break drops;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    eprintln!("va: {drops} packets dropped, {UNWANTED} sent to a closed port");
+    assert!(
+        (UNWANTED..2 * UNWANTED).contains(&drops),
+        "{drops} drops counted on va for {UNWANTED} datagrams to a closed port"
+    );
     let after = maps.totals(va);
     let after_proc = netdev_of("va");
     let (rx_b, rx_p, tx_b, tx_p) = (
@@ -147,10 +174,10 @@ fn measure(b_addr: std::net::Ipv4Addr, server: std::thread::ScopedJoinHandle<'_,
     );
     let d = |a: u64, b: u64| a - b;
     let (erx_b, erx_p, etx_b, etx_p) = (
-        d(after.rx.bytes, before.rx.bytes),
-        d(after.rx.packets, before.rx.packets),
-        d(after.tx.bytes, before.tx.bytes),
-        d(after.tx.packets, before.tx.packets),
+        d(after.rx().bytes, before.rx().bytes),
+        d(after.rx().packets, before.rx().packets),
+        d(after.tx().bytes, before.tx().bytes),
+        d(after.tx().packets, before.tx().packets),
     );
     eprintln!(
         "va: eBPF rx {erx_p} pkts {erx_b} B, tx {etx_p} pkts {etx_b} B; \

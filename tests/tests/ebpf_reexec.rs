@@ -427,14 +427,14 @@ fn a_bad_handover_is_refused() {
     let good = json!({"format": 1, "comm": "blippd", "programs": [], "maps": [],
         "stats": null, "links": [], "config_file": null});
     let mut wrong = good.clone();
-    wrong["maps"] = json!([{"name": "NET_RX", "fd": 50}]);
+    wrong["maps"] = json!([{"name": "NET_INTERFACES", "fd": 50}]);
     for (manifest, sealed, says) in [
         (good.to_string(), false, "not sealed against writes"),
         ("{\"format\": 1".to_owned(), true, "does not parse"),
         (
             wrong.to_string(),
             true,
-            "descriptor 50 should be BPF map \"NET_RX\" but is /dev/null",
+            "descriptor 50 should be BPF map \"NET_INTERFACES\" but is /dev/null",
         ),
     ] {
         let (code, stderr) = handed(&manifest, sealed);

@@ -141,10 +141,10 @@ impl Probe for EbpfNetProbe {
             let Some(i) = port.ifindex else { continue };
             let totals = self.interfaces.totals(i);
             for (q, v) in [
-                (BYTES_IN, totals.rx.bytes),
-                (BYTES_OUT, totals.tx.bytes),
-                (PACKETS_IN, totals.rx.packets),
-                (PACKETS_OUT, totals.tx.packets),
+                (BYTES_IN, totals.rx().bytes),
+                (BYTES_OUT, totals.tx().bytes),
+                (PACKETS_IN, totals.rx().packets),
+                (PACKETS_OUT, totals.tx().packets),
             ] {
                 out.push(Sample::new(
                     ts,
@@ -158,7 +158,7 @@ impl Probe for EbpfNetProbe {
                 ts,
                 &port.subject,
                 &self.kernel_drops,
-                Value::Int(totals.drops.packets),
+                Value::Int(totals.drops().packets),
                 Source::Ebpf,
             ));
         }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use aya::maps::{MapData, PerCpuArray};
-use blipp_common::net::{MAX_NETDEVS, NetLayout, NetSlot, TCP_COUNTS, net_slot};
+use blipp_common::net::{NET_FLOWS, NetFlow, NetLayout, NetSlot, TCP_COUNTS, Traffic, net_slot};
 
 use super::batch::{BatchReader, possible_cpus};
 use super::btf::{Btf, BtfError};
@@ -59,23 +59,38 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> EbpfError {
     }
 }
 
-/// Packets and bytes since the program was attached.
+/// Per-interface totals since the programs were attached.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Traffic {
-    /// Packets.
-    pub packets: u64,
-    /// Bytes.
-    pub bytes: u64,
+pub struct InterfaceTotals {
+    /// Indexed by [`NetFlow`].
+    flows: [Traffic; NET_FLOWS],
 }
 
-/// One per-CPU slot array, turned into per-interface totals.
+impl InterfaceTotals {
+    /// Received.
+    pub fn rx(&self) -> Traffic {
+        self.flows[NetFlow::Rx as usize]
+    }
+
+    /// Transmitted.
+    pub fn tx(&self) -> Traffic {
+        self.flows[NetFlow::Tx as usize]
+    }
+
+    /// Dropped by the kernel with this interface as the packet's device.
+    pub fn drops(&self) -> Traffic {
+        self.flows[NetFlow::Drops as usize]
+    }
+}
+
+/// The per-interface programs' per-CPU slot array, turned into
+/// per-interface totals.
 ///
 /// A CPU's slot restarts from zero when another interface takes it over
 /// (index collision), so totals are kept here by adding what each CPU's
 /// slot gained since the last read.
-struct Accumulator {
+pub struct InterfaceMaps {
     map: PerCpuArray<MapData, NetSlot>,
-    name: &'static str,
     /// Runs of slots read in one call.
     batch: BatchReader,
     /// Possible CPUs: how many values a slot holds.
@@ -86,98 +101,14 @@ struct Accumulator {
     keys: Vec<u32>,
     /// Last values per (slot, CPU).
     last: HashMap<u32, Vec<NetSlot>>,
-    totals: HashMap<u32, Traffic>,
-}
-
-impl Accumulator {
-    fn new(kernel: &mut Kernel, name: &'static str, cpus: usize) -> Result<Self, EbpfError> {
-        let map = kernel.map(name)?;
-        Ok(Self {
-            batch: BatchReader::of(name, &map),
-            map: PerCpuArray::try_from(map).map_err(map_err(name))?,
-            name,
-            cpus,
-            per_cpu: Vec::new(),
-            keys: Vec::new(),
-            last: HashMap::new(),
-            totals: HashMap::new(),
-        })
-    }
-
-    /// Folds the current values of slots `run` into the totals: one
-    /// lookup for the run (one per slot where the kernel has no batches).
-    fn update(&mut self, run: std::ops::RangeInclusive<u32>) -> Result<(), EbpfError> {
-        let (start, len) = (*run.start(), run.clone().count());
-        self.keys.resize(len, 0);
-        self.per_cpu.resize(len * self.cpus, NetSlot::default());
-        let mut per_cpu = std::mem::take(&mut self.per_cpu);
-        let result = if self
-            .batch
-            .read_percpu(start, &mut self.keys, self.cpus, &mut per_cpu)
-        {
-            for (slot, values) in run.zip(per_cpu.chunks(self.cpus)) {
-                self.fold(slot, values);
-            }
-            Ok(())
-        } else {
-            run.into_iter().try_for_each(|slot| {
-                let values = self.map.get(&slot, 0).map_err(map_err(self.name))?;
-                self.fold(slot, &values);
-                Ok(())
-            })
-        };
-        self.per_cpu = per_cpu;
-        result
-    }
-
-    /// Folds what each CPU's copy of `slot` gained into the totals.
-    fn fold(&mut self, slot: u32, values: &[NetSlot]) {
-        let last = self.last.entry(slot).or_default();
-        last.resize(values.len(), NetSlot::default());
-        for (now, before) in values.iter().zip(last.iter_mut()) {
-            if now.ifindex != 0 {
-                let (dp, db) = if now.ifindex == before.ifindex {
-                    (
-                        now.packets.wrapping_sub(before.packets),
-                        now.bytes.wrapping_sub(before.bytes),
-                    )
-                } else {
-                    (now.packets, now.bytes)
-                };
-                let t = self.totals.entry(now.ifindex).or_default();
-                t.packets = t.packets.wrapping_add(dp);
-                t.bytes = t.bytes.wrapping_add(db);
-            }
-            *before = *now;
-        }
-    }
-
-    fn total(&self, ifindex: u32) -> Traffic {
-        self.totals.get(&ifindex).copied().unwrap_or_default()
-    }
-}
-
-/// Per-interface totals of one interface.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct InterfaceTotals {
-    /// Received.
-    pub rx: Traffic,
-    /// Transmitted.
-    pub tx: Traffic,
-    /// Dropped by the kernel with this interface as the packet's device.
-    pub drops: Traffic,
-}
-
-/// The per-interface programs' maps.
-pub struct InterfaceMaps {
-    rx: Accumulator,
-    tx: Accumulator,
-    drops: Accumulator,
-    /// The attached programs.
-    pub programs: Vec<ProgramHandle>,
+    totals: HashMap<u32, InterfaceTotals>,
     /// The runs of slots the last refresh read; reused.
     runs: Vec<std::ops::RangeInclusive<u32>>,
+    /// The attached programs.
+    pub programs: Vec<ProgramHandle>,
 }
+
+const MAP: &str = "NET_INTERFACES";
 
 /// Slots this far apart or closer are read in one run: reading the few
 /// slots between costs less than another system call.
@@ -204,40 +135,87 @@ impl InterfaceMaps {
         for p in INTERFACE_PROGRAMS {
             programs.push(kernel.attach(p)?);
         }
-        let cpus = possible_cpus()?;
+        let map = kernel.map(MAP)?;
         Ok(Self {
-            rx: Accumulator::new(kernel, "NET_RX", cpus)?,
-            tx: Accumulator::new(kernel, "NET_TX", cpus)?,
-            drops: Accumulator::new(kernel, "NET_DROPS", cpus)?,
-            programs,
+            batch: BatchReader::of(MAP, &map),
+            map: PerCpuArray::try_from(map).map_err(map_err(MAP))?,
+            cpus: possible_cpus()?,
+            per_cpu: Vec::new(),
+            keys: Vec::new(),
+            last: HashMap::new(),
+            totals: HashMap::new(),
             runs: Vec::new(),
+            programs,
         })
     }
 
-    /// Reads the slots of `ifindexes`: three lookups per run of nearby
-    /// slots (interface indexes are mostly small and consecutive, so
-    /// usually three in all).
+    /// Reads the slots of `ifindexes`: one lookup per run of nearby slots
+    /// (interface indexes are mostly small and consecutive, so usually one
+    /// in all).
     pub fn refresh(&mut self, ifindexes: &[u32]) -> Result<(), EbpfError> {
         slot_runs(ifindexes, &mut self.runs);
-        for run in &self.runs {
-            self.rx.update(run.clone())?;
-            self.tx.update(run.clone())?;
-            self.drops.update(run.clone())?;
+        let runs = std::mem::take(&mut self.runs);
+        let result = runs.iter().try_for_each(|run| self.update(run.clone()));
+        self.runs = runs;
+        result
+    }
+
+    /// Folds the current values of slots `run` into the totals: one
+    /// lookup for the run (one per slot where the kernel has no batches).
+    fn update(&mut self, run: std::ops::RangeInclusive<u32>) -> Result<(), EbpfError> {
+        let (start, len) = (*run.start(), run.clone().count());
+        self.keys.resize(len, 0);
+        self.per_cpu.resize(len * self.cpus, NetSlot::default());
+        let mut per_cpu = std::mem::take(&mut self.per_cpu);
+        let result = if self
+            .batch
+            .read_percpu(start, &mut self.keys, self.cpus, &mut per_cpu)
+        {
+            for (slot, values) in run.zip(per_cpu.chunks(self.cpus)) {
+                self.fold(slot, values);
+            }
+            Ok(())
+        } else {
+            run.into_iter().try_for_each(|slot| {
+                let values = self.map.get(&slot, 0).map_err(map_err(MAP))?;
+                self.fold(slot, &values);
+                Ok(())
+            })
+        };
+        self.per_cpu = per_cpu;
+        result
+    }
+
+    /// Folds what each CPU's copy of `slot` gained into the totals.
+    fn fold(&mut self, slot: u32, values: &[NetSlot]) {
+        let last = self.last.entry(slot).or_default();
+        last.resize(values.len(), NetSlot::default());
+        for (now, before) in values.iter().zip(last.iter_mut()) {
+            if now.ifindex != 0 {
+                let same = now.ifindex == before.ifindex;
+                let t = self.totals.entry(now.ifindex).or_default();
+                for (i, total) in t.flows.iter_mut().enumerate() {
+                    let (n, b) = (now.flows[i], before.flows[i]);
+                    let (dp, db) = if same {
+                        (
+                            n.packets.wrapping_sub(b.packets),
+                            n.bytes.wrapping_sub(b.bytes),
+                        )
+                    } else {
+                        (n.packets, n.bytes)
+                    };
+                    total.packets = total.packets.wrapping_add(dp);
+                    total.bytes = total.bytes.wrapping_add(db);
+                }
+            }
+            *before = *now;
         }
-        Ok(())
     }
 
     /// Totals of `ifindex` as of the last [`InterfaceMaps::refresh`].
     pub fn totals(&self, ifindex: u32) -> InterfaceTotals {
-        InterfaceTotals {
-            rx: self.rx.total(ifindex),
-            tx: self.tx.total(ifindex),
-            drops: self.drops.total(ifindex),
-        }
+        self.totals.get(&ifindex).copied().unwrap_or_default()
     }
-
-    /// Number of interface slots per CPU.
-    pub const SLOTS: u32 = MAX_NETDEVS;
 }
 
 /// The TCP programs' counters.

@@ -281,7 +281,7 @@ mod tests {
                     fd: 11,
                 },
                 Map {
-                    name: "NET_RX".to_owned(),
+                    name: "NET_INTERFACES".to_owned(),
                     fd: 12,
                 },
             ],
@@ -296,7 +296,7 @@ mod tests {
         Ok(match fd {
             10 => Kind::Program("block_rq_comple".to_owned()),
             11 => Kind::Map("DISK_SLOT_OVERF".to_owned()),
-            12 => Kind::Map("NET_RX".to_owned()),
+            12 => Kind::Map("NET_INTERFACES".to_owned()),
             13 => Kind::Stats,
             14 => Kind::Link,
             20 => Kind::Other("/dev/null".to_owned()),
@@ -324,7 +324,7 @@ mod tests {
                 ],
                 maps: vec![
                     ("DISK_SLOT_OVERFLOW".to_owned(), 11),
-                    ("NET_RX".to_owned(), 12)
+                    ("NET_INTERFACES".to_owned(), 12)
                 ],
                 stats: Some(13),
                 links: vec![14],
@@ -347,7 +347,7 @@ mod tests {
         m.maps[1].fd = 99;
         let e = validate(&m, KNOWN, kernel).unwrap_err();
         assert!(
-            matches!(&e, ManifestError::Unreadable { fd: 99, what, .. } if what.contains("NET_RX")),
+            matches!(&e, ManifestError::Unreadable { fd: 99, what, .. } if what.contains("NET_INTERFACES")),
             "{e}"
         );
     }
@@ -361,7 +361,7 @@ mod tests {
         let e = validate(&m, KNOWN, kernel).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"descriptor 12 should be BPF program "block_rq_comple" but is BPF map "NET_RX""#
+            r#"descriptor 12 should be BPF program "block_rq_comple" but is BPF map "NET_INTERFACES""#
         );
         let mut m = manifest();
         m.links = vec![20];
@@ -391,7 +391,7 @@ mod tests {
         let e = validate(&m, KNOWN, kernel).unwrap_err();
         assert_eq!(
             e.to_string(),
-            r#"descriptor 11 should be BPF map "NET_RX" but is BPF map "DISK_SLOT_OVERF""#
+            r#"descriptor 11 should be BPF map "NET_INTERFACES" but is BPF map "DISK_SLOT_OVERF""#
         );
     }
 
@@ -399,12 +399,12 @@ mod tests {
     fn duplicates_are_refused() {
         let mut m = manifest();
         m.maps.push(Map {
-            name: "NET_RX".to_owned(),
+            name: "NET_INTERFACES".to_owned(),
             fd: 12,
         });
         assert!(matches!(
             validate(&m, KNOWN, kernel),
-            Err(ManifestError::DuplicateMap(n)) if n == "NET_RX"
+            Err(ManifestError::DuplicateMap(n)) if n == "NET_INTERFACES"
         ));
         let mut m = manifest();
         m.programs.push(m.programs[1].clone());
