@@ -8,6 +8,8 @@
 //! clock for the instants that fall within [`COALESCE_US`] of the
 //! earliest, wakes the process once per shared instant: never before an
 //! instant, at most `COALESCE_US` after it (tokio's own granularity).
+//! The timer repeats at the step between its last two instants, so probes
+//! on a steady interval cost no system call to set it again.
 
 use std::io;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
@@ -64,8 +66,10 @@ impl State {
             .max()
     }
 
-    /// Wakes (and forgets) every waiter whose instant is not after `now`.
-    fn wake_due(&mut self, now: Timestamp) {
+    /// Wakes (and forgets) every waiter whose instant is not after `now`;
+    /// how many.
+    fn wake_due(&mut self, now: Timestamp) -> usize {
+        let before = self.waiting.len();
         self.waiting.retain(|w| {
             let due = w.at <= now;
             if due {
@@ -73,6 +77,7 @@ impl State {
             }
             !due
         });
+        before - self.waiting.len()
     }
 }
 
@@ -200,19 +205,20 @@ impl Drop for Wait<'_> {
 /// Without a timer (none could be made, or it failed), it sleeps until the
 /// plan with tokio instead.
 async fn run(shared: Arc<Shared>, mut timer: Option<AsyncFd<OwnedFd>>) {
-    let mut set_for = None;
+    let mut set = Setting::default();
     loop {
-        let plan = {
+        let (plan, woke) = {
             let mut state = lock(&shared.state);
-            state.wake_due(Timestamp::now());
+            let woke = state.wake_due(Timestamp::now());
             state.armed = state.plan();
-            state.armed
+            (state.armed, woke)
         };
         if let Some(fd) = &timer
-            && plan != set_for
+            && set.stale(plan, woke)
         {
-            match arm(fd, plan) {
-                Ok(()) => set_for = plan,
+            let wanted = set.towards(plan);
+            match arm(fd.get_ref(), wanted) {
+                Ok(()) => set = wanted,
                 Err(e) => {
                     // Cannot happen with the values arm() builds.
                     tracing::error!(error = %e, "cannot set the probes' timer: they wait on tokio sleeps from now on");
@@ -228,8 +234,9 @@ async fn run(shared: Arc<Shared>, mut timer: Option<AsyncFd<OwnedFd>>) {
                     // empty read, set again before it was read, changes
                     // nothing); clearing here saves the read that would
                     // only learn that.
-                    let _ = read_expiries(guard.get_inner());
+                    let expiries = read_expiries(guard.get_inner()).unwrap_or(0);
                     guard.clear_ready();
+                    expiries
                 }),
                 None => std::future::pending().await,
             }
@@ -242,12 +249,7 @@ async fn run(shared: Arc<Shared>, mut timer: Option<AsyncFd<OwnedFd>>) {
         };
         tokio::select! {
             result = fired => match result {
-                // One-shot: once past, the timer is no longer set.
-                Ok(()) => {
-                    if set_for.is_some_and(|at| at <= Timestamp::now()) {
-                        set_for = None;
-                    }
-                }
+                Ok(expiries) => set.fired(expiries),
                 Err(e) => {
                     tracing::error!(error = %e, "the probes' timer failed: they wait on tokio sleeps from now on");
                     timer = None;
@@ -256,6 +258,62 @@ async fn run(shared: Arc<Shared>, mut timer: Option<AsyncFd<OwnedFd>>) {
             () = shared.rearm.notified() => {}
             () = slept => {}
         }
+    }
+}
+
+/// What the timer is set to: its next expiry and the step it repeats at,
+/// and the expiry that passed last, which the next step is measured from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Setting {
+    next: Option<Timestamp>,
+    /// Microseconds; 0 fires once.
+    every: u64,
+    last: Option<Timestamp>,
+}
+
+/// Steps longer than this are not repeated: a probe that waits that long
+/// is rare, and its next step is unlikely to be the same.
+const MAX_REPEAT_US: u64 = 3_600_000_000;
+
+impl Setting {
+    /// The setting for `plan`, repeating at the step from the last expiry,
+    /// so that the instant after `plan`, when it comes as often, needs no
+    /// new setting.
+    fn towards(self, plan: Option<Timestamp>) -> Self {
+        let every = match (self.last, plan) {
+            (Some(last), Some(at)) if at > last && at.0 - last.0 <= MAX_REPEAT_US => at.0 - last.0,
+            _ => 0,
+        };
+        Self {
+            next: plan,
+            every: if plan.is_some() { every } else { 0 },
+            last: self.last,
+        }
+    }
+
+    /// Whether the timer must be set again for `plan`, with `woke` probes
+    /// just woken.
+    fn stale(&self, plan: Option<Timestamp>, woke: usize) -> bool {
+        match plan {
+            Some(_) => plan != self.next,
+            // Nobody waits. The probes just woken wait again in a moment,
+            // most often for the instant the timer repeats at: it is left
+            // as it is, and stopped once it fires for nobody.
+            None => self.next.is_some() && woke == 0,
+        }
+    }
+
+    /// Accounts for `expiries` (as read from the timer): a repeating
+    /// timer has moved on by as many steps, a one-shot one is spent. The
+    /// kernel moves a repeating timer past the moment of the read in
+    /// whole steps and counts them, so this matches its next expiry.
+    fn fired(&mut self, expiries: u64) {
+        let Some(next) = self.next.filter(|_| expiries > 0) else {
+            return;
+        };
+        let step = |n: u64| Timestamp(next.0.saturating_add(self.every.saturating_mul(n)));
+        self.last = Some(step(expiries - 1));
+        self.next = (self.every > 0).then(|| step(expiries));
     }
 }
 
@@ -271,27 +329,29 @@ fn timerfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Sets the timer to fire at the wall-clock instant `at`, or disarms it.
-fn arm(timer: &AsyncFd<OwnedFd>, at: Option<Timestamp>) -> io::Result<()> {
+fn timespec(micros: u64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits every c_long.
+        tv_nsec: ((micros % 1_000_000) * 1_000) as libc::c_long,
+    }
+}
+
+/// Sets the timer to fire at the wall-clock instant `set.next` and every
+/// `set.every` after, or disarms it.
+fn arm(timer: &OwnedFd, set: Setting) -> io::Result<()> {
     // All zero disarms, so an instant at the epoch (long past anyway) is
     // set a microsecond later.
-    let micros = at.map_or(0, |at| at.0.max(1));
+    let micros = set.next.map_or(0, |at| at.0.max(1));
     let spec = libc::itimerspec {
-        it_interval: libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        },
-        it_value: libc::timespec {
-            tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
-            // Below 10^9: fits every c_long.
-            tv_nsec: ((micros % 1_000_000) * 1_000) as libc::c_long,
-        },
+        it_interval: timespec(set.every),
+        it_value: timespec(micros),
     };
     // SAFETY: `spec` is a valid itimerspec for the call's duration; the old
     // value is not asked for.
     let rc = unsafe {
         libc::timerfd_settime(
-            timer.get_ref().as_raw_fd(),
+            timer.as_raw_fd(),
             libc::TFD_TIMER_ABSTIME,
             &spec,
             std::ptr::null_mut(),
@@ -303,14 +363,20 @@ fn arm(timer: &AsyncFd<OwnedFd>, at: Option<Timestamp>) -> io::Result<()> {
     Ok(())
 }
 
-fn read_expiries(fd: &OwnedFd) -> io::Result<()> {
+/// The times the timer expired since the last read; 0 when it has not.
+fn read_expiries(fd: &OwnedFd) -> io::Result<u64> {
     let mut count = [0u8; 8];
     // SAFETY: reads at most 8 bytes into an 8-byte buffer.
     let n = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
     if n < 0 {
-        return Err(io::Error::last_os_error());
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::WouldBlock {
+            Ok(0)
+        } else {
+            Err(e)
+        };
     }
-    Ok(())
+    Ok(if n == 8 { u64::from_ne_bytes(count) } else { 0 })
 }
 
 #[cfg(test)]
@@ -348,9 +414,117 @@ mod tests {
     #[test]
     fn wake_due_forgets_only_the_due() {
         let mut s = waiting(&[10, 20, 30]);
-        s.wake_due(Timestamp(20));
+        assert_eq!(s.wake_due(Timestamp(20)), 2);
         let left: Vec<u64> = s.waiting.iter().map(|w| w.at.0).collect();
         assert_eq!(left, [30]);
+    }
+
+    /// The settings the timer task makes for a run of plans, one expiry
+    /// each: how many it had to set. Between an expiry and the next plan
+    /// the woken probe is collecting, and nobody waits.
+    fn sets_for(plans: &[u64]) -> usize {
+        let mut set = Setting::default();
+        let mut sets = 0;
+        for &plan in plans {
+            let plan = Some(Timestamp(plan));
+            if set.stale(plan, 0) {
+                set = set.towards(plan);
+                sets += 1;
+            }
+            set.fired(1);
+            if set.stale(None, 1) {
+                set = set.towards(None);
+                sets += 1;
+            }
+        }
+        sets
+    }
+
+    #[test]
+    fn a_steady_interval_sets_the_timer_twice() {
+        // The first instant is one-shot; the second sets the step; the
+        // timer then moves on by itself.
+        assert_eq!(
+            sets_for(&[1_000_000, 2_000_000, 3_000_000, 4_000_000, 5_000_000]),
+            2
+        );
+        // A change of pace sets it again, once.
+        assert_eq!(
+            sets_for(&[1_000_000, 2_000_000, 3_000_000, 3_500_000, 4_000_000]),
+            3
+        );
+        // Irregular instants set it every time.
+        assert_eq!(sets_for(&[10, 30, 35, 90]), 4);
+    }
+
+    #[test]
+    fn expiries_move_a_repeating_timer_and_spend_a_one_shot_one() {
+        let mut set = Setting::default().towards(Some(Timestamp(100)));
+        assert_eq!(set.every, 0);
+        set.fired(0);
+        assert_eq!(set.next, Some(Timestamp(100)), "no expiry, no change");
+        set.fired(1);
+        assert_eq!((set.next, set.last), (None, Some(Timestamp(100))));
+        let mut set = set.towards(Some(Timestamp(150)));
+        assert_eq!(set.every, 50);
+        // Three expiries read at once (the process was late): the last
+        // one was at 250, the next is at 300.
+        set.fired(3);
+        assert_eq!(
+            (set.next, set.last),
+            (Some(Timestamp(300)), Some(Timestamp(250)))
+        );
+        // Nobody waiting: left running while the woken probes collect,
+        // stopped when it fired for nobody, and then not repeating.
+        assert!(!set.stale(None, 2));
+        assert!(set.stale(None, 0));
+        assert_eq!(set.towards(None).every, 0);
+        assert!(!set.towards(None).stale(None, 0));
+        // Going back (the wall clock stepped back) or far ahead: one-shot.
+        assert_eq!(set.towards(Some(Timestamp(200))).every, 0);
+        assert_eq!(
+            set.towards(Some(Timestamp(250 + MAX_REPEAT_US + 1))).every,
+            0
+        );
+    }
+
+    /// The kernel's next expiry of `fd`, as a wall-clock instant.
+    fn kernel_next(fd: &OwnedFd) -> Timestamp {
+        // SAFETY: an all-zero itimerspec is a valid value to overwrite.
+        let mut now: libc::itimerspec = unsafe { std::mem::zeroed() };
+        // SAFETY: `now` is a valid itimerspec to write into.
+        let rc = unsafe { libc::timerfd_gettime(fd.as_raw_fd(), &mut now) };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        let left = Duration::new(now.it_value.tv_sec as u64, now.it_value.tv_nsec as u32);
+        Timestamp(Timestamp::now().0 + u64::try_from(left.as_micros()).unwrap())
+    }
+
+    #[test]
+    fn the_kernel_repeats_the_timer_where_setting_expects_it() {
+        let fd = timerfd().unwrap();
+        let start = after(Duration::from_millis(20));
+        let set = Setting {
+            next: Some(start),
+            every: 20_000,
+            last: None,
+        };
+        arm(&fd, set).unwrap();
+        // Read late, after three expiries or more.
+        std::thread::sleep(Duration::from_millis(75));
+        let expiries = read_expiries(&fd).unwrap();
+        let mut tracked = set;
+        tracked.fired(expiries);
+        assert!(expiries >= 3, "{expiries} expiries in 75 ms at 20 ms");
+        let next = tracked.next.unwrap();
+        assert_eq!(next.0, start.0 + expiries * 20_000);
+        // gettime rounds to the microsecond both ways and time passes
+        // between the two clock reads.
+        let kernel = kernel_next(&fd);
+        assert!(
+            kernel.0.abs_diff(next.0) < 1_000,
+            "the kernel fires next at {kernel:?}, Setting expects {next:?}"
+        );
+        assert_eq!(read_expiries(&fd).unwrap(), 0, "nothing new yet");
     }
 
     fn after(d: Duration) -> Timestamp {
