@@ -18,3 +18,15 @@ pub unsafe fn add(dst: *mut u64, value: u64) {
         atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(dst, value);
     }
 }
+
+/// Adds `value` to the 32-bit `*dst` atomically.
+///
+/// # Safety
+/// `dst` must point to a live, 4-byte aligned map value.
+#[inline(always)]
+pub unsafe fn add_u32(dst: *mut u32, value: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        atomic_xadd::<u32, u32, { AtomicOrdering::Relaxed }>(dst, value);
+    }
+}

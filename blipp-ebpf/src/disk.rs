@@ -21,9 +21,9 @@ use aya_ebpf::{
     programs::BtfTracePointContext,
 };
 use blipp_common::disk::{
-    DISK_OPS, DISK_SLOT_PROBES, DiskCounters, DiskOp, DiskSlot, DiskSlotOverflow, LATENCY_KINDS,
-    LATENCY_OPS, LatencyKind, MAX_DISKS, NO_FIELD, REQ_OP_MASK, RequestLayout, counter_index,
-    histogram_index, home_slot, make_dev,
+    DISK_OPS, DISK_SLOT_CLAIMS, DISK_SLOT_ENTRIES, DISK_SLOT_PROBES, DISK_SLOT_UNCOVERED,
+    DiskCounters, DiskOp, DiskSlot, LATENCY_KINDS, LATENCY_OPS, LatencyKind, MAX_DISKS, NO_FIELD,
+    REQ_OP_MASK, RequestLayout, counter_index, histogram_index, home_slot, make_dev,
 };
 use blipp_common::histogram::{self, Buckets};
 
@@ -33,13 +33,10 @@ use crate::{atomic, kmem};
 #[unsafe(no_mangle)]
 static REQUEST_LAYOUT: RequestLayout = RequestLayout::UNSET;
 
-/// Which device owns each slot (0: free).
+/// Which device owns each slot (0: free), then how many slots were
+/// claimed and whether a device found none.
 #[map]
-static DISK_SLOTS: Array<DiskSlot> = Array::with_max_entries(MAX_DISKS, 0);
-
-/// Completions whose device found no slot.
-#[map]
-static DISK_SLOT_OVERFLOW: PerCpuArray<DiskSlotOverflow> = PerCpuArray::with_max_entries(1, 0);
+static DISK_SLOTS: Array<DiskSlot> = Array::with_max_entries(DISK_SLOT_ENTRIES, 0);
 
 /// Per-CPU requests and bytes per (slot, operation). Only this program
 /// writes it, and the kernel never runs a program nested in itself on one
@@ -73,6 +70,12 @@ fn slot_of(dev: u32) -> Option<u32> {
             // device; the loser moves on at its next completion.
             // SAFETY: as above.
             unsafe { core::ptr::write_volatile(owner, dev) };
+            // Counted after the slot is written; the agent reads the table
+            // again until it finds as many claimed slots as counted.
+            if let Some(claims) = DISK_SLOTS.get_ptr_mut(DISK_SLOT_CLAIMS) {
+                // SAFETY: a 4-byte aligned array value.
+                unsafe { atomic::add_u32(claims, 1) };
+            }
             return Some(slot);
         }
     }
@@ -129,9 +132,15 @@ pub fn block_rq_complete(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let Some(slot) = slot_of(dev) else {
-        if let Some(n) = DISK_SLOT_OVERFLOW.get_ptr_mut(0) {
-            // SAFETY: per-CPU value, this program is its only writer.
-            unsafe { *n += 1 };
+        if let Some(flag) = DISK_SLOTS.get_ptr_mut(DISK_SLOT_UNCOVERED) {
+            // Written once: every later completion of an uncovered disk
+            // only reads it, so CPUs do not pass its cache line around.
+            // SAFETY: array values live as long as the map.
+            unsafe {
+                if core::ptr::read_volatile(flag) == 0 {
+                    core::ptr::write_volatile(flag, 1);
+                }
+            }
         }
         return 0;
     };

@@ -1,13 +1,15 @@
 //! The block completion program, loaded by the agent's library on this
 //! host's kernel, counts real I/O done by the test on its own loop device:
 //! requests and bytes agree with /proc/diskstats, reads and writes are told
-//! apart, and every completed request is in the latency histograms.
+//! apart, and every completed request is in the latency histograms. With
+//! more disks doing I/O than the program has slots, the slots fill and the
+//! rest are flagged as uncovered.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use blipp::source::ebpf::KernelAccess;
 use blipp::source::ebpf::disk::{DiskMaps, DiskSnapshot};
-use blipp_common::disk::{DiskCounters, DiskOp, LatencyKind, make_dev};
+use blipp_common::disk::{DiskCounters, DiskOp, LatencyKind, MAX_DISKS, make_dev};
 use blipp_tests::loopdev::{LoopDevice, diskstats_of};
 use blipp_tests::require_root;
 
@@ -101,4 +103,55 @@ fn direct_io_matches_diskstats() {
         assert_eq!(queue, device, "{op:?}: queue and device split together");
         eprintln!("{op:?}: {total} in total histogram, {queue} with a queue/device split");
     }
+}
+
+/// Loop devices made beyond the slots, so that some find none however the
+/// home slots of their numbers fall.
+const EXTRA_DISKS: u32 = 8;
+
+#[test]
+fn more_disks_than_slots_are_flagged_uncovered() {
+    if !require_root("loading eBPF programs and making loop devices") {
+        return;
+    }
+    let mut access = KernelAccess::open();
+    let kernel = access
+        .get()
+        .expect("the eBPF object loads as root on this kernel");
+    let maps = DiskMaps::attach(kernel).expect("block_rq_complete attaches");
+    let mut snap = DiskSnapshot::default();
+    maps.read(&mut snap).unwrap();
+    let devices: Vec<LoopDevice> = (0..MAX_DISKS + EXTRA_DISKS)
+        .map(|_| LoopDevice::new(1).expect("loop device"))
+        .collect();
+    // One device first: the table is read again for a claim made after
+    // the last read.
+    devices[0].write_direct(4096, 4).unwrap();
+    maps.read(&mut snap).unwrap();
+    let dev0 = devices[0].numbers().unwrap();
+    assert!(
+        snap.device(make_dev(dev0.0, dev0.1)).is_some(),
+        "{} got a slot",
+        devices[0].name()
+    );
+    for d in &devices[1..] {
+        d.write_direct(4096, 4).unwrap();
+    }
+    maps.read(&mut snap).unwrap();
+    let ours = devices
+        .iter()
+        .filter(|d| {
+            let (major, minor) = d.numbers().unwrap();
+            snap.device(make_dev(major, minor)).is_some()
+        })
+        .count();
+    eprintln!(
+        "{} devices with a slot ({ours} of the test's {}), uncovered: {}",
+        snap.devices.len(),
+        devices.len(),
+        snap.uncovered
+    );
+    assert!(snap.devices.len() <= MAX_DISKS as usize);
+    assert!(ours < devices.len(), "not every device can have a slot");
+    assert!(snap.uncovered, "a device that found no slot is flagged");
 }

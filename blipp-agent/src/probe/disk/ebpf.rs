@@ -58,7 +58,7 @@ struct EbpfDiskProbe {
     zero: DeviceTotals,
     last_ts: Option<Timestamp>,
     collection: u64,
-    overflow_logged: bool,
+    uncovered_logged: bool,
 }
 
 /// Attaches the program; fails (and the caller falls back) when the
@@ -98,7 +98,7 @@ pub(super) fn build(
         zero: DeviceTotals::empty(0),
         last_ts: None,
         collection: 0,
-        overflow_logged: false,
+        uncovered_logged: false,
     }))
 }
 
@@ -203,7 +203,7 @@ impl EbpfDiskProbe {
         });
         disk.seen = self.collection;
         disk.dev
-            .is_some_and(|dev| self.snapshot.device(dev).is_some() || self.snapshot.overflow == 0)
+            .is_some_and(|dev| self.snapshot.device(dev).is_some() || !self.snapshot.uncovered)
     }
 
     fn push_device(&mut self, ts: Timestamp, seconds: Option<f64>, out: &mut Vec<Sample>) {
@@ -223,7 +223,7 @@ impl EbpfDiskProbe {
             let now = match snapshot.device(dev) {
                 Some(d) => d,
                 // Covered, and no completion since the program was attached.
-                None if snapshot.overflow == 0 => &*zero,
+                None if !snapshot.uncovered => &*zero,
                 None => continue,
             };
             let s = &disk.subject;
@@ -292,10 +292,10 @@ impl Probe for EbpfDiskProbe {
         let first = out.len();
         self.proc.collect(ts, out)?;
         self.maps.read(&mut self.snapshot)?;
-        if self.snapshot.overflow > 0 && !self.overflow_logged {
-            self.overflow_logged = true;
+        if self.snapshot.uncovered && !self.uncovered_logged {
+            self.uncovered_logged = true;
             tracing::warn!(
-                completions = self.snapshot.overflow,
+                slots = blipp_common::disk::MAX_DISKS,
                 "more disks than the eBPF slot table holds: the others are reported from /proc"
             );
         }

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use aya::maps::{Array, MapData, PerCpuArray};
 use blipp_common::disk::{
-    BioLayout, DISK_OPS, DiskCounters, DiskSlot, LATENCY_KINDS, LATENCY_OPS, LatencyKind,
-    MAX_DISKS, NO_FIELD, RequestLayout, counter_index, histogram_index,
+    BioLayout, DISK_OPS, DISK_SLOT_CLAIMS, DISK_SLOT_UNCOVERED, DiskCounters, DiskSlot,
+    LATENCY_KINDS, LATENCY_OPS, LatencyKind, MAX_DISKS, NO_FIELD, RequestLayout, counter_index,
+    histogram_index,
 };
 use blipp_common::histogram::{BUCKETS, Buckets};
 
@@ -103,12 +104,16 @@ impl DeviceTotals {
 pub struct DiskSnapshot {
     /// Devices with a slot, in slot order. Reused from read to read.
     pub devices: Vec<DeviceTotals>,
-    /// Completions of devices that found no slot: non-zero means some
-    /// blk-mq devices are not covered and must be read from /proc.
-    pub overflow: u64,
+    /// Some completion found no slot: some blk-mq devices are not covered
+    /// and must be read from /proc.
+    pub uncovered: bool,
     /// One slot's counters as the kernel hands them out, one per possible
     /// CPU and operation; reused from read to read.
     per_cpu: Vec<DiskCounters>,
+    /// The slot table as last read, and how many of its slots were
+    /// claimed then.
+    table: [DiskSlot; MAX_DISKS as usize],
+    claimed: u32,
 }
 
 impl DiskSnapshot {
@@ -121,7 +126,8 @@ impl DiskSnapshot {
 /// The maps of the completion program.
 pub struct DiskMaps {
     slots: Array<MapData, DiskSlot>,
-    /// The slot table read whole in one call.
+    /// The slot table read whole in one call, and its claim count and
+    /// flag in another.
     slots_batch: BatchReader,
     /// The histograms, a device's 12 at a time.
     latency_batch: BatchReader,
@@ -131,7 +137,6 @@ pub struct DiskMaps {
     cpus: usize,
     counters: PerCpuArray<MapData, DiskCounters>,
     latency: Array<MapData, Buckets>,
-    overflow: PerCpuArray<MapData, u64>,
     /// The attached program.
     pub programs: Vec<ProgramHandle>,
 }
@@ -160,21 +165,38 @@ impl DiskMaps {
             cpus,
             counters: PerCpuArray::try_from(counters).map_err(map_err("DISK_COUNTERS"))?,
             latency: Array::try_from(latency).map_err(map_err("DISK_LATENCY"))?,
-            overflow: PerCpuArray::try_from(kernel.map("DISK_SLOT_OVERFLOW")?)
-                .map_err(map_err("DISK_SLOT_OVERFLOW"))?,
         })
     }
 
-    /// The slot table, by slot: the device that owns it, 0 when free.
-    fn slot_table(&self) -> Result<[DiskSlot; MAX_DISKS as usize], EbpfError> {
-        let mut devs = [0; MAX_DISKS as usize];
+    /// Entries `start..start + out.len()` of the slot table: one lookup
+    /// (one per entry where the kernel has no batches).
+    fn slot_entries(&self, start: u32, out: &mut [DiskSlot]) -> Result<(), EbpfError> {
         let mut keys = [0; MAX_DISKS as usize];
-        if !self.slots_batch.read(0, &mut keys, &mut devs) {
-            for (slot, dev) in (0..).zip(devs.iter_mut()) {
-                *dev = self.slots.get(&slot, 0).map_err(map_err("DISK_SLOTS"))?;
+        let keys = &mut keys[..out.len()];
+        if !self.slots_batch.read(start, keys, out) {
+            for (key, value) in (start..).zip(out.iter_mut()) {
+                *value = self.slots.get(&key, 0).map_err(map_err("DISK_SLOTS"))?;
             }
         }
-        Ok(devs)
+        Ok(())
+    }
+
+    /// Brings `out.table` up to date: read again only when the program
+    /// counted more claims than the table last read showed. Counting that
+    /// way, a claim whose slot is not yet visible, or two CPUs claiming one
+    /// slot at once (counted twice), cost a read at every collection
+    /// rather than a device missed.
+    fn refresh_table(&self, out: &mut DiskSnapshot) -> Result<(), EbpfError> {
+        let mut state = [0; 2];
+        self.slot_entries(DISK_SLOT_CLAIMS, &mut state)?;
+        debug_assert_eq!(DISK_SLOT_UNCOVERED, DISK_SLOT_CLAIMS + 1);
+        let [claims, uncovered] = state;
+        out.uncovered = uncovered != 0;
+        if claims > out.claimed {
+            self.slot_entries(0, &mut out.table)?;
+            out.claimed = out.table.iter().filter(|dev| **dev != 0).count() as u32;
+        }
+        Ok(())
     }
 
     /// Reads the histograms of `slot`, which lie next to each other in
@@ -242,16 +264,18 @@ impl DiskMaps {
     }
 
     /// Reads every claimed slot into `out`, reusing its allocations: one
-    /// lookup for the slot table, and per claimed slot one for its
-    /// counters and, when an operation's request count moved, one for its
-    /// histograms (per-element lookups where the kernel has no batches).
+    /// lookup for the claim count and flag (and the slot table when the
+    /// count moved), and per claimed slot one for its counters and, when
+    /// an operation's request count moved, one for its histograms
+    /// (per-element lookups where the kernel has no batches).
     ///
     /// A completion the program has counted but not yet put into its
     /// histogram when they are read shows in the histograms at the next
     /// read that finds the count moved.
     pub fn read(&self, out: &mut DiskSnapshot) -> Result<(), EbpfError> {
+        self.refresh_table(out)?;
         let mut used = 0;
-        for (slot, dev) in (0..).zip(self.slot_table()?) {
+        for (slot, dev) in (0..).zip(out.table) {
             if dev == 0 {
                 continue;
             }
@@ -275,12 +299,6 @@ impl DiskMaps {
             }
         }
         out.devices.truncate(used);
-        out.overflow = self
-            .overflow
-            .get(&0, 0)
-            .map_err(map_err("DISK_SLOT_OVERFLOW"))?
-            .iter()
-            .sum();
         Ok(())
     }
 }
