@@ -13,6 +13,10 @@ use blipp_common::disk::{DiskCounters, DiskOp, LatencyKind, MAX_DISKS, make_dev}
 use blipp_tests::loopdev::{LoopDevice, diskstats_of};
 use blipp_tests::require_root;
 
+/// The tests here one at a time: a device one of them removes at its end
+/// could be the free one the other's `losetup --find` just picked.
+static LOOP_DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn within(ebpf: u64, proc: u64, tolerance: f64) -> bool {
     (ebpf as f64 - proc as f64).abs() <= proc as f64 * tolerance
 }
@@ -22,6 +26,7 @@ fn direct_io_matches_diskstats() {
     if !require_root("loading eBPF programs and making loop devices") {
         return;
     }
+    let _one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
     let mut access = KernelAccess::open();
     let kernel = access
         .get()
@@ -114,6 +119,7 @@ fn more_disks_than_slots_are_flagged_uncovered() {
     if !require_root("loading eBPF programs and making loop devices") {
         return;
     }
+    let _one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
     let mut access = KernelAccess::open();
     let kernel = access
         .get()
