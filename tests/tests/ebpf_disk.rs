@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
+use std::sync::{Mutex, MutexGuard};
+
 use blipp::source::ebpf::KernelAccess;
 use blipp::source::ebpf::disk::{DiskMaps, DiskSnapshot};
 use blipp_common::disk::{DiskCounters, DiskOp, LatencyKind, MAX_DISKS, make_dev};
@@ -15,7 +17,22 @@ use blipp_tests::require_root;
 
 /// The tests here one at a time: a device one of them removes at its end
 /// could be the free one the other's `losetup --find` just picked.
-static LOOP_DEVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static LOOP_DEVICES: Mutex<()> = Mutex::new(());
+
+/// As root, one test at a time: the completion program attached (it stays
+/// attached while the returned access lives).
+fn attached() -> Option<(MutexGuard<'static, ()>, KernelAccess, DiskMaps)> {
+    if !require_root("loading eBPF programs and making loop devices") {
+        return None;
+    }
+    let one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
+    let mut access = KernelAccess::open();
+    let kernel = access
+        .get()
+        .expect("the eBPF object loads as root on this kernel");
+    let maps = DiskMaps::attach(kernel).expect("block_rq_complete attaches");
+    Some((one_at_a_time, access, maps))
+}
 
 fn within(ebpf: u64, proc: u64, tolerance: f64) -> bool {
     (ebpf as f64 - proc as f64).abs() <= proc as f64 * tolerance
@@ -23,15 +40,9 @@ fn within(ebpf: u64, proc: u64, tolerance: f64) -> bool {
 
 #[test]
 fn direct_io_matches_diskstats() {
-    if !require_root("loading eBPF programs and making loop devices") {
+    let Some((_one_at_a_time, _access, maps)) = attached() else {
         return;
-    }
-    let _one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
-    let mut access = KernelAccess::open();
-    let kernel = access
-        .get()
-        .expect("the eBPF object loads as root on this kernel");
-    let maps = DiskMaps::attach(kernel).expect("block_rq_complete attaches");
+    };
     let dev = LoopDevice::new(64).expect("loop device");
     let proc = std::path::Path::new("/proc");
     let (major, minor) = dev.numbers().unwrap();
@@ -116,15 +127,9 @@ const EXTRA_DISKS: u32 = 8;
 
 #[test]
 fn more_disks_than_slots_are_flagged_uncovered() {
-    if !require_root("loading eBPF programs and making loop devices") {
+    let Some((_one_at_a_time, _access, maps)) = attached() else {
         return;
-    }
-    let _one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
-    let mut access = KernelAccess::open();
-    let kernel = access
-        .get()
-        .expect("the eBPF object loads as root on this kernel");
-    let maps = DiskMaps::attach(kernel).expect("block_rq_complete attaches");
+    };
     let mut snap = DiskSnapshot::default();
     maps.read(&mut snap).unwrap();
     let devices: Vec<LoopDevice> = (0..MAX_DISKS + EXTRA_DISKS)
