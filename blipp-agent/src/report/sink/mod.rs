@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::ops::Range;
 
-use crate::sample::{Name, Sample, Source, Timestamp, Value};
+use crate::sample::{Name, Sample, Timestamp, Value};
 
 /// Samples as JSON lines (one object per line) on any writer.
 pub struct JsonLines<W: Write> {
@@ -107,19 +107,12 @@ fn push_tail(out: &mut Vec<u8>, sample: &Sample) {
         Value::Float(v) => push_number(out, *v),
         Value::Text(t) => push_str(out, t),
     }
-    // Whole pieces rather than name and punctuation apart: every call
-    // here runs for every sample (the proptest holds the names to
-    // `Source::as_str`'s through serde).
-    out.extend_from_slice(match sample.source {
-        Source::Ebpf => b",\"source\":\"ebpf\"",
-        Source::Proc => b",\"source\":\"proc\"",
-        Source::Command => b",\"source\":\"command\"",
-        Source::Log => b",\"source\":\"log\"",
-    });
+    out.extend_from_slice(b",\"source\":\"");
+    out.extend_from_slice(sample.source.as_str().as_bytes());
     out.extend_from_slice(if sample.reset {
-        b",\"reset\":true}\n"
+        b"\",\"reset\":true}\n"
     } else {
-        b"}\n"
+        b"\"}\n"
     });
 }
 
@@ -168,6 +161,7 @@ fn needs_escape(s: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::Source;
     use proptest::prelude::*;
 
     /// A writer that keeps what it is given, call by call.
