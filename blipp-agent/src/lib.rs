@@ -20,4 +20,5 @@ pub mod sample;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod trust;
 pub mod unis;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::policy::Policy;
 use super::probe::parse_status;
 use super::{Config, ConfigError, Mode, ProbeConfig, Settings, Tls, merge::merge, schema};
 
@@ -104,6 +105,9 @@ pub struct Local {
     /// that it runs the configuration checked here (see
     /// [`load_checked`]).
     pub file_text: Option<String>,
+    /// What a remote configuration may change beyond steering (the
+    /// file's `trust` section).
+    pub policy: Policy,
 }
 
 /// Where the local configuration comes from: what `blippcmd reload`
@@ -163,10 +167,11 @@ fn merge_local(
     let mut own = Value::Object(Map::new());
     let mut builtin_probes = true;
     let mut file_text = None;
+    let mut origin = "built-in defaults".to_owned();
     if let Some((path, text)) = file {
         let file_doc = parse_json(path, &text)?;
         file_text = Some(text);
-        let origin = path.display().to_string();
+        origin = path.display().to_string();
         if check {
             schema::validate(&origin, &file_doc)?;
         }
@@ -188,16 +193,18 @@ fn merge_local(
     if check {
         schema::validate("merged configuration", &doc)?;
     }
+    let policy = Policy::from_local(&origin, &doc)?;
     Ok(Local {
         doc,
         builtin_probes,
         own,
         file_text,
+        policy,
     })
 }
 
 /// One probe's entry with the document's `probe_defaults` applied.
-fn resolve_probe(
+pub(crate) fn resolve_probe(
     doc: &Value,
     origin: &str,
     pointer: &str,
@@ -237,10 +244,12 @@ pub enum Precedence {
 }
 
 /// The configuration with the service object `service` from UNIS merged
-/// in. The service is validated on its own first (a bad value there is
+/// in, as it is: only for a service that [`crate::trust::merge_service`]
+/// screened with the local policy. The service is validated on its own
+/// first (a bad value there is
 /// reported with `origin` and its pointer), then the result. A probe list
 /// in UNIS replaces the built-in probe set, as a file's does.
-pub fn merge_service(
+pub(crate) fn merge_service(
     local: &Local,
     service: &Value,
     origin: &str,
@@ -352,6 +361,7 @@ pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
         service: doc,
         settings,
         probes,
+        refused: Vec::new(),
     })
 }
 

@@ -7,14 +7,16 @@ pub mod edit;
 mod error;
 mod load;
 pub mod merge;
+pub mod policy;
 mod probe;
 pub mod schema;
 
 pub use error::ConfigError;
 pub use load::{
     DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, LocalSource, Overrides, Precedence,
-    builtin_defaults, load, load_checked, load_local, merge_service, resolve,
+    builtin_defaults, load, load_checked, load_local, resolve,
 };
+pub(crate) use load::{merge_service, resolve_probe};
 pub use probe::{Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;
@@ -65,4 +67,7 @@ pub struct Config {
     pub settings: Settings,
     /// The probes, in name order.
     pub probes: Vec<ProbeConfig>,
+    /// Parts of a remote configuration (UNIS) that the local trust policy
+    /// kept out of this one.
+    pub refused: Vec<policy::Refusal>,
 }

@@ -4,7 +4,7 @@
 //! BPF run-time statistics. Event types start with `ps:tools:blipp:agent:`.
 
 use super::cost::{CostBoard, CostTypes};
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
 use crate::sample::{Sample, Source, Timestamp};
 
@@ -13,6 +13,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "agent",
     summary: "blippd's own cost: collection time per probe; runs and kernel run time per eBPF program (BPF run-time statistics)",
     fallback: Fallback::ProcOnly,
+    reach: Reach::NONE,
     build,
 };
 

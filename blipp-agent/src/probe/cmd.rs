@@ -26,7 +26,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::command::{self, CommandKeys};
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::command::{Exit, Runner};
@@ -36,6 +36,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "cmd",
     summary: "runs a command (no shell, `$key` words from the config, timeout) and reports the numbers a regex's named groups capture",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Program,
     build,
 };
 
@@ -44,6 +45,7 @@ pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     module: "cmd_line_probe",
     summary: "the original BLiPP's name of the cmd probe",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Program,
     build,
 };
 

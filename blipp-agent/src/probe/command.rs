@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::policy::{self, Invocation};
 use crate::config::{ConfigError, ProbeConfig};
-use crate::source::command::{Runner, argv};
+use crate::source::command::{BASE_ENV, Runner, argv};
 
 /// Seconds a command may run unless `command_timeout` says otherwise.
 pub const DEFAULT_TIMEOUT: f64 = 10.0;
@@ -18,6 +19,9 @@ pub const MAX_TIMEOUT: f64 = 3600.0;
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 /// The largest `output_limit` allowed.
 pub const MAX_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// The `PATH` commands run with unless their `environment` sets one.
+const BASE_PATH: &str = BASE_ENV[0].1;
 
 /// The command keys.
 #[derive(Deserialize)]
@@ -40,15 +44,23 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Builds the runner of `keys` for probe `config`, substituting `$key`
-/// words from the probe's own keys (then the common ones, as the original
-/// read them from the whole configuration).
-pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, ConfigError> {
+/// What probe `config` would run: its command split, `$key` words
+/// substituted from the probe's own keys (then the common ones, as the
+/// original read them from the whole configuration), the program resolved
+/// through the `PATH` it will run with, and its `environment`. The trust
+/// policy checks exactly this before a remote configuration may run it, and
+/// the runner executes exactly this.
+pub fn invocation(config: &ProbeConfig) -> Result<Invocation, ConfigError> {
+    let keys: CommandKeys = config.options()?;
+    invocation_of(config, &keys)
+}
+
+fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation, ConfigError> {
     let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
     let invalid = |key: &str, value: &Value, expected: String| {
         ConfigError::invalid("configuration", &pointer(key), value, expected)
     };
-    let argv = argv::build(&keys.command, |k| {
+    let mut argv = argv::build(&keys.command, |k| {
         config.options.get(k).or_else(|| config.raw.get(k))
     })
     .map_err(|e| {
@@ -58,6 +70,36 @@ pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, Config
             e.to_string(),
         )
     })?;
+    let mut env = Vec::new();
+    for (name, value) in keys.environment.iter().flatten() {
+        if !valid_env_name(name) || value.contains('\0') {
+            return Err(invalid(
+                "environment",
+                &Value::String(name.clone()),
+                "a variable name of letters, digits and _ (not starting with a digit) and a value without NUL".to_owned(),
+            ));
+        }
+        env.push((name.clone(), value.clone()));
+    }
+    let path = env
+        .iter()
+        .find(|(name, _)| name == "PATH")
+        .map_or(BASE_PATH, |(_, value)| value.as_str());
+    // A program not found stays as written: running it fails and says so,
+    // at each collection, as a missing plugin should.
+    if let Some(found) = policy::resolve_program(&argv[0], path) {
+        argv[0] = found;
+    }
+    Ok(Invocation { argv, env })
+}
+
+/// Builds the runner of `keys` for probe `config` (see [`invocation`]).
+pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, ConfigError> {
+    let Invocation { argv, env } = invocation_of(config, keys)?;
+    let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
+    let invalid = |key: &str, value: &Value, expected: String| {
+        ConfigError::invalid("configuration", &pointer(key), value, expected)
+    };
     let timeout = keys.command_timeout.unwrap_or(DEFAULT_TIMEOUT);
     if !(timeout > 0.0 && timeout <= MAX_TIMEOUT) {
         return Err(invalid(
@@ -73,17 +115,6 @@ pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, Config
             &Value::from(limit),
             format!("bytes, 1 to {MAX_OUTPUT_LIMIT}"),
         ));
-    }
-    let mut env = Vec::new();
-    for (name, value) in keys.environment.iter().flatten() {
-        if !valid_env_name(name) || value.contains('\0') {
-            return Err(invalid(
-                "environment",
-                &Value::String(name.clone()),
-                "a variable name of letters, digits and _ (not starting with a digit) and a value without NUL".to_owned(),
-            ));
-        }
-        env.push((name.clone(), value.clone()));
     }
     tracing::info!(probe = %config.name, argv = ?argv, "command");
     Ok(Runner::new(

@@ -25,7 +25,7 @@
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
 use crate::counter::{Bound, Delta, Width, delta};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
@@ -37,6 +37,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "cpu",
     summary: "CPU utilization fractions per state, load averages (/proc/stat, /proc/loadavg)",
     fallback: Fallback::ProcOnly,
+    reach: Reach::NONE,
     build,
 };
 

@@ -11,7 +11,7 @@
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::procfs::beancounters::{self, Beancounters};
@@ -23,6 +23,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "mem",
     summary: "memory free, used, buffers, cache, kernel, available, swap, dirty in kB (/proc/meminfo; OpenVZ /proc/user_beancounters)",
     fallback: Fallback::ProcOnly,
+    reach: Reach::NONE,
     build,
 };
 

@@ -3,7 +3,7 @@
 
 pub mod agent;
 pub mod cmd;
-mod command;
+pub(crate) mod command;
 pub mod cost;
 pub mod cpu;
 pub mod disk;
@@ -84,8 +84,38 @@ pub struct ProbeSpec {
     pub summary: &'static str,
     /// What happens without eBPF.
     pub fallback: Fallback,
+    /// What its keys make blippd touch, which the trust policy checks
+    /// before a remote configuration may set them.
+    pub reach: Reach,
     /// Builds the probe from its configuration.
     pub build: fn(&ProbeConfig, &mut BuildContext<'_>) -> Result<Built, ProbeError>,
+}
+
+/// What a probe module's own keys can make blippd touch beyond kernel
+/// counters (the keys every probe has are classified by
+/// [`crate::trust`] itself).
+#[derive(Clone, Copy, Debug)]
+pub enum Reach {
+    /// It reads and reports: `paths` name its keys that name files or
+    /// directories it opens, `urls` those that name where data goes; its
+    /// other keys only steer it.
+    Keys {
+        /// Keys naming files or directories.
+        paths: &'static [&'static str],
+        /// Keys naming destinations.
+        urls: &'static [&'static str],
+    },
+    /// It runs a program built from its keys (any key may be a `$key`
+    /// word of the command).
+    Program,
+}
+
+impl Reach {
+    /// Keys that steer only.
+    pub const NONE: Reach = Reach::Keys {
+        paths: &[],
+        urls: &[],
+    };
 }
 
 /// Every probe blipp has. Adding a probe is one module and one row here,

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use serde::Deserialize;
 
 use super::command::{self, CommandKeys};
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::command::{Exit, Runner};
@@ -38,6 +38,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "nagios",
     summary: "runs a Nagios/Monitoring-Plugins check: its status (0 OK .. 3 UNKNOWN) and performance data",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Program,
     build,
 };
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::source::netlogger;
@@ -28,6 +28,10 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "netlogger",
     summary: "follows a NetLogger log file (ts=... event=... VAL=...) and reports its numbers with their own times",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Keys {
+        paths: &["logfile"],
+        urls: &[],
+    },
     build,
 };
 
@@ -36,6 +40,10 @@ pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     module: "netlogger_probe",
     summary: "the original BLiPP's name of the netlogger probe",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Keys {
+        paths: &["logfile"],
+        urls: &[],
+    },
     build,
 };
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::netlink::{Duplex, LinkSpeedReader, rtnetlink};
@@ -24,6 +24,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "port",
     summary: "per-interface link capacity (bytes/s) and duplex (ethtool netlink, SIOCETHTOOL, /sys/class/net), re-read every `refresh` s",
     fallback: Fallback::ProcOnly,
+    reach: Reach::NONE,
     build,
 };
 

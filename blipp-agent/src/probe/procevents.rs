@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use blipp_common::process::{ProcCount, ProcEvent, ProcEventKind, ProcIo};
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, choose};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach, choose};
 use crate::config::ProbeConfig;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::ebpf::process::{
@@ -27,6 +27,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "procevents",
     summary: "process exec, fork and exit events (pid, parent, command, exit code, lifetime, lifetime disk I/O) and the top processes by disk I/O (eBPF sched and block tracepoints; /proc/stat tasks created)",
     fallback: Fallback::Proc,
+    reach: Reach::NONE,
     build,
 };
 

@@ -11,7 +11,7 @@ mod proc;
 use blipp_common::disk::{DISK_OPS, DiskOp};
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec, choose};
+use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec, Reach, choose};
 use crate::config::ProbeConfig;
 use crate::sample::Name;
 
@@ -20,6 +20,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "disk",
     summary: "block devices and partitions: requests, merges, sectors, time; IOPS, bytes/s, await, busy fraction, queue (/proc/diskstats; eBPF block_rq_complete)",
     fallback: Fallback::Proc,
+    reach: Reach::NONE,
     build,
 };
 

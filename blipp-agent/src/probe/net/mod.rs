@@ -13,7 +13,7 @@ mod proc;
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec, choose};
+use super::{BuildContext, Built, Fallback, ProbeError, ProbeSpec, Reach, choose};
 use crate::config::ProbeConfig;
 use crate::sample::Name;
 
@@ -22,6 +22,10 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "net",
     summary: "per-interface bytes, packets, errors and drops in and out; TCP segments and retransmits, UDP datagrams (/proc/net/dev, /proc/net/snmp; eBPF netif_receive_skb, net_dev_xmit, kfree_skb, tcp and sock tracepoints)",
     fallback: Fallback::Proc,
+    reach: Reach::Keys {
+        paths: &[],
+        urls: &["unis_url"],
+    },
     build,
 };
 

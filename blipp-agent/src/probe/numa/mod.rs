@@ -10,7 +10,7 @@
 
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
 use crate::host::parse::id_list;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
@@ -23,6 +23,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "numa",
     summary: "per-NUMA-node memory (kB) and numastat hit/miss/foreign/interleave/local/other page counters (/sys/devices/system/node)",
     fallback: Fallback::ProcOnly,
+    reach: Reach::NONE,
     build,
 };
 

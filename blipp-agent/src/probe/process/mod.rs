@@ -19,7 +19,7 @@ use procfs::ProcError;
 use procfs::process::Process;
 use serde::Deserialize;
 
-use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec};
+use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::counter::{Counter, Width};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
@@ -31,6 +31,10 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "process",
     summary: "one process by pid, pidfile, name or command-line regex, followed across restarts: CPU, memory, threads, fds, I/O, faults, state (/proc/[pid])",
     fallback: Fallback::ProcOnly,
+    reach: Reach::Keys {
+        paths: &["pidfile"],
+        urls: &[],
+    },
     build,
 };
 

@@ -22,9 +22,11 @@ mod series;
 use super::UnisError;
 use super::client::Endpoint;
 use super::record::{self, differs, id_of};
+use crate::config::policy::{LOCAL_ONLY, Refusal};
 use crate::config::{self, Config, Local, Precedence};
 use crate::host::HostInfo;
 use crate::sample::Name;
+use crate::trust;
 
 /// How blippd was told to find or make its records (`-n`, `--urn`, `-e`,
 /// `--new`, `--no-query`, `--override`).
@@ -85,6 +87,12 @@ pub struct Session {
     remote_invalid: bool,
     /// The last refusal, so that a poll does not log the same one again.
     refused: Option<String>,
+    /// What the local trust policy kept out of the service in UNIS.
+    service_refusals: Vec<Refusal>,
+    /// What it kept out of measurements of others (`-e use`).
+    measurement_refusals: Vec<Refusal>,
+    /// The refusals logged already: each is logged once while it lasts.
+    logged_refusals: BTreeSet<Refusal>,
     /// Bumped whenever `config` changes.
     generation: u64,
     host: Option<HostInfo>,
@@ -138,6 +146,9 @@ impl Session {
             doc,
             remote_invalid: false,
             refused: None,
+            service_refusals: Vec::new(),
+            measurement_refusals: Vec::new(),
+            logged_refusals: BTreeSet::new(),
             generation: 0,
             host: None,
             urn: String::new(),
@@ -349,9 +360,11 @@ impl Session {
         };
         let id = service.get("id").and_then(Value::as_str).unwrap_or("?");
         let origin = format!("UNIS service {id}");
-        match config::merge_service(&self.local, service, &origin, self.options.precedence) {
-            Ok(doc) => {
+        match trust::merge_service(&self.local, service, &origin, self.options.precedence) {
+            Ok((doc, refusals)) => {
                 self.refused = None;
+                self.service_refusals = refusals;
+                self.log_refusals();
                 doc
             }
             Err(e) => {
@@ -372,18 +385,56 @@ impl Session {
         }
     }
 
+    /// Logs each refusal of the local trust policy once while it lasts:
+    /// one that goes away and comes back is logged again.
+    fn log_refusals(&mut self) {
+        let now: BTreeSet<Refusal> = self
+            .service_refusals
+            .iter()
+            .chain(&self.measurement_refusals)
+            .cloned()
+            .collect();
+        for r in now.difference(&self.logged_refusals) {
+            tracing::warn!(
+                origin = %r.origin,
+                pointer = %r.pointer,
+                value = %r.value,
+                rule = %r.rule,
+                "refused by the local trust policy; the rest of the configuration applies"
+            );
+        }
+        self.logged_refusals = now;
+    }
+
+    /// Every refusal in effect, for `blippcmd status`.
+    fn refusals(&self) -> Vec<Refusal> {
+        self.service_refusals
+            .iter()
+            .chain(&self.measurement_refusals)
+            .cloned()
+            .collect()
+    }
+
     /// Makes `doc` the configuration in effect (with measurements of
-    /// others adopted later); true when it changed.
+    /// others adopted later); true when it changed, or only what was
+    /// refused in it did (which `blippcmd status` shows).
     fn adopt_doc(&mut self, doc: Value) -> bool {
         if record::without_server_fields(&doc) == record::without_server_fields(&self.doc)
             && self.generation > 0
         {
-            return false;
+            let refused = self.refusals();
+            if self.config.refused == refused {
+                return false;
+            }
+            self.config.refused = refused;
+            self.generation += 1;
+            return true;
         }
         match config::resolve(doc.clone()) {
             Ok(c) => {
                 self.doc = doc;
                 self.config = c;
+                self.config.refused = self.refusals();
                 self.generation += 1;
                 true
             }
@@ -398,6 +449,15 @@ impl Session {
     /// running on the node, without the server's fields.
     fn service_body(&self, id: &str) -> Value {
         let mut body = record::without_server_fields(&self.doc);
+        // The trust policy and command containment stay on the host.
+        if let Some(conf) = body
+            .pointer_mut("/properties/configurations")
+            .and_then(Value::as_object_mut)
+        {
+            for key in LOCAL_ONLY {
+                conf.remove(key);
+            }
+        }
         let node = self.node_href().unwrap_or_default().to_owned();
         if self.remote_invalid {
             // Only keep it alive: the operator's configuration stays for

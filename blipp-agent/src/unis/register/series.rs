@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{MeasurementRef, Series, SeriesKey, Session, chunks_of, str_at};
 use crate::sample::Name;
+use crate::trust;
 use crate::unis::UnisError;
 use crate::unis::record::{self, differs};
 
@@ -47,6 +48,7 @@ impl Session {
             }
         }
         let mut measurements = HashMap::new();
+        let mut measurement_refusals = Vec::new();
         if self.options.use_existing {
             for m in others {
                 let Some(id) = m.get("id").and_then(Value::as_str) else {
@@ -60,10 +62,21 @@ impl Session {
                 if names.contains(&name) || measurements.contains_key(&name) {
                     continue;
                 }
-                match self
-                    .config
-                    .adopt(&name, configuration, &format!("UNIS measurement {id}"))
-                {
+                let origin = format!("UNIS measurement {id}");
+                let refused = trust::screen_measurement(
+                    &self.local,
+                    &self.config.service,
+                    &name,
+                    configuration,
+                    &origin,
+                );
+                if !refused.is_empty() {
+                    // Nothing of it runs: a part refused could be what
+                    // the rest relies on.
+                    measurement_refusals.extend(refused);
+                    continue;
+                }
+                match self.config.adopt(&name, configuration, &origin) {
                     Ok(()) => {
                         tracing::info!(probe = %name, measurement = id, "running a measurement made by others (-e use)");
                         measurements.insert(
@@ -135,6 +148,9 @@ impl Session {
             self.store_measurements(&mut measurements, writes).await?;
         }
         self.measurements = measurements;
+        self.measurement_refusals = measurement_refusals;
+        self.log_refusals();
+        self.config.refused = self.refusals();
         // Adopted measurements changed the configuration.
         if self.config.probes.len() != names.len() {
             self.generation += 1;

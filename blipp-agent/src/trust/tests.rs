@@ -1,0 +1,520 @@
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::{Overrides, load_local};
+
+/// The local configuration of `file` (merged over the built-in defaults).
+fn local(file: &Value) -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    std::fs::write(&path, file.to_string()).unwrap();
+    load_local(Some(&path), &Overrides::default()).unwrap()
+}
+
+fn service(configurations: Value) -> Value {
+    json!({"id": "s1", "serviceType": "ps:tools:blipp",
+           "properties": {"configurations": configurations}})
+}
+
+fn pointers(refused: &[Refusal]) -> BTreeSet<String> {
+    refused.iter().map(|r| r.pointer.clone()).collect()
+}
+
+fn screen(local: &Local, remote: &Value) -> (Value, Vec<Refusal>) {
+    merge_service(local, remote, "UNIS service s1", Precedence::Unis).unwrap()
+}
+
+fn cmd(command: &str) -> Value {
+    json!({"probe_module": "cmd", "command": command, "regex": "(?P<x>\\d+)",
+           "eventTypes": {"x": "ps:tools:blipp:test:x"}})
+}
+
+/// The attack of issue 15 and its variants, with a legitimate schedule
+/// change in the same update.
+#[test]
+fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
+    let l = local(&json!({"properties": {"configurations": {
+        "unis_url": "http://unis.local:8888",
+        "probes": {
+            "cpu": {"probe_module": "cpu"}, "mem": {"probe_module": "mem"},
+            "disk": {"probe_module": "disk"}, "net": {"probe_module": "net"}}}}}));
+    let remote = service(json!({
+        "unis_url": "http://evil.example:8888",
+        "spool_dir": "/etc",
+        "trust": {"programs": ["/bin/sh"]},
+        "probe_defaults": {"sys_dir": "/root", "schedule_params": {"every": 3}},
+        "probes": {
+            "pwn": cmd("touch /tmp/PWNED"),
+            "check": {"probe_module": "nagios", "command": "/bin/sh -c id"},
+            "mem": {"probe_module": "mem", "schedule_params": {"every": 2}},
+            "cpu": {"probe_module": "cpu", "data_file": "/etc/cron.d/blipp"},
+            "disk": {"probe_module": "disk", "proc_dir": "/root"},
+            "net": {"probe_module": "net", "ms_url": "http://evil.example:8888"},
+            "log": {"probe_module": "netlogger", "logfile": "/etc/shadow"}
+        }
+    }));
+    let (merged, refused) = screen(&l, &remote);
+    let conf = &merged["properties"]["configurations"];
+    assert_eq!(
+        pointers(&refused),
+        [
+            "/properties/configurations/probe_defaults/sys_dir",
+            "/properties/configurations/probes/check",
+            "/properties/configurations/probes/cpu/data_file",
+            "/properties/configurations/probes/disk/proc_dir",
+            "/properties/configurations/probes/log/logfile",
+            "/properties/configurations/probes/net/ms_url",
+            "/properties/configurations/probes/pwn",
+            "/properties/configurations/spool_dir",
+            "/properties/configurations/trust",
+            "/properties/configurations/unis_url",
+        ]
+        .map(str::to_owned)
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+    );
+    assert!(conf["probes"].get("pwn").is_none());
+    assert!(conf["probes"].get("check").is_none());
+    assert!(
+        conf["probes"].get("log").is_none(),
+        "a new probe without its file is left out"
+    );
+    assert_eq!(conf["probes"]["mem"]["schedule_params"]["every"], 2);
+    assert_eq!(conf["probe_defaults"]["schedule_params"]["every"], 3);
+    assert!(conf["probes"]["cpu"].get("data_file").is_none());
+    assert!(conf["probes"]["disk"].get("proc_dir").is_none());
+    assert!(conf["probes"]["net"].get("ms_url").is_none());
+    assert_eq!(conf["unis_url"], "http://unis.local:8888");
+    assert!(conf.get("trust").is_none());
+    let pwn = refused
+        .iter()
+        .find(|r| r.pointer.ends_with("/pwn"))
+        .unwrap();
+    assert!(pwn.value.contains("/usr/bin/touch"), "{pwn}");
+    assert!(pwn.rule.contains("trust.programs"), "{pwn}");
+}
+
+#[test]
+fn the_policy_of_the_local_file_lets_named_programs_files_and_urls_through() {
+    let l = local(&json!({"properties": {"configurations": {
+        "trust": {"programs": [{"path": "/usr/bin/echo", "args": ["[0-9]+"]}],
+                  "paths": ["/var/lib/blipp/data"],
+                  "urls": ["http://ms.example.org:8888/"]},
+        "probes": {"mem": {"probe_module": "mem"}}}}}));
+    let remote = service(json!({"probes": {
+        "answer": cmd("echo 42"),
+        "bad": cmd("echo 42 43"),
+        "mem": {"probe_module": "mem", "data_file": "/var/lib/blipp/data/mem.json",
+                "ms_url": "http://ms.example.org:8888/"}}}));
+    let (merged, refused) = screen(&l, &remote);
+    let probes = &merged["properties"]["configurations"]["probes"];
+    assert_eq!(probes["answer"]["command"], "echo 42");
+    assert_eq!(probes["mem"]["data_file"], "/var/lib/blipp/data/mem.json");
+    assert_eq!(probes["mem"]["ms_url"], "http://ms.example.org:8888/");
+    assert_eq!(
+        pointers(&refused),
+        BTreeSet::from(["/properties/configurations/probes/bad".to_owned()])
+    );
+}
+
+#[test]
+fn what_the_local_file_says_already_passes_as_blippd_wrote_it_back() {
+    let file = json!({"properties": {"configurations": {
+        "unis_url": "http://unis.local:8888",
+        "probes": {
+            "answer": {"probe_module": "cmd", "command": "echo $n", "n": 7,
+                       "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:x"},
+                       "data_file": "/tmp/answer.json"}}}}});
+    let l = local(&file);
+    let mut remote = l.doc.clone();
+    remote["id"] = json!("s1");
+    remote["properties"]["configurations"]["probes"]["answer"]["schedule_params"] =
+        json!({"every": 9});
+    let (merged, refused) = screen(&l, &remote);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(
+        merged["properties"]["configurations"]["probes"]["answer"]["schedule_params"]["every"],
+        9
+    );
+}
+
+/// Any way of changing what a local program probe runs is caught on the
+/// result: its command, a `$key` value, its environment, or a default it
+/// reads as a `$key` word.
+#[test]
+fn every_way_into_a_programs_arguments_is_checked() {
+    let l = local(&json!({"properties": {"configurations": {
+        "probes": {"answer": {"probe_module": "cmd", "command": "echo $n $collection_ttl", "n": 7,
+                   "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:x"}}}}}}));
+    let answer = |edit: &dyn Fn(&mut Value)| {
+        let mut p = l.doc["properties"]["configurations"]["probes"]["answer"].clone();
+        edit(&mut p);
+        json!({"probes": {"answer": p}})
+    };
+    let cases = [
+        (
+            "command",
+            answer(&|p| p["command"] = json!("id")),
+            "/properties/configurations/probes/answer",
+        ),
+        (
+            "a $key value",
+            answer(&|p| p["n"] = json!("--help")),
+            "/properties/configurations/probes/answer",
+        ),
+        (
+            "environment",
+            answer(&|p| p["environment"] = json!({"LD_PRELOAD": "/tmp/x.so"})),
+            "/properties/configurations/probes/answer",
+        ),
+        (
+            "a default read as $key",
+            json!({"probe_defaults": {"collection_ttl": 5}}),
+            "/properties/configurations/probe_defaults",
+        ),
+    ];
+    for (what, remote, pointer) in cases {
+        let (merged, refused) = screen(&l, &service(remote));
+        assert_eq!(
+            pointers(&refused),
+            BTreeSet::from([pointer.to_owned()]),
+            "{what}: {refused:?}"
+        );
+        let probe = &merged["properties"]["configurations"]["probes"]["answer"];
+        assert_eq!(probe["command"], "echo $n $collection_ttl", "{what}");
+        assert_eq!(probe["n"], 7, "{what}");
+        assert!(probe.get("environment").is_none(), "{what}");
+    }
+    // A schedule of the same probe is not a change of what it runs.
+    let (_, refused) = screen(
+        &l,
+        &service(answer(&|p| p["schedule_params"] = json!({"every": 30}))),
+    );
+    assert!(refused.is_empty(), "{refused:?}");
+}
+
+#[test]
+fn a_built_in_probe_turned_into_a_program_probe_is_refused() {
+    let l = local(&json!({"properties": {"configurations": {
+        "probes": {"mem": {"probe_module": "mem"}}}}}));
+    let (merged, refused) = screen(&l, &service(json!({"probes": {"mem": cmd("id")}})));
+    assert_eq!(
+        pointers(&refused),
+        BTreeSet::from(["/properties/configurations/probes/mem".to_owned()])
+    );
+    assert_eq!(
+        merged["properties"]["configurations"]["probes"]["mem"]["probe_module"],
+        "mem"
+    );
+}
+
+#[test]
+fn adopted_measurements_are_screened_whole() {
+    let l = local(&json!({"properties": {"configurations": {
+        "trust": {"programs": ["/usr/bin/uptime"]}}}}));
+    let origin = "UNIS measurement m1";
+    let r = screen_measurement(&l, &l.doc, "x", &cmd("touch /tmp/x"), origin);
+    assert_eq!(pointers(&r), BTreeSet::from(["/configuration".to_owned()]));
+    let r = screen_measurement(&l, &l.doc, "x", &cmd("uptime"), origin);
+    assert!(r.is_empty(), "{r:?}");
+    let r = screen_measurement(
+        &l,
+        &l.doc,
+        "x",
+        &json!({"probe_module": "mem", "data_file": "/etc/x"}),
+        origin,
+    );
+    assert_eq!(
+        pointers(&r),
+        BTreeSet::from(["/configuration/data_file".to_owned()])
+    );
+    assert_eq!(r[0].origin, origin);
+}
+
+/// Every key the schema types as a path or a URL is classified as one:
+/// a key added to the schema without a classification fails here.
+#[test]
+fn every_path_and_url_key_of_the_schema_is_screened() {
+    let schema: Value = serde_json::from_str(config::schema::SCHEMA_TEXT).unwrap();
+    let defs = &schema["$defs"];
+    let typed = |v: &Value, def: &str| {
+        let r = format!("#/$defs/{def}");
+        v.get("$ref").and_then(Value::as_str) == Some(r.as_str())
+            || v.get("anyOf").and_then(Value::as_array).is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.get("$ref").and_then(Value::as_str) == Some(r.as_str()))
+            })
+    };
+    let mut checked = 0;
+    // Service-wide settings.
+    for (key, v) in defs["configurations"]["properties"].as_object().unwrap() {
+        if typed(v, "path") || key.starts_with("ssl_") {
+            assert_eq!(setting_reach(key), KeyReach::Path, "{key}");
+            checked += 1;
+        }
+        if typed(v, "url") {
+            assert_eq!(setting_reach(key), KeyReach::Url, "{key}");
+            checked += 1;
+        }
+    }
+    // Keys of every probe, and each module's own (and their kwargs).
+    let mut visit = |module: Option<&str>, props: &Value| {
+        let reach = reach_of(module);
+        for (key, v) in props.as_object().into_iter().flatten() {
+            let expected = if typed(v, "path") {
+                KeyReach::Path
+            } else if typed(v, "url") {
+                KeyReach::Url
+            } else {
+                continue;
+            };
+            if matches!(reach, Some(Reach::Program)) {
+                continue;
+            }
+            assert_eq!(probe_key_reach(reach, key), expected, "{module:?}: {key}");
+            checked += 1;
+        }
+    };
+    visit(None, &defs["probe_common"]["properties"]);
+    for spec in probe::REGISTRY {
+        let name = match spec.module {
+            "cmd_line_probe" => "cmd",
+            "netlogger_probe" => "netlogger",
+            m => m,
+        };
+        let options = &defs[format!("options_{name}")];
+        visit(Some(spec.module), &options["properties"]);
+        visit(
+            Some(spec.module),
+            &options["properties"]["kwargs"]["properties"],
+        );
+        if let Some(r) = options["properties"]["kwargs"]["$ref"].as_str() {
+            let def = r.trim_start_matches("#/$defs/");
+            visit(Some(spec.module), &defs[def]["properties"]);
+        }
+    }
+    assert!(
+        checked >= 12,
+        "only {checked} keys found: did the schema's layout change?"
+    );
+}
+
+// What random service records from UNIS can reach: for any of them, the
+// configuration that results runs only programs the local file runs or
+// allows, and names only files and destinations the local file names or
+// allows.
+
+const ALLOWED_DIR: &str = "/var/lib/blipp/allowed";
+const ALLOWED_URL: &str = "http://ms.allowed:8888/";
+
+fn local_for_property() -> Local {
+    local(&json!({"properties": {"configurations": {
+        "unis_url": "http://unis.local:8888",
+        "trust": {"programs": ["/usr/bin/echo"], "paths": [ALLOWED_DIR], "urls": [ALLOWED_URL]},
+        "probes": {
+            "answer": {"probe_module": "cmd", "command": "uptime $x", "x": "-p",
+                       "regex": "(?P<x>\\d+)", "eventTypes": {"x": "ps:tools:blipp:test:x"},
+                       "data_file": "/tmp/answer.json"},
+            "mem": {"probe_module": "mem"},
+            "log": {"probe_module": "netlogger", "logfile": "/var/log/app.log"}}}}}))
+}
+
+fn any_path() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!("/etc/shadow")),
+        Just(json!("/root")),
+        Just(json!("/tmp/answer.json")),
+        Just(json!("/var/log/app.log")),
+        Just(json!(format!("{ALLOWED_DIR}/x.json"))),
+        Just(json!(format!("{ALLOWED_DIR}/../../../../etc/x"))),
+        Just(json!("relative/x")),
+    ]
+}
+
+fn any_url() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!("http://evil.example:8888")),
+        Just(json!("http://unis.local:8888")),
+        Just(json!(ALLOWED_URL)),
+        Just(json!("http://ms.allowed:88889/")),
+    ]
+}
+
+fn any_command() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(json!("touch /tmp/PWNED")),
+        Just(json!("echo $x")),
+        Just(json!("/usr/bin/echo hi")),
+        Just(json!("uptime $x")),
+        Just(json!("sh -c id")),
+        Just(json!("/usr/lib/nagios/plugins/../../../bin/sh")),
+        Just(json!("$x")),
+    ]
+}
+
+fn any_probe() -> impl Strategy<Value = Value> {
+    let module = prop_oneof![
+        Just("cmd"),
+        Just("nagios"),
+        Just("mem"),
+        Just("netlogger"),
+        Just("process"),
+        Just("net"),
+    ];
+    (
+        module,
+        any_command(),
+        prop_oneof![Just(json!("-p")), Just(json!("/bin/sh")), Just(json!(3))],
+        proptest::option::of(any_path()),
+        proptest::option::of(any_path()),
+        proptest::option::of(any_url()),
+        proptest::option::of(any_path()),
+        proptest::bool::ANY,
+    )
+        .prop_map(
+            |(module, command, x, data_file, proc_dir, ms_url, file, env)| {
+                let mut p = json!({"probe_module": module, "schedule_params": {"every": 7}});
+                match module {
+                    "cmd" | "nagios" => {
+                        p["command"] = command;
+                        p["x"] = x;
+                        if module == "cmd" {
+                            p["regex"] = json!("(?P<x>\\d+)");
+                            p["eventTypes"] = json!({"x": "ps:tools:blipp:test:x"});
+                        }
+                        if env {
+                            p["environment"] = json!({"PATH": "/tmp"});
+                        }
+                    }
+                    "netlogger" => p["logfile"] = file.unwrap_or_else(|| json!("/var/log/app.log")),
+                    "process" => p["pidfile"] = file.unwrap_or_else(|| json!("/run/x.pid")),
+                    "net" => {
+                        p["kwargs"] =
+                            json!({"proc_dir": proc_dir.clone().unwrap_or(json!("/proc"))})
+                    }
+                    _ => {}
+                }
+                for (k, v) in [
+                    ("data_file", data_file),
+                    ("proc_dir", proc_dir),
+                    ("ms_url", ms_url),
+                ] {
+                    if let Some(v) = v {
+                        p[k] = v;
+                    }
+                }
+                p
+            },
+        )
+}
+
+fn any_service() -> impl Strategy<Value = Value> {
+    (
+        proptest::collection::btree_map(
+            prop_oneof![
+                Just("answer"),
+                Just("mem"),
+                Just("log"),
+                Just("new1"),
+                Just("new2")
+            ],
+            any_probe(),
+            0..4,
+        ),
+        proptest::option::of(any_path()),
+        proptest::option::of(any_url()),
+        proptest::option::of(prop_oneof![
+            Just(json!({"x": "--help"})),
+            Just(json!({"data_file": "/etc/x"})),
+            Just(json!({"proc_dir": "/root"}))
+        ]),
+    )
+        .prop_map(|(probes, spool, unis, defaults)| {
+            let mut c = json!({"probes": probes});
+            if let Some(s) = spool {
+                c["spool_dir"] = s;
+            }
+            if let Some(u) = unis {
+                c["unis_url"] = u;
+            }
+            if let Some(d) = defaults {
+                c["probe_defaults"] = d;
+            }
+            service(c)
+        })
+}
+
+/// The files and destinations a resolved probe names, by key.
+fn named(p: &crate::config::ProbeConfig) -> Vec<(String, Value)> {
+    let mut out = vec![
+        (
+            "proc_dir".to_owned(),
+            json!(p.proc_dir.display().to_string()),
+        ),
+        ("sys_dir".to_owned(), json!(p.sys_dir.display().to_string())),
+    ];
+    if let Some(f) = &p.data_file {
+        out.push(("data_file".to_owned(), json!(f.display().to_string())));
+    }
+    if let Some(u) = &p.ms_url {
+        out.push(("ms_url".to_owned(), json!(u)));
+    }
+    for key in ["logfile", "pidfile", "unis_url"] {
+        if let Some(v) = p.options.get(key) {
+            out.push((key.to_owned(), v.clone()));
+        }
+    }
+    if let Some(Value::Object(kw)) = p.raw.get("kwargs") {
+        for (k, v) in kw {
+            out.push((k.clone(), v.clone()));
+        }
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_remote_tree_reaches_a_program_file_or_destination_the_local_file_does_not(remote in any_service()) {
+        let l = local_for_property();
+        let Ok((merged, _)) = merge_service(&l, &remote, "UNIS service s1", Precedence::Unis) else {
+            return Ok(());
+        };
+        let Ok(c) = config::resolve(merged) else { return Ok(()) };
+        let ours = config::resolve(l.doc.clone()).unwrap();
+        let local_of = |name: &str| ours.probes.iter().find(|p| p.name == name);
+        let allowed_path = |v: &Value| v.as_str().is_some_and(|s| {
+            s.starts_with(&format!("{ALLOWED_DIR}/")) && !s.contains("..")
+        });
+        let allowed_url = |v: &Value| v.as_str().is_some_and(|s| {
+            s.starts_with(ALLOWED_URL) || s == "http://unis.local:8888"
+        });
+        for p in &c.probes {
+            let local = local_of(&p.name);
+            if matches!(probe::spec(&p.module).map(|s| s.reach), Some(Reach::Program)) {
+                let inv = probe::command::invocation(p).unwrap();
+                let same = local
+                    .filter(|q| q.module == p.module)
+                    .and_then(|q| probe::command::invocation(q).ok())
+                    .is_some_and(|q| q == inv);
+                prop_assert!(same || (inv.argv[0] == "/usr/bin/echo" && inv.env.is_empty()),
+                    "{} runs {:?}", p.name, inv);
+            }
+            let local_named = local.map(named).unwrap_or_default();
+            for (key, value) in named(p) {
+                let default = matches!((key.as_str(), value.as_str()), ("proc_dir", Some("/proc")) | ("sys_dir", Some("/sys")));
+                let own = local_named.iter().any(|(k, v)| *k == key && *v == value);
+                let ok = default || own || if key.ends_with("url") { allowed_url(&value) } else { allowed_path(&value) };
+                prop_assert!(ok, "{}: {} = {}", p.name, key, value);
+            }
+        }
+        let spool = c.settings.spool_dir.display().to_string();
+        prop_assert!(spool == crate::config::DEFAULT_SPOOL_DIR || allowed_path(&json!(spool)), "spool_dir {}", spool);
+        let unis = c.settings.unis_url.clone().unwrap_or_default();
+        prop_assert!(allowed_url(&json!(unis)), "unis_url {}", unis);
+    }
+}
