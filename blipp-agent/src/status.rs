@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::policy::Refusal;
 use crate::sample::{Sample, Timestamp};
 
 /// Samples kept per probe for `tail`.
@@ -251,6 +252,10 @@ pub struct StatusReport {
     pub probes: Vec<ProbeReport>,
     /// The UNIS/MS sink, when one runs.
     pub sink: Option<SinkReport>,
+    /// Parts of the configuration from UNIS that the local trust policy
+    /// refused.
+    #[serde(default)]
+    pub refused: Vec<Refusal>,
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
+pub mod daemon;
 pub mod loopdev;
 pub mod netns;
 pub mod shared;
@@ -104,6 +105,33 @@ pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
 #[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
 pub fn cap_set(status: &str, key: &str) -> u64 {
     u64::from_str_radix(status_field(status, key), 16).unwrap()
+}
+
+/// True when `tool` runs (`tool -V`, else `tool --version`). Otherwise
+/// says loudly that `what` is skipped, or panics when
+/// `BLIPP_REQUIRE_ROOT=1` (CI, after `cargo xtask setup` installed it),
+/// where skipping is a failure.
+#[expect(clippy::print_stderr, reason = "a skipped test must say so")]
+pub fn require_tool(tool: &str, what: &str) -> bool {
+    let runs = |flag: &str| {
+        Command::new(tool)
+            .arg(flag)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if runs("-V") || runs("--version") {
+        return true;
+    }
+    assert!(
+        std::env::var("BLIPP_REQUIRE_ROOT").as_deref() != Ok("1"),
+        "{what} needs {tool}, which cargo xtask setup installs; BLIPP_REQUIRE_ROOT=1 forbids skipping it"
+    );
+    eprintln!(
+        "SKIPPED: {what} needs {tool}, which is not installed (cargo xtask setup installs it)"
+    );
+    false
 }
 
 /// True when running as root. Otherwise says loudly that `what` is skipped,

@@ -16,7 +16,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use blipp_tests::{agent_bin, cap_set, json_lines, require_root, status_field};
+use blipp_tests::{agent_bin, cap_set, json_lines, require_root, require_tool, status_field};
 use serde_json::{Value, json};
 
 const REEXEC: &str = "re-executing to leave the loading memory behind";
@@ -254,13 +254,7 @@ fn a_failed_exec_carries_on_in_process() {
     if !require_root("blippd's eBPF probes") {
         return;
     }
-    if Command::new("strace").arg("-V").output().is_err() {
-        // cargo xtask test (and so CI) installs strace: there it must run.
-        assert!(
-            std::env::var_os("BLIPP_REQUIRE_ROOT").is_none(),
-            "strace is missing: cargo xtask setup installs it"
-        );
-        eprintln!("SKIPPED: a failed exec is injected with strace, which is not installed");
+    if !require_tool("strace", "a failed exec injected into blippd") {
         return;
     }
     // strace makes blippd's first execve after its start, the re-execution,

@@ -10,75 +10,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use blipp::host::HostInfo;
+use blipp_tests::daemon::{Blippd, wait_for};
 use blipp_tests::tls::TlsMaterial;
 use blipp_tests::unis_server::{Fault, Options, UnisServer, free_port, now_us};
 use blipp_tests::{agent_bin, real_schemas};
 use serde_json::{Value, json};
-
-/// A running blippd whose log goes to a file, stopped with SIGTERM on drop.
-struct Blippd {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Blippd {
-    fn start(config: &Path, args: &[&str], log: &Path) -> Self {
-        let file = std::fs::File::create(log).unwrap();
-        let bin = agent_bin("blippd");
-        let child = Command::new(bin)
-            .arg("-c")
-            .arg(config)
-            .args(["-d", "debug"])
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            log: log.to_owned(),
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, and the exit status must be 0.
-    fn stop(mut self) -> String {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(i32::try_from(self.child.id()).unwrap(), libc::SIGTERM) };
-        let status = self.child.wait().unwrap();
-        let log = self.log();
-        assert!(status.success(), "blippd exited with {status}:\n{log}");
-        log
-    }
-}
-
-impl Drop for Blippd {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Polls `what` until it holds or `secs` pass.
-fn wait_for(secs: u64, what: &str, log: impl Fn() -> String, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}; blippd log:\n{}", log());
-}
 
 /// A configuration file for blippd: the default probes every second,
 /// UNIS at `url`, polled every second, the spool in `dir`.

@@ -162,6 +162,7 @@ impl Steer {
             edits: self.edits.len(),
             probes: sup.report(&self.current),
             sink: None,
+            refused: self.base.refused.clone(),
         }
     }
 

@@ -140,6 +140,16 @@ pub fn status(report: &StatusReport, now_us: u64) -> String {
             let _ = writeln!(out, "UNIS/MS last error: {e}");
         }
     }
+    if !report.refused.is_empty() {
+        let _ = writeln!(
+            out,
+            "REFUSED by the local trust policy ({}), the rest applies:",
+            report.refused.len()
+        );
+        for r in &report.refused {
+            let _ = writeln!(out, "  {r}");
+        }
+    }
     out
 }
 
@@ -190,6 +200,7 @@ pub fn sample_line(sample: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::policy::Refusal;
     use crate::status::ProbeState;
     use serde_json::json;
 
@@ -227,6 +238,12 @@ mod tests {
             edits: 1,
             probes: vec![cpu, disk],
             sink: None,
+            refused: vec![Refusal::new(
+                "UNIS service s1",
+                "/properties/configurations/probes/pwn",
+                &json!(["/usr/bin/touch", "/tmp/PWNED"]),
+                "trust.programs of the local file does not list /usr/bin/touch",
+            )],
         };
         let text = status(&r, 10_000_000);
         assert_eq!(
@@ -235,7 +252,10 @@ mod tests {
              PROBE  MODULE  STATE    SOURCE  SCHEDULE   RUNS  ERRORS  SAMPLES  LAST      TOOK\n\
              cpu    cpu     running  proc    simple 5s  12    0       144      1.0s ago  0.31ms\n\
              disk   disk    off      -       simple     0     0       0        -         -\n\
-             disk: last error 5.0s ago: boom\n"
+             disk: last error 5.0s ago: boom\n\
+             REFUSED by the local trust policy (1), the rest applies:\n  \
+             UNIS service s1: /properties/configurations/probes/pwn: [\"/usr/bin/touch\",\"/tmp/PWNED\"] refused: \
+             trust.programs of the local file does not list /usr/bin/touch\n"
         );
     }
 
