@@ -48,17 +48,22 @@ impl Ms {
         self.endpoint.requests()
     }
 
-    /// Makes sure every collection exists: one `GET /events?mids=a,b,..`
-    /// for all that are not known yet (200: they all exist); when it
-    /// answers 404 (some do not), one `POST /events` for each, where 409
-    /// means it exists.
+    /// Makes sure every collection exists. The MS answers `GET
+    /// /events?mids=a,b,..` with 404 for the whole list when any one of
+    /// them has no collection (the real server does), so a 404 is
+    /// narrowed down by halving the list: with k new mids among n, about
+    /// k·log2(n/k) lookups find exactly the new ones, and one `POST
+    /// /events` each creates them (one record per request: the real server
+    /// creates only the first of a list). A 409 (created meanwhile by
+    /// someone else) means it exists.
     pub async fn ensure(&mut self, collections: &[Collection<'_>]) -> Result<(), UnisError> {
         let missing: Vec<&Collection<'_>> = collections
             .iter()
             .filter(|c| !self.ready.contains(c.mid))
             .collect();
-        for chunk in missing.chunks(MIDS_PER_QUERY) {
-            let mids: Vec<&str> = chunk.iter().map(|c| c.mid).collect();
+        let mut parts: Vec<&[&Collection<'_>]> = missing.chunks(MIDS_PER_QUERY).collect();
+        while let Some(part) = parts.pop() {
+            let mids: Vec<&str> = part.iter().map(|c| c.mid).collect();
             match self
                 .endpoint
                 .get("/events", &[("mids", &mids.join(","))])
@@ -66,31 +71,40 @@ impl Ms {
             {
                 Ok(_) => {
                     self.ready.extend(mids.iter().map(|m| (*m).to_owned()));
-                    continue;
                 }
-                Err(UnisError::Status { status: 404, .. }) => {}
-                Err(e) => return Err(e),
-            }
-            for c in chunk {
-                let body = json!({
-                    "metadata_URL": c.metadata_url,
-                    "collection_size": c.size,
-                    "ttl": c.ttl,
-                });
-                let url = self.endpoint.url("/events", &[])?;
-                match self
-                    .endpoint
-                    .send(Method::POST, url, Some((&body, "datum")))
-                    .await
-                {
-                    Ok(_) | Err(UnisError::Status { status: 409, .. }) => {
-                        self.ready.insert(c.mid.to_owned());
+                Err(UnisError::Status { status: 404, .. }) => match part {
+                    [one] => self.create(one).await?,
+                    _ => {
+                        let (a, b) = part.split_at(part.len() / 2);
+                        parts.push(b);
+                        parts.push(a);
                     }
-                    Err(e) => return Err(e),
-                }
+                },
+                Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// `POST /events` of one collection.
+    async fn create(&mut self, c: &Collection<'_>) -> Result<(), UnisError> {
+        let body = json!({
+            "metadata_URL": c.metadata_url,
+            "collection_size": c.size,
+            "ttl": c.ttl,
+        });
+        let url = self.endpoint.url("/events", &[])?;
+        match self
+            .endpoint
+            .send(Method::POST, url, Some((&body, "datum")))
+            .await
+        {
+            Ok(_) | Err(UnisError::Status { status: 409, .. }) => {
+                self.ready.insert(c.mid.to_owned());
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// `POST /data` of `[{"mid": .., "data": [{"ts": .., "value": ..}]}]`.
