@@ -24,12 +24,25 @@ fn pointers(refused: &[Refusal]) -> BTreeSet<String> {
 }
 
 fn screen(local: &Local, remote: &Value) -> (Value, Vec<Refusal>) {
-    merge_service(local, remote, "UNIS service s1", Precedence::Unis).unwrap()
+    merge_service(local, remote, remote, "UNIS service s1", Precedence::Unis).unwrap()
 }
 
 fn cmd(command: &str) -> Value {
     json!({"probe_module": "cmd", "command": command, "regex": "(?P<x>\\d+)",
            "eventTypes": {"x": "ps:tools:blipp:test:x"}})
+}
+
+#[test]
+fn a_bad_service_in_unis_is_named() {
+    let l = load_local(None, &Overrides::default()).unwrap();
+    let unis = json!({"properties": {"configurations": {"unis_poll_interval": "often"}}});
+    let e = merge_service(&l, &unis, &unis, "UNIS service s1", Precedence::Unis)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("UNIS service s1: /properties/configurations/unis_poll_interval"),
+        "{e}"
+    );
 }
 
 /// The attack of issue 15 and its variants, with a legitimate schedule
@@ -481,7 +494,7 @@ proptest! {
     #[test]
     fn no_remote_tree_reaches_a_program_file_or_destination_the_local_file_does_not(remote in any_service()) {
         let l = local_for_property();
-        let Ok((merged, _)) = merge_service(&l, &remote, "UNIS service s1", Precedence::Unis) else {
+        let Ok((merged, _)) = merge_service(&l, &remote, &remote, "UNIS service s1", Precedence::Unis) else {
             return Ok(());
         };
         let Ok(c) = config::resolve(merged) else { return Ok(()) };
