@@ -338,7 +338,8 @@ fn launcher_main(socket: OwnedFd, sandbox: &Sandbox, parent: libc::pid_t) -> ! {
     set_signal(libc::SIGTERM, libc::SIG_IGN);
     // Supervisors are reaped by the kernel.
     set_signal(libc::SIGCHLD, libc::SIG_IGN);
-    let dropped = sandbox::drop_bounding(LAUNCHER_CAPS).and_then(|()| {
+    // Its runs' bounding set keeps sandbox::BOUNDING_KEPT: so must its own.
+    let dropped = sandbox::drop_bounding(LAUNCHER_CAPS | sandbox::BOUNDING_KEPT).and_then(|()| {
         // SAFETY: prctl with integer arguments.
         if unsafe {
             libc::prctl(

@@ -240,6 +240,15 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
+/// What the bounding set of a command keeps: `CAP_NET_RAW` alone. It
+/// grants nothing: under `no_new_privs` an exec adds no capability to the
+/// permitted set, whatever the file says. But a program with file
+/// capabilities and the effective bit (Debian's `/usr/bin/ping` has
+/// `cap_net_raw=ep`) cannot even be executed (EPERM) when the bounding set
+/// lacks one of them; with it, ping starts unprivileged and uses an ICMP
+/// datagram socket where `net.ipv4.ping_group_range` allows.
+pub const BOUNDING_KEPT: u64 = mask(&[13]);
+
 /// Whether this thread can switch to another user (`CAP_SETUID` and
 /// `CAP_SETGID` effective).
 pub fn can_switch_user() -> bool {
@@ -279,8 +288,8 @@ pub fn apply_limits(limits: &Limits) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes this process unprivileged for good: the bounding set emptied
-/// (where `CAP_SETPCAP` allows it), ambient capabilities cleared, the
+/// Makes this process unprivileged for good: the bounding set emptied but
+/// for [`BOUNDING_KEPT`] (where `CAP_SETPCAP` allows it), ambient capabilities cleared, the
 /// user switched to `user` with only its primary group (where
 /// `CAP_SETUID` and `CAP_SETGID` allow it and it is not that user
 /// already), every capability set emptied, no new privileges, and
@@ -295,7 +304,7 @@ pub fn enter(user: &Account, limits: Option<&Limits>) -> io::Result<()> {
     // Only the bounding set needs CAP_SETPCAP; without it (already
     // dropped by an earlier step) `no_new_privs` makes the bounding set
     // meaningless anyway: it bounds only what exec could grant.
-    let _ = drop_bounding(0);
+    let _ = drop_bounding(BOUNDING_KEPT);
     // SAFETY: prctl with integer arguments.
     check(
         unsafe {
