@@ -302,3 +302,28 @@ fn only_the_launcher_keeps_setuid_and_dies_with_blippd() {
         live_status(launcher).is_none()
     });
 }
+
+#[test]
+fn a_root_or_unknown_command_user_stops_blippd_with_status_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for user in ["root", "blipp-no-such-user-here"] {
+        let path = dir.path().join("blipp.json");
+        let doc = json!({"properties": {"configurations": {"command_user": user}}});
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let out = Command::new(agent_bin("blippd"))
+            .arg("-c")
+            .arg(&path)
+            .args(["--once", "--control-socket", "none"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "blippd: {}: /properties/configurations/command_user: \"{user}\" is invalid: the name of an existing user other than root (uid 0)",
+                path.display()
+            )
+        );
+    }
+}
