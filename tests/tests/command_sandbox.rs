@@ -327,3 +327,50 @@ fn a_root_or_unknown_command_user_stops_blippd_with_status_2() {
         );
     }
 }
+
+/// Processes whose command line contains `marker`.
+fn running_with(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(marker))
+        })
+        .filter(|&pid| live_status(pid).is_some())
+        .collect()
+}
+
+#[test]
+fn through_the_launcher_big_output_arrives_and_a_timeout_kills_the_group() {
+    if !require_root("commands run through blippd's launcher") {
+        return;
+    }
+    let dir = open_dir("sandbox-launcher-output");
+    // 10 MiB, far more than a datagram, then the number the regex wants.
+    let big = script(
+        &dir,
+        "big.sh",
+        "head -c 10485760 /dev/zero | tr '\\0' x; echo; echo last=917",
+    );
+    let samples = samples_of(
+        &json!({"probe_module": "cmd", "command": big, "output_limit": 16_777_216,
+                "regex": "last=(?P<n>\\d+)", "eventTypes": {"n": "ps:tools:blipp:test:n"}}),
+        &json!({}),
+    );
+    assert_eq!(value(&samples, "n"), 917);
+
+    let slow = script(&dir, "slow.sh", "sleep 918.25 & sleep 918.5; echo 1");
+    let started = Instant::now();
+    let samples = samples_of(
+        &json!({"probe_module": "cmd", "command": slow, "command_timeout": 1,
+                "regex": "(?P<n>\\d+)", "eventTypes": {"n": "ps:tools:blipp:test:n"}}),
+        &json!({}),
+    );
+    assert!(samples.is_empty(), "{samples:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    wait_for("the timed-out command's group to be killed", || {
+        running_with("918.25").is_empty() && running_with("918.5").is_empty()
+    });
+}

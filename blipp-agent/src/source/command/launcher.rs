@@ -455,3 +455,68 @@ fn outcome_of(result: &Result<super::Exit, CommandError>) -> Outcome {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        let rc = unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+                0,
+                fds.as_mut_ptr(),
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        // SAFETY: fresh descriptors we own.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    #[test]
+    fn a_socket_crosses_and_end_of_file_ends_the_stream() {
+        let (a, b) = seqpacket_pair();
+        let (mut mine, theirs) = UnixStream::pair().unwrap();
+        send_fd(a.as_fd(), theirs.as_fd()).unwrap();
+        drop(theirs);
+        let received = recv_fd(b.as_raw_fd()).unwrap().expect("a descriptor");
+        // SAFETY: F_GETFD on a descriptor we own.
+        let flags = unsafe { libc::fcntl(received.as_raw_fd(), libc::F_GETFD) };
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "received close-on-exec");
+        let mut peer = UnixStream::from(received);
+        peer.write_all(b"over").unwrap();
+        drop(peer);
+        let mut got = Vec::new();
+        mine.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"over");
+        drop(a);
+        assert!(recv_fd(b.as_raw_fd()).unwrap().is_none(), "end of file");
+    }
+
+    #[test]
+    fn a_message_without_a_descriptor_is_skipped() {
+        let (a, b) = seqpacket_pair();
+        // SAFETY: a one-byte buffer, valid for the call.
+        let sent = unsafe { libc::send(a.as_raw_fd(), [0u8].as_ptr().cast(), 1, 0) };
+        assert_eq!(sent, 1);
+        let (_mine, theirs) = UnixStream::pair().unwrap();
+        send_fd(a.as_fd(), theirs.as_fd()).unwrap();
+        assert!(recv_fd(b.as_raw_fd()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_late_reply_times_out() {
+        let (mine, _theirs) = UnixStream::pair().unwrap();
+        let mut r = Deadlined {
+            stream: &mine,
+            deadline: Instant::now() + std::time::Duration::from_millis(50),
+        };
+        let e = r.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+    }
+}
