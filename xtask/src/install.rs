@@ -107,7 +107,7 @@ const COMMAND_USER: &str = "blipp-cmd";
 fn command_user(root: &Path) -> Result<()> {
     if root != Path::new("/") {
         eprintln!(
-            "xtask: not creating the system user {COMMAND_USER} under {}: the package must (useradd --system --no-create-home --shell /usr/sbin/nologin {COMMAND_USER}); without it commands run as nobody",
+            "xtask: not creating the system user {COMMAND_USER} under {}: the package must (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {COMMAND_USER}); without it commands run as nobody",
             root.display()
         );
         return Ok(());
@@ -124,6 +124,10 @@ fn command_user(root: &Path) -> Result<()> {
     sh::run(Command::new("useradd").args([
         "--system",
         "--no-create-home",
+        // What nobody has: a home that is not there, rather than
+        // useradd's /home/blipp-cmd that nothing creates.
+        "--home-dir",
+        "/nonexistent",
         "--shell",
         "/usr/sbin/nologin",
         COMMAND_USER,
