@@ -269,19 +269,30 @@ fn only_the_launcher_keeps_setuid_and_dies_with_blippd() {
             "blippd's {set}: {status}"
         );
     }
-    let holders: Vec<u32> = descendants(pid)
+    let holds = |p: u32| {
+        live_status(p).is_some_and(|s| cap_set(&s, "CapEff") & (CAP_SETUID | CAP_SETGID) != 0)
+    };
+    let children: Vec<u32> = descendants(pid)
         .into_iter()
-        .filter(|&p| {
-            live_status(p).is_some_and(|s| cap_set(&s, "CapEff") & (CAP_SETUID | CAP_SETGID) != 0)
-        })
+        .filter(|&p| parent(p) == Some(pid))
         .collect();
-    assert_eq!(holders.len(), 1, "one process holds them: {holders:?}");
-    let launcher = holders[0];
-    assert_eq!(
-        parent(launcher),
-        Some(pid),
-        "the launcher is blippd's child"
-    );
+    assert_eq!(children.len(), 1, "blippd has one child, the launcher");
+    let launcher = children[0];
+    assert!(holds(launcher), "the launcher holds them");
+    // A supervisor (the launcher's child) holds them from its fork to its
+    // setresuid, microseconds; once it is the command user it must not,
+    // and nothing else may.
+    for p in descendants(pid) {
+        let Some(status) = live_status(p) else {
+            continue;
+        };
+        let root = status_field(&status, "Uid") == "0";
+        let supervisor_starting = parent(p) == Some(launcher) && root;
+        assert!(
+            p == launcher || supervisor_starting || !holds(p),
+            "{p} holds CAP_SETUID/CAP_SETGID: {status}"
+        );
+    }
     let launcher_status = live_status(launcher).unwrap();
     assert_eq!(
         cap_set(&launcher_status, "CapEff"),
