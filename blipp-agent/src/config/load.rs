@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 use super::policy::Policy;
 use super::probe::parse_status;
-use super::{Config, ConfigError, Mode, ProbeConfig, Settings, Tls, merge::merge, schema};
+use super::{
+    Config, ConfigError, Mode, ProbeConfig, Settings, Tls, commands, merge::merge, schema,
+};
 
 const DEFAULTS: &str = include_str!("default.json");
 
@@ -174,6 +176,17 @@ fn merge_local(
         origin = path.display().to_string();
         if check {
             schema::validate(&origin, &file_doc)?;
+        }
+        // Checked here too, where the file's name is known: the error
+        // names the file the operator must fix.
+        if let Some(conf) = file_doc
+            .pointer("/properties/configurations")
+            .and_then(Value::as_object)
+        {
+            if conf.contains_key("command_user") {
+                commands::user(&origin, conf)?;
+            }
+            commands::limits(&origin, conf)?;
         }
         if file_doc
             .pointer("/properties/configurations/probes")
@@ -346,6 +359,8 @@ pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
         spool_limit_bytes: (num_of("spool_limit_mb", DEFAULT_SPOOL_LIMIT_MB) * 1e6) as u64,
         proc_dir: defaults_dir("proc_dir", "/proc"),
         sys_dir: defaults_dir("sys_dir", "/sys"),
+        command_user: commands::user(origin, conf)?,
+        command_limits: commands::limits(origin, conf)?,
     };
     let mut probes = Vec::new();
     if let Some(Value::Object(entries)) = conf.get("probes") {
