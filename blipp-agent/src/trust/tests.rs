@@ -58,6 +58,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
         "unis_url": "http://evil.example:8888",
         "spool_dir": "/etc",
         "trust": {"programs": ["/bin/sh"]},
+        "command_user": "root",
+        "command_limits": {"processes": 100000},
         "probe_defaults": {"sys_dir": "/root", "schedule_params": {"every": 3}},
         "probes": {
             "pwn": cmd("touch /tmp/PWNED"),
@@ -74,6 +76,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert_eq!(
         pointers(&refused),
         [
+            "/properties/configurations/command_limits",
+            "/properties/configurations/command_user",
             "/properties/configurations/probe_defaults/sys_dir",
             "/properties/configurations/probes/check",
             "/properties/configurations/probes/cpu/data_file",
@@ -101,7 +105,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert!(conf["probes"]["disk"].get("proc_dir").is_none());
     assert!(conf["probes"]["net"].get("ms_url").is_none());
     assert_eq!(conf["unis_url"], "http://unis.local:8888");
-    assert!(conf.get("trust").is_none());
+    assert!(conf.get("trust").is_none() && conf.get("command_user").is_none());
+    assert!(conf.get("command_limits").is_none());
     let pwn = refused
         .iter()
         .find(|r| r.pointer.ends_with("/pwn"))
