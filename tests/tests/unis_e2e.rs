@@ -773,6 +773,7 @@ fn an_ms_outage_loses_nothing() {
         method: Some("POST".into()),
         path_prefix: "/data".into(),
         status: 503,
+        after_handling: false,
     });
     std::thread::sleep(Duration::from_secs(5));
     server.clear_faults();

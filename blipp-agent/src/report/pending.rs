@@ -24,13 +24,25 @@ pub struct Chunk {
 
 enum Origin {
     Memory,
-    Spool(PathBuf),
+    /// A segment, and whether it was sent before.
+    Spool(PathBuf, bool),
 }
 
 impl Chunk {
     /// How many samples.
     pub fn samples(&self) -> usize {
         self.batches.iter().map(|(_, s)| s.len()).sum()
+    }
+
+    /// It was sent before and may have arrived: the MS is to be asked
+    /// which of its samples it holds before it is sent again.
+    pub fn uncertain(&self) -> bool {
+        matches!(self.origin, Origin::Spool(_, true))
+    }
+
+    /// It came from memory.
+    pub fn from_memory(&self) -> bool {
+        matches!(self.origin, Origin::Memory)
     }
 }
 
@@ -41,6 +53,9 @@ pub struct Pending {
     per_probe: HashMap<Name, u32>,
     tolerance: HashMap<String, u32>,
     spool: Option<Spool>,
+    /// Deliveries fail: every report goes to the spool as it comes, so
+    /// that killing blippd loses none of it.
+    durable: bool,
     /// Samples lost for want of a spool (or because it failed).
     pub dropped: u64,
 }
@@ -53,7 +68,46 @@ impl Pending {
             per_probe: HashMap::new(),
             tolerance: HashMap::new(),
             spool,
+            durable: false,
             dropped: 0,
+        }
+    }
+
+    /// A delivery failed: what is in memory goes to the spool, and so does
+    /// every report from now on until [`Pending::delivered`]. When the
+    /// failed chunk came from memory (`uncertain`: it may have arrived),
+    /// what is spooled now is marked to be checked against the MS before
+    /// it is sent again. Without a spool, reports stay in memory up to
+    /// their `reporting_tolerance`.
+    pub fn hold_on_disk(&mut self, uncertain: bool) {
+        if self.spool.is_none() || self.durable && self.memory.is_empty() {
+            return;
+        }
+        self.durable = true;
+        let was_empty = self.spool.as_ref().is_some_and(Spool::is_empty);
+        let lost = self.persist();
+        if lost > 0 {
+            tracing::error!(samples = lost, "samples lost: the spool cannot take them");
+        }
+        if uncertain
+            && was_empty
+            && let Some(spool) = &mut self.spool
+            && let Err(e) = spool.all_uncertain()
+        {
+            tracing::error!(error = %e, "marking spooled samples as perhaps sent");
+        }
+    }
+
+    /// Everything was delivered: reports wait in memory again.
+    pub fn delivered(&mut self) {
+        self.durable = false;
+    }
+
+    /// A chunk is about to be sent.
+    pub fn sending(&mut self, chunk: &Chunk) -> Result<(), SpoolError> {
+        match (&chunk.origin, &self.spool) {
+            (Origin::Spool(path, _), Some(spool)) => spool.sending(path),
+            _ => Ok(()),
         }
     }
 
@@ -74,6 +128,10 @@ impl Pending {
     /// Adds a report; a probe's oldest report in memory beyond its
     /// tolerance moves to the spool.
     pub fn push(&mut self, probe: Name, samples: Vec<Sample>) {
+        if self.durable {
+            self.spool_or_drop(&probe, &samples);
+            return;
+        }
         let limit = self
             .tolerance
             .get(probe.as_ref())
@@ -116,11 +174,11 @@ impl Pending {
     /// [`CHUNK_SAMPLES`] from memory.
     pub fn take(&mut self) -> Result<Option<Chunk>, SpoolError> {
         if let Some(spool) = &mut self.spool
-            && let Some((path, batches)) = spool.oldest()?
+            && let Some(oldest) = spool.oldest()?
         {
             return Ok(Some(Chunk {
-                batches,
-                origin: Origin::Spool(path),
+                batches: oldest.batches,
+                origin: Origin::Spool(oldest.path, oldest.uncertain),
             }));
         }
         let mut batches = Vec::new();
@@ -142,7 +200,7 @@ impl Pending {
 
     /// A chunk was delivered (or dropped for good).
     pub fn done(&mut self, chunk: Chunk) -> Result<(), SpoolError> {
-        if let (Origin::Spool(path), Some(spool)) = (&chunk.origin, &mut self.spool) {
+        if let (Origin::Spool(path, _), Some(spool)) = (&chunk.origin, &mut self.spool) {
             spool.remove(path)?;
         }
         Ok(())

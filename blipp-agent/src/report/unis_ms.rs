@@ -159,7 +159,11 @@ impl UnisMs {
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
                     self.pending.push(Name::clone(&batch.probe), batch.samples);
-                    if deliver_at.is_none() && self.session.registered() {
+                    if !self.session.registered() {
+                        // Nothing can be sent before the registration:
+                        // kept on disk meanwhile.
+                        self.pending.hold_on_disk(false);
+                    } else if deliver_at.is_none() {
                         deliver_at = Some(Instant::now() + COALESCE);
                     }
                 }
@@ -194,7 +198,12 @@ impl UnisMs {
                             deliver_failures = 0;
                             deliver_at = None;
                         }
-                        Err(SinkError::NotRegistered) => deliver_at = None,
+                        Err(SinkError::NotRegistered) => {
+                            // Nothing was sent: what waits is kept on disk
+                            // until UNIS answers.
+                            self.pending.hold_on_disk(false);
+                            deliver_at = None;
+                        }
                         Err(e) => {
                             deliver_failures += 1;
                             let wait = backoff(DELIVERY_RETRY, DELIVERY_RETRY_MAX, deliver_failures);
@@ -235,10 +244,15 @@ impl UnisMs {
         let unis_before = self.session.requests();
         let ms_before: u64 = self.ms.values().map(Ms::requests).sum();
         while let Some(chunk) = self.pending.take()? {
+            self.pending.sending(&chunk)?;
             match self.deliver_chunk(&chunk).await {
                 Ok(()) => self.pending.done(chunk)?,
                 Err(e) if e.is_transient() => {
+                    let uncertain = chunk.from_memory();
                     self.pending.give_back(chunk);
+                    // Durable before the next collection, and checked
+                    // against the MS before it is sent again.
+                    self.pending.hold_on_disk(uncertain);
                     return Err(e.into());
                 }
                 Err(e) => {
@@ -247,6 +261,7 @@ impl UnisMs {
                 }
             }
         }
+        self.pending.delivered();
         if self.first_report {
             self.first_report = false;
             let ms: u64 = self.ms.values().map(Ms::requests).sum();
@@ -349,14 +364,49 @@ impl UnisMs {
                 })
                 .collect();
             ms.ensure(&wanted).await?;
+            let mut data = data;
+            if chunk.uncertain() {
+                drop_held(ms, &mut data).await?;
+            }
             let body: Vec<Json> = data
                 .into_iter()
+                .filter(|(_, points)| !points.is_empty())
                 .map(|(mid, points)| json!({ "mid": mid, "data": points }))
                 .collect();
+            if body.is_empty() {
+                continue;
+            }
             ms.post_data(&Json::Array(body)).await?;
         }
         Ok(())
     }
+}
+
+/// Leaves out of `data` the points the MS holds already: the chunk was
+/// sent before, and its answer never came (blippd was killed, or the
+/// connection broke), so some or all of it may have arrived. A series has
+/// one point per timestamp, so a timestamp the MS holds for a mid is that
+/// point.
+async fn drop_held(ms: &Ms, data: &mut HashMap<String, Vec<Json>>) -> Result<(), UnisError> {
+    let mut dropped = 0usize;
+    for (mid, points) in data.iter_mut() {
+        let ts = |d: &Json| d.get("ts").and_then(Json::as_u64).unwrap_or(0);
+        let (Some(first), Some(last)) = (points.iter().map(ts).min(), points.iter().map(ts).max())
+        else {
+            continue;
+        };
+        let held = ms.held(mid, first, last, points.len()).await?;
+        let before = points.len();
+        points.retain(|d| !held.contains(&ts(d)));
+        dropped += before - points.len();
+    }
+    if dropped > 0 {
+        tracing::info!(
+            samples = dropped,
+            "samples sent before and already in the MS are not sent again"
+        );
+    }
+    Ok(())
 }
 
 /// What one delivery step sends to one MS.

@@ -107,6 +107,34 @@ impl Ms {
         }
     }
 
+    /// The timestamps of `mid`'s data points between `first` and `last`
+    /// (µs, inclusive) that the MS holds: which of a batch sent before
+    /// (perhaps received) it has already.
+    pub async fn held(
+        &self,
+        mid: &str,
+        first: u64,
+        last: u64,
+        at_most: usize,
+    ) -> Result<HashSet<u64>, UnisError> {
+        let (gte, lte, limit) = (
+            format!("gte={first}"),
+            format!("lte={last}"),
+            at_most.to_string(),
+        );
+        let got = self
+            .endpoint
+            .get(
+                &format!("/data/{mid}"),
+                &[("ts", &gte), ("ts", &lte), ("limit", &limit)],
+            )
+            .await?;
+        Ok(super::client::into_list(got)
+            .iter()
+            .filter_map(|d| d.get("ts").and_then(Value::as_u64))
+            .collect())
+    }
+
     /// `POST /data` of `[{"mid": .., "data": [{"ts": .., "value": ..}]}]`.
     pub async fn post_data(&self, body: &Value) -> Result<(), UnisError> {
         let url = self.endpoint.url("/data", &[])?;
