@@ -80,6 +80,7 @@ fn ensure_with_new(n: usize, new: &[usize]) {
             metadata_url: href,
             size: 1000,
             ttl: 1000,
+            fresh: false,
         })
         .collect();
     let http = server.client().unwrap();
@@ -91,16 +92,18 @@ fn ensure_with_new(n: usize, new: &[usize]) {
         .filter(|(i, _)| !new.contains(i))
         .map(|(_, c)| c.clone())
         .collect();
-    server
-        .block_on(Ms::new(endpoint()).ensure(&existing))
+    let waiting = server
+        .block_on(Ms::new(endpoint()).ensure(&existing, &mut usize::MAX.clone(), far()))
         .unwrap();
+    assert!(waiting.is_empty());
     assert_eq!(server.events().len(), n - new.len());
 
     // The restart: every mid is unknown to this process.
     let from = server.requests().len();
-    server
-        .block_on(Ms::new(endpoint()).ensure(&collections))
+    let waiting = server
+        .block_on(Ms::new(endpoint()).ensure(&collections, &mut usize::MAX.clone(), far()))
         .unwrap();
+    assert!(waiting.is_empty());
     assert_eq!(server.events().len(), n, "every collection exists");
     let posts = count(&server, from, "POST");
     let gets = count(&server, from, "GET");
@@ -127,4 +130,45 @@ fn several_new_collections_among_many() {
 #[test]
 fn nothing_new_costs_one_lookup() {
     ensure_with_new(150, &[]);
+}
+
+/// Collections whose metadata blippd just created need no lookup, and at
+/// most the budget of them is created per call: the rest are returned to
+/// wait.
+#[test]
+fn fresh_collections_are_created_without_lookups_within_the_budget() {
+    let Some(server) = server() else { return };
+    let meta = metadata(&server, 100);
+    let collections: Vec<Collection<'_>> = meta
+        .iter()
+        .map(|(mid, href)| Collection {
+            mid,
+            metadata_url: href,
+            size: 1000,
+            ttl: 1000,
+            fresh: true,
+        })
+        .collect();
+    let http = server.client().unwrap();
+    let mut ms = Ms::new(Endpoint::new(&server.url(), http).unwrap());
+    let from = server.requests().len();
+    let mut budget = 64;
+    let waiting = server
+        .block_on(ms.ensure(&collections, &mut budget, far()))
+        .unwrap();
+    assert_eq!((budget, waiting.len()), (0, 36));
+    assert_eq!(count(&server, from, "GET"), 0, "no lookups");
+    assert_eq!(count(&server, from, "POST"), 64);
+    let mut budget = 64;
+    let waiting = server
+        .block_on(ms.ensure(&collections, &mut budget, far()))
+        .unwrap();
+    assert!(waiting.is_empty());
+    assert_eq!(budget, 28);
+    assert_eq!(server.events().len(), 100);
+}
+
+/// No deadline that matters in these tests.
+fn far() -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(3600)
 }

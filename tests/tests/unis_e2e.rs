@@ -811,6 +811,7 @@ fn tls_with_a_client_certificate() {
     let server = UnisServer::start(Options {
         tls: Some(tls.clone()),
         schemas: Some(schemas),
+        ..Options::default()
     })
     .unwrap();
     let with = |cert: &str, key: &str| {

@@ -206,17 +206,7 @@ impl Spool {
         }
         let (path, w, size) = self.current.as_mut().expect("just opened");
         for s in samples {
-            let line = Line {
-                probe,
-                ts: s.ts.0,
-                subject: &s.subject,
-                event_type: &s.event_type,
-                value: serde_json::to_value(&s.value).unwrap_or(serde_json::Value::Null),
-                source: s.source.as_str(),
-                reset: s.reset,
-            };
-            let mut text = serde_json::to_vec(&line).expect("a line serializes");
-            text.push(b'\n');
+            let text = line_of(probe, s);
             w.write_all(&text).map_err(io(path, "writing"))?;
             *size += text.len() as u64;
         }
@@ -271,9 +261,14 @@ impl Spool {
         }
     }
 
-    /// The oldest segment's samples, grouped by probe, and the segment to
-    /// remove once they are delivered. Lines that do not parse are skipped
-    /// with a warning.
+    /// The segments, oldest first (the one being written is closed
+    /// first, so that every sample spooled so far is in one of them).
+    pub fn segments(&mut self) -> Result<Vec<PathBuf>, SpoolError> {
+        self.close_current()?;
+        Ok(self.closed.iter().map(|(p, _)| p.clone()).collect())
+    }
+
+    /// The oldest segment, read back (see [`Spool::read`]).
     pub fn oldest(&mut self) -> Result<Option<Oldest>, SpoolError> {
         if self.closed.is_empty() {
             self.close_current()?;
@@ -281,6 +276,13 @@ impl Spool {
         let Some((path, _)) = self.closed.front().cloned() else {
             return Ok(None);
         };
+        self.read(path).map(Some)
+    }
+
+    /// A segment's samples, grouped by probe, and the segment to remove
+    /// once they are delivered. Lines that do not parse are skipped with a
+    /// warning.
+    pub fn read(&self, path: PathBuf) -> Result<Oldest, SpoolError> {
         let file = File::open(&path).map_err(io(&path, "opening"))?;
         let mut out: Spooled = Vec::new();
         let mut bad = 0usize;
@@ -299,11 +301,46 @@ impl Spool {
             tracing::warn!(path = %path.display(), lines = bad, "spool lines that are not samples skipped");
         }
         let uncertain = sent_marker(&path).exists();
-        Ok(Some(Oldest {
+        Ok(Oldest {
             path,
             batches: out,
             uncertain,
-        }))
+        })
+    }
+
+    /// Replaces a segment's content with `batches` (what of it still
+    /// waits), keeping its place in the order; written beside, synced and
+    /// renamed over, so that a crash leaves the old content or the new.
+    /// The content was never sent: the segment's marker goes.
+    pub fn rewrite(
+        &mut self,
+        path: &Path,
+        batches: &[(Name, Vec<Sample>)],
+    ) -> Result<(), SpoolError> {
+        let tmp = path.with_extension("rewrite");
+        let mut w = BufWriter::new(File::create(&tmp).map_err(io(&tmp, "creating"))?);
+        let mut size = 0u64;
+        for (probe, samples) in batches {
+            for s in samples {
+                let text = line_of(probe, s);
+                w.write_all(&text).map_err(io(&tmp, "writing"))?;
+                size += text.len() as u64;
+            }
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| io(&tmp, "writing")(e.into_error()))?;
+        file.sync_data().map_err(io(&tmp, "syncing"))?;
+        std::fs::rename(&tmp, path).map_err(io(path, "replacing"))?;
+        if let Some(entry) = self.closed.iter_mut().find(|(p, _)| p == path) {
+            entry.1 = size;
+        }
+        match std::fs::remove_file(sent_marker(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(path, "removing the marker")(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Removes a delivered segment.
@@ -323,6 +360,22 @@ impl Spool {
     }
 }
 
+/// One sample as a spool line, with its newline.
+fn line_of(probe: &str, s: &Sample) -> Vec<u8> {
+    let line = Line {
+        probe,
+        ts: s.ts.0,
+        subject: &s.subject,
+        event_type: &s.event_type,
+        value: serde_json::to_value(&s.value).unwrap_or(serde_json::Value::Null),
+        source: s.source.as_str(),
+        reset: s.reset,
+    };
+    let mut text = serde_json::to_vec(&line).expect("a line serializes");
+    text.push(b'\n');
+    text
+}
+
 fn parse(line: &str) -> Option<(Name, Sample)> {
     let l: Line<'_> = serde_json::from_str(line).ok()?;
     let value = match l.value {
@@ -333,11 +386,7 @@ fn parse(line: &str) -> Option<(Name, Sample)> {
         serde_json::Value::String(s) => Value::Text(Arc::from(s)),
         _ => return None,
     };
-    let source = match l.source {
-        "ebpf" => Source::Ebpf,
-        "proc" => Source::Proc,
-        _ => return None,
-    };
+    let source = Source::from_name(l.source)?;
     let mut sample = Sample::new(
         Timestamp(l.ts),
         &Name::from(l.subject),
@@ -352,6 +401,24 @@ fn parse(line: &str) -> Option<(Name, Sample)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every source comes back as it went in (commands' and logs' samples
+    /// were once skipped as "not samples" when read back).
+    #[test]
+    fn every_source_round_trips() {
+        for source in [Source::Ebpf, Source::Proc, Source::Command, Source::Log] {
+            let s = Sample::new(
+                Timestamp(1),
+                &Name::from("node"),
+                &Name::from("e"),
+                Value::Int(3),
+                source,
+            );
+            let line = line_of("p", &s);
+            let (probe, back) = parse(std::str::from_utf8(&line).unwrap().trim_end()).unwrap();
+            assert_eq!((&*probe, back), ("p", s));
+        }
+    }
 
     fn sample(ts: u64, v: Value) -> Sample {
         Sample::new(

@@ -104,6 +104,8 @@ pub struct Shared {
     pub scheme: &'static str,
     /// Injected failures.
     pub faults: Mutex<Vec<Fault>>,
+    /// Each `POST /events` takes this long (see `Options`).
+    pub events_delay: Option<std::time::Duration>,
 }
 
 /// The network-resource collections and the schema of each.
@@ -489,6 +491,9 @@ impl Shared {
     /// that step is a 409, as on the real server (it wraps every exception
     /// of its insert step so).
     async fn post_events(&self, req: &Req, accept: &str) -> Resp {
+        if let Some(d) = self.events_delay {
+            tokio::time::sleep(d).await;
+        }
         if let Err(r) = check_body_type(req, accept) {
             return r;
         }

@@ -75,6 +75,9 @@ pub struct Series {
     pub href: String,
     /// The UNIS resource it is about.
     pub subject_href: String,
+    /// This blippd created the metadata: its MS collection cannot exist
+    /// yet.
+    pub fresh: bool,
 }
 
 /// A registration in progress or done, and everything it found.
@@ -558,7 +561,7 @@ impl Session {
                 self.unis
                     .put(&format!("/services/{id}"), &body, "service")
                     .await?;
-                self.written.record(&body);
+                self.written.record(&body, &self.local.doc);
                 let mut now = body;
                 now["selfRef"] = old.get("selfRef").cloned().unwrap_or(Value::Null);
                 self.service = Some(now);
@@ -568,7 +571,7 @@ impl Session {
                 let stored = self.unis.post("/services", &body, "service").await?;
                 self.service = stored.into_iter().next();
                 self.written
-                    .record(&body_with_id(&body, self.service.as_ref()));
+                    .record(&body_with_id(&body, self.service.as_ref()), &self.local.doc);
                 true
             }
         };
@@ -604,7 +607,7 @@ impl Session {
             let stored = self.unis.post("/services", &body, "service").await?;
             self.service = stored.into_iter().next();
             self.written
-                .record(&body_with_id(&body, self.service.as_ref()));
+                .record(&body_with_id(&body, self.service.as_ref()), &self.local.doc);
             self.renewed = Some(Instant::now());
             self.sync_measurements(false).await?;
             return Ok(self.generation != before);
@@ -633,7 +636,7 @@ impl Session {
         self.unis
             .put(&format!("/services/{id}"), &body, "service")
             .await?;
-        self.written.record(&body);
+        self.written.record(&body, &self.local.doc);
         self.renewed = Some(Instant::now());
         Ok(())
     }

@@ -1,18 +1,24 @@
-//! What blippd last wrote into its service record in UNIS, remembered on
-//! disk, so that a value it wrote itself is not later mistaken for an
-//! operator's change in UNIS.
+//! What blippd last wrote into its service record in UNIS, and what the
+//! local configuration said then, remembered on disk, so that a value it
+//! wrote itself is not later mistaken for an operator's change in UNIS.
 //!
 //! blippd writes the configuration in effect back into the service record.
 //! Without a memory of that write, an edit of the local file made after it
 //! (`unis_poll_interval` 300 -> 5) would be overridden at the next start
 //! by the stale 300 that UNIS holds only because blippd put it there. So
-//! the service from UNIS is merged as a three-way merge, per key: a value
-//! that still equals what blippd last wrote is no change in UNIS and leaves
-//! the local value in force; a value that differs from it was changed in
-//! UNIS and wins (the original's rule, UNIS over the file); where both the
-//! file and UNIS changed a key since that write, UNIS wins and the conflict
-//! is logged. Without a memory (the first start, a lost state directory)
-//! UNIS wins everywhere, as before.
+//! the service from UNIS is merged per key, against the last write (W) and
+//! the local configuration of that moment (Lw):
+//!
+//! - UNIS still holds W there and the local value changed since Lw: the
+//!   file was edited, UNIS was not; the local value wins;
+//! - UNIS holds something else than W: someone changed it in UNIS; UNIS
+//!   wins (the original's rule), and when the local value changed too, the
+//!   conflict is logged;
+//! - otherwise nothing changed on either side and UNIS's value (which may
+//!   have come from UNIS long ago) stays.
+//!
+//! Without a memory (the first start, a lost state directory, another
+//! service) UNIS wins everywhere, as before.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +34,7 @@ const ID: &str = "id";
 #[derive(Debug, Default)]
 pub(super) struct Written {
     path: Option<PathBuf>,
+    /// `{"written": W, "local": Lw}`.
     last: Option<Value>,
 }
 
@@ -44,13 +51,14 @@ impl Written {
         }
     }
 
-    /// Remembers `body`, the service record just written (a body without
-    /// `properties`, which only keeps the service alive, changes nothing).
-    pub(super) fn record(&mut self, body: &Value) {
+    /// Remembers `body`, the service record just written, and `local`, the
+    /// local configuration it came from (a body without `properties`,
+    /// which only keeps the service alive, changes nothing).
+    pub(super) fn record(&mut self, body: &Value, local: &Value) {
         if body.get("properties").is_none() {
             return;
         }
-        let kept = compared(body);
+        let kept = serde_json::json!({"written": compared(body), "local": compared(local)});
         if self.last.as_ref() == Some(&kept) {
             return;
         }
@@ -62,16 +70,15 @@ impl Written {
         self.last = Some(kept);
     }
 
-    /// `service` (from UNIS) without what still equals the last write: what
-    /// someone else changed in UNIS since. Also the JSON pointers where
-    /// `local` changed since that write too (conflicts). The memory counts
-    /// only for the service it was written to.
+    /// `service` (from UNIS) without the values where only the local
+    /// configuration `local` changed since the last write: what is to be
+    /// merged over the local configuration. Also the JSON pointers where
+    /// both changed (conflicts, UNIS winning). The memory counts only for
+    /// the service it was written to.
     pub(super) fn changes(&self, service: &Value, local: &Value) -> (Value, Vec<String>) {
-        let Some(last) = self
-            .last
-            .as_ref()
-            .filter(|l| l.get("id").is_some() && l.get("id") == service.get("id"))
-        else {
+        let Some(last) = self.last.as_ref().filter(|l| {
+            l.pointer("/written/id").is_some() && l.pointer("/written/id") == service.get(ID)
+        }) else {
             return (service.clone(), Vec::new());
         };
         let mut out = service.clone();
@@ -81,16 +88,13 @@ impl Written {
                 let Some(theirs) = top.remove(key) else {
                     continue;
                 };
-                let pointer = format!("/{key}");
-                if let Some(changed) = changed_since(&theirs, last.get(key)) {
-                    collect_conflicts(
-                        &changed,
-                        last.get(key),
-                        local.get(key),
-                        &pointer,
-                        &mut conflicts,
-                    );
-                    top.insert(key.to_owned(), changed);
+                let sides = Sides {
+                    written: last.get("written").and_then(|w| w.get(key)),
+                    local: local.get(key),
+                    local_then: last.get("local").and_then(|l| l.get(key)),
+                };
+                if let Some(kept) = merge_key(&theirs, sides, &format!("/{key}"), &mut conflicts) {
+                    top.insert(key.to_owned(), kept);
                 }
             }
         }
@@ -99,12 +103,12 @@ impl Written {
 }
 
 /// A memory larger than this is not read (a configuration is far smaller).
-const MAX_BYTES: usize = 8 << 20;
+const MAX_BYTES: usize = 16 << 20;
 
-fn compared(body: &Value) -> Value {
+fn compared(doc: &Value) -> Value {
     let mut kept = Map::new();
     for key in COMPARED.into_iter().chain([ID]) {
-        if let Some(v) = body.get(key) {
+        if let Some(v) = doc.get(key) {
             kept.insert(key.to_owned(), v.clone());
         }
     }
@@ -122,53 +126,54 @@ fn save(path: &Path, value: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// `theirs` without the object members that equal `written`'s; `None` when
-/// nothing differs. Arrays and scalars are compared whole.
-fn changed_since(theirs: &Value, written: Option<&Value>) -> Option<Value> {
-    match (theirs, written) {
-        (t, Some(w)) if t == w => None,
-        (Value::Object(t), Some(Value::Object(w))) => {
-            let kept: Map<String, Value> = t
-                .iter()
-                .filter_map(|(k, v)| changed_since(v, w.get(k)).map(|c| (k.clone(), c)))
-                .collect();
-            (!kept.is_empty()).then_some(Value::Object(kept))
+/// The other values of one key: in the last write, in the local
+/// configuration now, and in the local configuration then.
+#[derive(Clone, Copy)]
+struct Sides<'a> {
+    written: Option<&'a Value>,
+    local: Option<&'a Value>,
+    local_then: Option<&'a Value>,
+}
+
+impl<'a> Sides<'a> {
+    fn child(self, key: &str) -> Sides<'a> {
+        Sides {
+            written: self.written.and_then(|v| v.get(key)),
+            local: self.local.and_then(|v| v.get(key)),
+            local_then: self.local_then.and_then(|v| v.get(key)),
         }
-        (t, _) => Some(t.clone()),
     }
 }
 
-/// The pointers under `changed` whose local value also moved away from
-/// `written` to something else than UNIS's.
-fn collect_conflicts(
-    changed: &Value,
-    written: Option<&Value>,
-    local: Option<&Value>,
+/// UNIS's value `theirs` of one key, or `None` where the local value is
+/// to win; objects are merged key by key.
+fn merge_key(
+    theirs: &Value,
+    sides: Sides<'_>,
     pointer: &str,
-    out: &mut Vec<String>,
-) {
-    match changed {
-        Value::Object(m) if written.is_some_and(Value::is_object) => {
-            for (k, v) in m {
+    conflicts: &mut Vec<String>,
+) -> Option<Value> {
+    if let Value::Object(t) = theirs {
+        let kept: Map<String, Value> = t
+            .iter()
+            .filter_map(|(k, v)| {
                 let p = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
-                collect_conflicts(
-                    v,
-                    written.and_then(|w| w.get(k)),
-                    local.and_then(|l| l.get(k)),
-                    &p,
-                    out,
-                );
-            }
-        }
-        theirs => {
-            if let (Some(w), Some(l)) = (written, local)
-                && l != w
-                && l != theirs
-            {
-                out.push(pointer.to_owned());
-            }
-        }
+                merge_key(v, sides.child(k), &p, conflicts).map(|c| (k.clone(), c))
+            })
+            .collect();
+        // An object all of whose keys the local side now decides adds
+        // nothing.
+        return (kept.len() == t.len() || !kept.is_empty()).then_some(Value::Object(kept));
     }
+    let local_changed = sides.local != sides.local_then;
+    if Some(theirs) == sides.written {
+        // UNIS still holds what blippd wrote.
+        return (!local_changed).then(|| theirs.clone());
+    }
+    if local_changed && sides.local != Some(theirs) {
+        conflicts.push(pointer.to_owned());
+    }
+    Some(theirs.clone())
 }
 
 #[cfg(test)]
@@ -185,10 +190,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("written.json");
         let mut w = Written::load(path.clone());
-        w.record(&conf(
-            json!({"unis_poll_interval": 300, "unis_max_backoff": 60,
-            "probes": {"mem": {"probe_module": "mem"}}}),
-        ));
+        let local_then = conf(json!({"unis_poll_interval": 300, "unis_max_backoff": 60}));
+        // UNIS had added a probe, which blippd wrote back with the rest.
+        w.record(
+            &conf(json!({"unis_poll_interval": 300, "unis_max_backoff": 60,
+                "probes": {"mem": {"probe_module": "mem"}}})),
+            &local_then,
+        );
         // A restart reads the memory back.
         let w = Written::load(path);
         let local = conf(json!({"unis_poll_interval": 5, "unis_max_backoff": 90}));
@@ -199,8 +207,9 @@ mod tests {
         let (changes, conflicts) = w.changes(&unis, &local);
         assert_eq!(
             changes,
-            json!({"id": "s1", "properties": {"configurations": {"unis_max_backoff": 120,
-                "probes": {"cpu": {"probe_module": "cpu"}}}}})
+            json!({"id": "s1", "status": "ON", "properties": {"configurations": {"unis_max_backoff": 120,
+                "probes": {"mem": {"probe_module": "mem"}, "cpu": {"probe_module": "cpu"}}}}}),
+            "the file's edit of the poll interval wins; what came from UNIS stays"
         );
         assert_eq!(
             conflicts,
@@ -219,7 +228,7 @@ mod tests {
     #[test]
     fn a_keep_alive_body_is_not_remembered() {
         let mut w = Written::default();
-        w.record(&json!({"id": "s1", "runningOn": {"href": "x"}}));
+        w.record(&json!({"id": "s1", "runningOn": {"href": "x"}}), &json!({}));
         assert!(w.last.is_none());
     }
 }
