@@ -240,3 +240,57 @@ fn a_batch_the_ms_stored_without_answering_is_not_sent_again() {
     );
     no_duplicates_and_in_order(&in_ms(&server));
 }
+
+/// The `agent` probe shows the sink's traffic and, during an outage, the
+/// backlog growing; once the MS answers again, nothing waits.
+#[test]
+fn the_agent_probe_shows_a_backlog_before_it_is_loss() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.jsonl");
+    let agent_file = dir.path().join("agent.jsonl");
+    let cfg = config(dir.path(), &server.url(), &truth);
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    doc["properties"]["configurations"]["probes"]["agent"] = json!({"probe_module": "agent",
+        "schedule_params": {"every": 0.5}, "data_file": agent_file.display().to_string()});
+    std::fs::write(&cfg, doc.to_string()).unwrap();
+    let b = Blippd::start(&cfg, &[], &dir.path().join("run.log"));
+    let latest = |et: &str| -> Option<f64> {
+        collected(&agent_file)
+            .iter()
+            .rev()
+            .find(|s| s["eventType"] == format!("ps:tools:blipp:agent:{et}"))
+            .and_then(|s| s["value"].as_f64())
+    };
+    wait_for(
+        60,
+        "MS requests counted",
+        || b.log(),
+        || latest("ms:requests").is_some_and(|r| r > 0.0),
+    );
+    assert_eq!(latest("pending:age"), Some(0.0), "nothing waits yet");
+    server.inject(Fault {
+        method: Some("POST".into()),
+        path_prefix: "/data".into(),
+        status: 503,
+        after_handling: false,
+    });
+    wait_for(
+        30,
+        "the backlog to show",
+        || b.log(),
+        || {
+            latest("spool:bytes").is_some_and(|v| v > 0.0)
+                && latest("pending:age").is_some_and(|v| v >= 2.0)
+                && latest("sink:failures").is_some_and(|v| v > 0.0)
+        },
+    );
+    server.clear_faults();
+    wait_for(
+        30,
+        "the backlog to go",
+        || b.log(),
+        || latest("pending:age") == Some(0.0) && latest("spool:bytes") == Some(0.0),
+    );
+    b.stop();
+}

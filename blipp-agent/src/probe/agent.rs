@@ -1,12 +1,27 @@
 //! The agent's own cost: how long each probe's last collection took
 //! (subject `probe:<name>`) and, per eBPF program (subject
 //! `ebpf:<program>`), its runs, run time and skipped runs from the kernel's
-//! BPF run-time statistics. Event types start with `ps:tools:blipp:agent:`.
+//! BPF run-time statistics; and, when blippd reports to UNIS, what the
+//! UNIS/MS sink does (subject `node`): requests to UNIS and to the MS,
+//! failed deliveries and polls, bytes sent (each per second over the
+//! interval), bytes spooled, samples waiting in memory and how long the
+//! oldest waiting sample has waited (seconds; 0 when nothing waits), so that
+//! a backlog shows before it turns into loss. Event types start with
+//! `ps:tools:blipp:agent:`.
 
 use super::cost::{CostBoard, CostTypes};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
-use crate::sample::{Sample, Source, Timestamp};
+use crate::report::stats::{SINK, SinkReading};
+use crate::sample::{Name, Sample, Source, Timestamp, Value};
+
+/// The sink's rates, per second: (event type, counter).
+const SINK_RATES: [(&str, fn(&SinkReading) -> u64); 4] = [
+    ("ps:tools:blipp:agent:unis:requests", |r| r.unis_requests),
+    ("ps:tools:blipp:agent:ms:requests", |r| r.ms_requests),
+    ("ps:tools:blipp:agent:sink:failures", |r| r.failures),
+    ("ps:tools:blipp:agent:sink:bytes", |r| r.bytes_sent),
+];
 
 /// Registry row.
 pub const SPEC: ProbeSpec = ProbeSpec {
@@ -20,6 +35,13 @@ pub const SPEC: ProbeSpec = ProbeSpec {
 struct AgentProbe {
     board: CostBoard,
     types: CostTypes,
+    node: Name,
+    rates: [Name; SINK_RATES.len()],
+    spooled: Name,
+    waiting: Name,
+    age: Name,
+    /// The sink's previous reading, for its rates.
+    last: Option<(Timestamp, SinkReading)>,
 }
 
 fn build(_config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
@@ -27,6 +49,12 @@ fn build(_config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Pro
         probe: Box::new(AgentProbe {
             board: ctx.costs.clone(),
             types: CostTypes::new(),
+            node: ctx.node.clone(),
+            rates: SINK_RATES.map(|(t, _)| Name::from(t)),
+            spooled: Name::from("ps:tools:blipp:agent:spool:bytes"),
+            waiting: Name::from("ps:tools:blipp:agent:pending:samples"),
+            age: Name::from("ps:tools:blipp:agent:pending:age"),
+            last: None,
         }),
         source: Source::Proc,
     })
@@ -35,6 +63,33 @@ fn build(_config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Pro
 impl Probe for AgentProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
         self.board.collect(ts, &self.types, out);
+        if let Some(now) = SINK.read() {
+            self.sink(ts, now, out);
+        }
         Ok(())
+    }
+}
+
+impl AgentProbe {
+    fn sink(&mut self, ts: Timestamp, now: SinkReading, out: &mut Vec<Sample>) {
+        let mut push = |et: &Name, v: Value| {
+            out.push(Sample::new(ts, &self.node, et, v, Source::Proc));
+        };
+        if let Some((then, before)) = self.last
+            && ts.0 > then.0
+        {
+            let secs = (ts.0 - then.0) as f64 / 1e6;
+            for ((_, counter), et) in SINK_RATES.iter().zip(&self.rates) {
+                let delta = counter(&now).saturating_sub(counter(&before));
+                push(et, Value::Float(delta as f64 / secs));
+            }
+        }
+        push(&self.spooled, Value::Int(now.spooled_bytes));
+        push(&self.waiting, Value::Int(now.memory_samples));
+        let age = now
+            .waiting_since_us
+            .map_or(0.0, |since| ts.0.saturating_sub(since) as f64 / 1e6);
+        push(&self.age, Value::Float(age));
+        self.last = Some((ts, now));
     }
 }

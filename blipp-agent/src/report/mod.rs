@@ -7,6 +7,7 @@ pub mod collector;
 pub mod pending;
 pub mod sink;
 pub mod spool;
+pub mod stats;
 pub mod unis_ms;
 
 use std::collections::HashMap;

@@ -120,6 +120,16 @@ impl Pending {
             .collect();
     }
 
+    /// Bytes in the spool.
+    pub fn spooled_bytes(&self) -> u64 {
+        self.spool.as_ref().map_or(0, Spool::bytes)
+    }
+
+    /// Samples waiting in memory.
+    pub fn memory_samples(&self) -> u64 {
+        self.memory.iter().map(|(_, s)| s.len() as u64).sum()
+    }
+
     /// Whether anything waits.
     pub fn is_empty(&self) -> bool {
         self.memory.is_empty() && self.spool.as_ref().is_none_or(Spool::is_empty)

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use super::Batch;
 use super::pending::{Chunk, Pending};
 use super::spool::{Spool, SpoolError};
+use super::stats;
 use crate::config::{Config, ProbeConfig};
 use crate::sample::{Name, Sample, Value};
 use crate::unis::ms::{Collection, Ms};
@@ -121,6 +122,21 @@ impl UnisMs {
         }
     }
 
+    /// Tells the `agent` probe what the sink has done and what waits.
+    fn progress(&self, failed: bool) {
+        if failed {
+            stats::SINK.failed();
+        }
+        stats::SINK.update(stats::Progress {
+            unis_requests: self.session.requests(),
+            ms_requests: self.ms.values().map(Ms::requests).sum(),
+            bytes_sent: self.session.bytes_sent()
+                + self.ms.values().map(Ms::bytes_sent).sum::<u64>(),
+            spooled_bytes: self.pending.spooled_bytes(),
+            memory_samples: self.pending.memory_samples(),
+        });
+    }
+
     fn poll_interval(&self) -> Duration {
         seconds(self.session.config().settings.unis_poll_interval)
     }
@@ -172,7 +188,9 @@ impl UnisMs {
                 }
                 () = tokio::time::sleep_until(maint_at) => {
                     let was_registered = self.session.registered();
-                    match self.maintain(&mut poll_due).await {
+                    let maintained = self.maintain(&mut poll_due).await;
+                    self.progress(maintained.is_err());
+                    match maintained {
                         Ok(()) => {
                             maint_failures = 0;
                             self.publish();
@@ -196,7 +214,9 @@ impl UnisMs {
                     }
                 }
                 () = async { tokio::time::sleep_until(deliver_at.unwrap_or_else(Instant::now)).await }, if deliver_at.is_some() => {
-                    match self.deliver().await {
+                    let delivered = self.deliver().await;
+                    self.progress(matches!(delivered, Err(ref e) if !matches!(e, SinkError::NotRegistered)));
+                    match delivered {
                         Ok(Delivered::All) => {
                             deliver_failures = 0;
                             deliver_at = None;

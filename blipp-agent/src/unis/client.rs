@@ -39,6 +39,7 @@ pub struct Endpoint {
     base: String,
     http: reqwest::Client,
     requests: Arc<AtomicU64>,
+    bytes_sent: Arc<AtomicU64>,
 }
 
 /// How much of an error body goes into an error message.
@@ -63,6 +64,7 @@ impl Endpoint {
             base: base.to_owned(),
             http,
             requests: Arc::default(),
+            bytes_sent: Arc::default(),
         })
     }
 
@@ -74,6 +76,11 @@ impl Endpoint {
     /// Requests sent so far (answered or not).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Request body bytes sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(Ordering::Relaxed)
     }
 
     /// `base` + `path` with `query` form-encoded (so that hrefs, URNs and
@@ -104,12 +111,15 @@ impl Endpoint {
             .request(method, url.clone())
             .header(reqwest::header::ACCEPT, PSJSON);
         if let Some((value, schema)) = body {
+            let text = value.to_string();
+            self.bytes_sent
+                .fetch_add(text.len() as u64, Ordering::Relaxed);
             req = req
                 .header(
                     reqwest::header::CONTENT_TYPE,
                     format!("{PSJSON}; profile={}", schema_uri(schema)),
                 )
-                .body(value.to_string());
+                .body(text);
         }
         let unreachable = |source| UnisError::Unreachable {
             method: name,

@@ -71,6 +71,11 @@ impl Ms {
         self.ready.contains(mid)
     }
 
+    /// Request bytes sent so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.endpoint.bytes_sent()
+    }
+
     /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.endpoint.requests()

@@ -183,6 +183,11 @@ impl Session {
         self.unis.requests()
     }
 
+    /// Request bytes sent to UNIS so far.
+    pub fn bytes_sent(&self) -> u64 {
+        self.unis.bytes_sent()
+    }
+
     /// The configuration in effect.
     pub fn config(&self) -> &Config {
         &self.config
