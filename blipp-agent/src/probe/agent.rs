@@ -15,8 +15,11 @@ use crate::config::ProbeConfig;
 use crate::report::stats::{SINK, SinkReading};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 
+/// Reads one counter of a [`SinkReading`].
+type Counter = fn(&SinkReading) -> u64;
+
 /// The sink's rates, per second: (event type, counter).
-const SINK_RATES: [(&str, fn(&SinkReading) -> u64); 4] = [
+const SINK_RATES: [(&str, Counter); 4] = [
     ("ps:tools:blipp:agent:unis:requests", |r| r.unis_requests),
     ("ps:tools:blipp:agent:ms:requests", |r| r.ms_requests),
     ("ps:tools:blipp:agent:sink:failures", |r| r.failures),
