@@ -81,13 +81,7 @@ fn a_thousand_new_series_hold_back_neither_old_data_nor_the_unis_poll() {
     let burst = now_us();
     // An edit in UNIS during the burst: applied within a poll interval (1 s)
     // and a second.
-    let service = server.records("services").remove(0);
-    let mut props = service["properties"].clone();
-    props["configurations"]["probes"]["cpu"]["status"] = json!("OFF");
-    let id = service["id"].as_str().unwrap();
-    server
-        .put("services", id, &json!({"properties": props}))
-        .unwrap();
+    server.edit_service(|p| p["configurations"]["probes"]["cpu"]["status"] = json!("OFF"));
     wait_for(
         2,
         "the edit to apply",

@@ -44,21 +44,6 @@ fn config(dir: &Path, url: &str, extra: &Value) -> std::path::PathBuf {
     path
 }
 
-/// The service record's `properties`, changed by `edit` and written back
-/// as an operator (or an attacker) with write access to UNIS would.
-fn edit_service(server: &UnisServer, edit: impl FnOnce(&mut Value)) {
-    let service = server.records("services").remove(0);
-    let mut props = service["properties"].clone();
-    edit(&mut props);
-    let id = service["id"].as_str().unwrap();
-    assert_eq!(
-        server
-            .put("services", id, &json!({ "properties": props }))
-            .unwrap(),
-        204
-    );
-}
-
 fn measurement_every(server: &UnisServer, probe: &str) -> Option<f64> {
     server
         .records("measurements")
@@ -133,7 +118,7 @@ fn unis_cannot_run_open_or_send_anywhere_the_local_file_did_not_allow() {
         || measurement_every(&server, "mem").is_some(),
     );
 
-    edit_service(&server, |p| {
+    server.edit_service(|p| {
         let probes = &mut p["configurations"]["probes"];
         probes["pwn"] = cmd_probe(&format!("touch {}", marker_cmd.display()));
         probes["check"] = json!({"probe_module": "nagios",
@@ -298,7 +283,7 @@ fn a_program_the_local_file_allows_runs_from_unis_as_an_unprivileged_user() {
     let regex = ["Uid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
         .map(field)
         .join(".*");
-    edit_service(&server, |p| {
+    server.edit_service(|p| {
         p["configurations"]["probes"]["whoami"] = json!({
             "probe_module": "cmd", "command": "cat /proc/self/status", "regex": regex,
             "eventTypes": {"uid": "ps:tools:blipp:test:uid", "capinh": "ps:tools:blipp:test:capinh",

@@ -463,21 +463,6 @@ fn points_per_probe(server: &UnisServer) -> BTreeMap<String, usize> {
     out
 }
 
-/// The service's configuration changed as an operator would: a PUT of its
-/// `properties` (the server sets top-level keys).
-fn edit_service(server: &UnisServer, edit: impl FnOnce(&mut Value)) {
-    let service = server.records("services").remove(0);
-    let mut props = service["properties"].clone();
-    edit(&mut props);
-    let id = service["id"].as_str().unwrap();
-    assert_eq!(
-        server
-            .put("services", id, &json!({ "properties": props }))
-            .unwrap(),
-        204
-    );
-}
-
 fn set_status(server: &UnisServer, status: &str) {
     let id = server.records("services")[0]["id"]
         .as_str()
@@ -542,7 +527,7 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
 
     // A probe's configuration changes in UNIS: at the next poll that probe,
     // and only it, restarts, and its measurement follows.
-    edit_service(&server, |p| {
+    server.edit_service(|p| {
         p["configurations"]["probes"]["mem"]["schedule_params"] = json!({"every": 2});
     });
     wait_for(
@@ -574,7 +559,7 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
     assert!(restarts[0].contains("probe=mem"), "{restarts:?}");
 
     // One probe OFF in UNIS: its data stops, the others' goes on.
-    edit_service(&server, |p| {
+    server.edit_service(|p| {
         p["configurations"]["probes"]["disk"]["status"] = json!("OFF");
     });
     wait_for(
@@ -892,9 +877,7 @@ fn new_no_query_override_and_existing_use() {
     assert!(mem_points() > 0);
 
     // The operator turns mem OFF in UNIS: UNIS wins by default.
-    edit_service(&server, |p| {
-        p["configurations"]["probes"]["mem"]["status"] = json!("OFF")
-    });
+    server.edit_service(|p| p["configurations"]["probes"]["mem"]["status"] = json!("OFF"));
     let before = mem_points();
     let log = run(&[], "unis-wins.log", 3);
     assert_eq!(mem_points(), before, "mem is OFF in UNIS:\n{log}");
@@ -902,9 +885,7 @@ fn new_no_query_override_and_existing_use() {
     let log = run(&["--override"], "override.log", 3);
     assert!(mem_points() > before, "--override runs mem:\n{log}");
     // --no-query: UNIS is not read, the local configuration runs.
-    edit_service(&server, |p| {
-        p["configurations"]["probes"]["mem"]["status"] = json!("OFF")
-    });
+    server.edit_service(|p| p["configurations"]["probes"]["mem"]["status"] = json!("OFF"));
     let before = mem_points();
     let log = run(&["--no-query"], "no-query.log", 3);
     assert!(mem_points() > before, "--no-query runs mem:\n{log}");
@@ -1091,7 +1072,7 @@ fn given_ids_a_deleted_service_and_a_bad_configuration_in_unis() {
     // A configuration in UNIS that blipp refuses: it says so, keeps
     // measuring with what it has, and leaves the operator's record alone
     // (only keeping the service alive).
-    edit_service(&server, |p| {
+    server.edit_service(|p| {
         p["configurations"]["unis_poll_interval"] = json!("often");
     });
     wait_for(

@@ -48,19 +48,6 @@ fn run_once(server: &UnisServer, cfg: &Path, log: &Path) -> (Value, String, Blip
     (conf, blippd.log(), blippd)
 }
 
-fn set_in_unis(server: &UnisServer, key: &str, value: Value) {
-    let service = server.records("services").remove(0);
-    let mut props = service["properties"].clone();
-    props["configurations"][key] = value;
-    let id = service["id"].as_str().unwrap();
-    assert_eq!(
-        server
-            .put("services", id, &json!({"properties": props}))
-            .unwrap(),
-        204
-    );
-}
-
 #[test]
 fn a_value_blippd_wrote_itself_does_not_override_the_file_but_a_change_in_unis_does() {
     let Some(schemas) = real_schemas("merging the service in UNIS with the local file") else {
@@ -106,14 +93,14 @@ fn a_value_blippd_wrote_itself_does_not_override_the_file_but_a_change_in_unis_d
     b.stop();
 
     // Someone changes a value in UNIS: it wins over the file.
-    set_in_unis(&server, "unis_max_backoff", json!(120));
+    server.edit_service(|p| p["configurations"]["unis_max_backoff"] = json!(120));
     let (conf, _, b) = run_once(&server, &cfg, &log(3));
     b.stop();
     assert_eq!(conf["unis_max_backoff"].as_f64(), Some(120.0), "{conf}");
     assert_eq!(conf["unis_poll_interval"].as_f64(), Some(1.0), "{conf}");
 
     // Both change it: UNIS wins, and the conflict is logged.
-    set_in_unis(&server, "unis_max_backoff", json!(150));
+    server.edit_service(|p| p["configurations"]["unis_max_backoff"] = json!(150));
     let cfg = write_config(dir.path(), &server.url(), 1.0, 90.0);
     let (conf, _, b) = run_once(&server, &cfg, &log(4));
     let log4 = b.stop();

@@ -24,16 +24,7 @@ pub struct SinkStats {
 }
 
 /// The process's sink.
-pub static SINK: SinkStats = SinkStats {
-    active: AtomicBool::new(false),
-    unis_requests: AtomicU64::new(0),
-    ms_requests: AtomicU64::new(0),
-    failures: AtomicU64::new(0),
-    bytes_sent: AtomicU64::new(0),
-    spooled_bytes: AtomicU64::new(0),
-    memory_samples: AtomicU64::new(0),
-    waiting_since_us: AtomicU64::new(0),
-};
+pub static SINK: SinkStats = SinkStats::new();
 
 /// One reading of [`SinkStats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +61,20 @@ pub struct Progress {
 }
 
 impl SinkStats {
+    /// Nothing counted, no sink yet.
+    const fn new() -> Self {
+        Self {
+            active: AtomicBool::new(false),
+            unis_requests: AtomicU64::new(0),
+            ms_requests: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            spooled_bytes: AtomicU64::new(0),
+            memory_samples: AtomicU64::new(0),
+            waiting_since_us: AtomicU64::new(0),
+        }
+    }
+
     /// The sink's progress after a step.
     pub fn update(&self, p: Progress) {
         self.active.store(true, Ordering::Relaxed);
@@ -122,16 +127,7 @@ mod tests {
 
     #[test]
     fn waiting_since_the_first_step_that_left_something() {
-        let s = SinkStats {
-            active: AtomicBool::new(false),
-            unis_requests: AtomicU64::new(0),
-            ms_requests: AtomicU64::new(0),
-            failures: AtomicU64::new(0),
-            bytes_sent: AtomicU64::new(0),
-            spooled_bytes: AtomicU64::new(0),
-            memory_samples: AtomicU64::new(0),
-            waiting_since_us: AtomicU64::new(0),
-        };
+        let s = SinkStats::new();
         assert_eq!(s.read(), None, "no sink yet");
         s.update(Progress {
             memory_samples: 3,

@@ -274,6 +274,19 @@ impl UnisServer {
         Ok(status)
     }
 
+    /// Changes the (first) service's `properties` as an operator would: a
+    /// `PUT` of them (the server keeps the other top-level keys); panics
+    /// unless the server takes it.
+    #[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+    pub fn edit_service(&self, edit: impl FnOnce(&mut Value)) {
+        let service = self.records("services").remove(0);
+        let mut props = service["properties"].clone();
+        edit(&mut props);
+        let id = service["id"].as_str().unwrap();
+        let body = serde_json::json!({ "properties": props });
+        assert_eq!(self.put("services", id, &body).unwrap(), 204);
+    }
+
     /// A client that can talk to this server (with the client certificate
     /// when it serves TLS).
     pub fn client(&self) -> Result<reqwest::Client> {
