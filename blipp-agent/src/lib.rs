@@ -7,11 +7,13 @@
 #![deny(missing_docs)]
 
 pub mod arbiter;
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counter;
 pub mod host;
+pub mod limits;
 pub mod logging;
 pub mod probe;
 pub mod report;
