@@ -333,7 +333,7 @@ fn a_bad_change_is_refused_precisely_and_the_agent_runs_on() {
     let b = Blippd::start(dir.path(), &config(), &[]);
     let refused = |args: &[&str], message: &str| {
         let out = b.cmd(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stderr).trim(),
             message,
@@ -343,6 +343,15 @@ fn a_bad_change_is_refused_precisely_and_the_agent_runs_on() {
     refused(
         &["set", "cpu", "schedule_params.every", "abc"],
         "blippcmd: control socket: /properties/configurations/probes/cpu/schedule_params/every: \"abc\" is invalid: expected a number",
+    );
+    // Issue 16: an interval below the floor, or a start in the far future.
+    refused(
+        &["set", "cpu", "schedule_params.every", "1e-9"],
+        "blippcmd: control socket: /properties/configurations/probes/cpu/schedule_params/every: 1e-9 is invalid: expected a number of at least 0.1",
+    );
+    refused(
+        &["set", "cpu", "schedule_params.start_time", "1e300"],
+        "blippcmd: control socket: /properties/configurations/probes/cpu/schedule_params/start_time: 1e+300 is invalid: expected a number of at most 32503680000",
     );
     refused(
         &["set", "cpu", "probe_module", "gpu"],
@@ -529,7 +538,7 @@ fn reload_reads_the_file_again_and_drops_edits() {
     // A broken file is refused; what runs stays.
     std::fs::write(dir.path().join("blipp.json"), "{\"properties\": 3}").unwrap();
     let out = b.cmd(&["reload"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("/properties: 3 is invalid"),
         "{out:?}"

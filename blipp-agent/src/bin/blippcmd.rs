@@ -214,8 +214,17 @@ fn ask(cli: &Cli, request: &Request) -> Result<Value, ClientError> {
 }
 
 /// Sends a request that changes the configuration and prints what moved.
+/// A change blippd refuses exits with status 2, as a bad file does at
+/// start-up (`blippd`, `--check`, `blippcmd check`); a probe action it
+/// refuses (no such probe) with 1.
 fn change(cli: &Cli, request: &Request) -> Result<(), Failed> {
-    let v = ask(cli, request)?;
+    let v = ask(cli, request).map_err(|e| match (e, request) {
+        (
+            e @ ClientError::Refused(_),
+            Request::Set { .. } | Request::Delete { .. } | Request::Reload {},
+        ) => Failed(e.to_string(), 2),
+        (e, _) => Failed::from(e),
+    })?;
     if cli.json {
         print(&pretty(&v));
     } else {

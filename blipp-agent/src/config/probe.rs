@@ -118,15 +118,19 @@ impl ProbeConfig {
         }
         let keys: CommonKeys = serde_json::from_value(Value::Object(obj))
             .map_err(|e| ConfigError::invalid(origin, pointer, &raw, e.to_string()))?;
-        let schedule_pointer = format!("{pointer}/schedule_params");
         let schedule = ScheduleSpec::from_config(
             keys.collection_schedule
                 .as_deref()
                 .unwrap_or("builtins.simple"),
             keys.schedule_params.as_ref(),
         )
-        .map_err(|(value, expected)| {
-            ConfigError::invalid(origin, &schedule_pointer, &value, expected)
+        .map_err(|e| {
+            ConfigError::invalid(
+                origin,
+                &format!("{pointer}/{}", e.key),
+                &e.value,
+                e.expected,
+            )
         })?;
         Ok(ProbeConfig {
             name: keys.name.unwrap_or_else(|| name.to_owned()),
