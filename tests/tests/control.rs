@@ -547,6 +547,41 @@ fn reload_reads_the_file_again_and_drops_edits() {
     b.assert_alive();
 }
 
+/// Issue 16: SIGHUP killed blippd, leaving its socket behind. It now
+/// reads the file again, as `blippcmd reload` does, says so, and runs on;
+/// a broken file is refused and what runs stays.
+#[test]
+fn sighup_reloads_the_file_and_blippd_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let mut edited = config();
+    edited["properties"]["configurations"]["probes"]["mem"]["status"] = json!("OFF");
+    std::fs::write(dir.path().join("blipp.json"), edited.to_string()).unwrap();
+    let hup = || {
+        let pid = i32::try_from(b.child.id()).unwrap();
+        // SAFETY: kill sends a signal to the blippd this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+    hup();
+    b.wait_for(20, "the reload to stop mem", || {
+        b.probe("mem")["state"] == "off"
+    });
+    b.wait_for(10, "the reload's log line", || {
+        b.log().contains("SIGHUP: configuration reloaded")
+    });
+    assert!(b.socket().exists(), "the control socket is still there");
+    b.assert_alive();
+
+    std::fs::write(dir.path().join("blipp.json"), "{\"properties\": 3}").unwrap();
+    hup();
+    b.wait_for(20, "the refusal in the log", || {
+        b.log().contains("SIGHUP: the configuration was not reloaded")
+    });
+    assert_eq!(b.probe("mem")["state"], "off");
+    assert!(b.socket().exists());
+    b.assert_alive();
+}
+
 #[test]
 fn log_level_changes_at_run_time() {
     let dir = tempfile::tempdir().unwrap();

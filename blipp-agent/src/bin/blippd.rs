@@ -6,7 +6,7 @@ use std::time::Duration;
 use blipp::arbiter::{self, Links, RunLength, RunOptions, Start};
 use blipp::cli::{Args, Existing};
 use blipp::config::{Config, Local, LocalSource, Precedence};
-use blipp::control::{Command, ControlSocket};
+use blipp::control::{Command, ControlSocket, hangup};
 use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
@@ -139,25 +139,27 @@ fn unis_sink(
 const CONTROL_QUEUE: usize = 16;
 
 /// Serves the control socket, unless `--control-socket none` or it cannot
-/// be bound (then blippd runs without it, saying why once).
+/// be bound (then blippd runs without it, saying why once), and turns
+/// SIGHUP into a reload, which needs no socket.
 fn control_socket(
     args: &Args,
     log_level: LevelHandle,
 ) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<Command>>) {
+    let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+    tokio::spawn(hangup::reload_on_hangup(tx.clone()));
     let Some(path) = args.control_socket() else {
         tracing::info!("no control socket (--control-socket none)");
-        return (None, None);
+        return (None, Some(rx));
     };
     match ControlSocket::bind(&path) {
         Ok(socket) => {
             tracing::info!(path = %socket.path().display(), "control socket ready");
-            let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
             let task = tokio::spawn(socket.serve(tx, Some(log_level)));
             (Some(task), Some(rx))
         }
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: blippcmd cannot reach this blippd (--control-socket PATH chooses another place)");
-            (None, None)
+            (None, Some(rx))
         }
     }
 }
@@ -169,6 +171,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(1, &e),
     };
     let args = Args::parse();
+    hangup::ignore_until_watched();
     let log_level = match logging::init(args.log_level, args.log.as_deref()) {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
