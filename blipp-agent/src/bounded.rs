@@ -91,7 +91,8 @@ pub fn read(path: &Path, cap: u64) -> io::Result<Vec<u8>> {
 
 /// [`read`] as UTF-8 text.
 pub fn read_to_string(path: &Path, cap: u64) -> io::Result<String> {
-    String::from_utf8(read(path, cap)?).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    String::from_utf8(read(path, cap)?)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("not UTF-8 text ({e})")))
 }
 
 #[cfg(test)]

@@ -452,7 +452,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failed(message, code)) => {
-            eprintln!("blippcmd: {message}");
+            eprintln!("blippcmd: {}", config::escape_controls(&message));
             ExitCode::from(code)
         }
     }

@@ -36,7 +36,7 @@ fn fail(code: u8, error: &dyn std::error::Error) -> ExitCode {
         }
         source = e.source();
     }
-    eprintln!("{message}");
+    eprintln!("{}", config::escape_controls(&message));
     ExitCode::from(code)
 }
 

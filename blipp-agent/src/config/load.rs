@@ -198,6 +198,10 @@ fn merge_local(
     merge(&mut doc, overrides.to_json());
     if check {
         schema::validate("merged configuration", &doc)?;
+        // What the schema cannot say (a schedule's low above its high) is
+        // checked when the probes are resolved: here, so that the message
+        // names the file, as the schema's do.
+        resolve_in(doc.clone(), &origin)?;
     }
     let policy = Policy::from_local(&origin, &doc)?;
     Ok(Local {
@@ -317,7 +321,11 @@ impl Config {
 
 /// Turns a validated service object into a [`Config`].
 pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
-    let origin = "configuration";
+    resolve_in(doc, "configuration")
+}
+
+/// [`resolve`], naming `origin` in errors.
+fn resolve_in(doc: Value, origin: &str) -> Result<Config, ConfigError> {
     let empty = Map::new();
     let conf = doc
         .pointer("/properties/configurations")
