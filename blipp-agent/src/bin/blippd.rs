@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use blipp::arbiter::{self, Links, RunLength, RunOptions, Start};
+use blipp::arbiter::{self, Links, RunError, RunLength, RunOptions, Start};
 use blipp::cli::{Args, Existing};
 use blipp::config::{Config, Local, LocalSource, Precedence};
 use blipp::control::{Command, ControlSocket, hangup};
@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 
 /// Exit status for a configuration the agent refuses.
 const EXIT_CONFIG: u8 = 2;
+
+/// Exit status of a run that ends by itself (`--once`, `--duration`) when
+/// a write to stdout or a data file failed: it ran, but did not deliver.
+const EXIT_UNDELIVERED: u8 = 3;
 
 #[expect(
     clippy::print_stderr,
@@ -314,7 +318,10 @@ fn main() -> ExitCode {
             task.abort();
             let _ = task.await;
         }
-        ran.map_err(|e| fail(1, &e))
+        ran.map_err(|e| match e {
+            RunError::Undelivered { .. } => fail(EXIT_UNDELIVERED, &e),
+            _ => fail(1, &e),
+        })
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,

@@ -60,6 +60,9 @@ pub struct Reporter {
     unis: Option<mpsc::Sender<Batch>>,
     stdout: JsonLines<std::io::Stdout>,
     files: HashMap<PathBuf, JsonLines<std::fs::File>>,
+    /// Writes to stdout or a data file that failed: what a run that ends
+    /// by itself (`--once`, `--duration`) reports in its exit status.
+    failures: u64,
 }
 
 impl Reporter {
@@ -74,6 +77,7 @@ impl Reporter {
                 unis,
                 stdout: JsonLines::new(std::io::stdout()),
                 files: HashMap::new(),
+                failures: 0,
             },
             tx,
         )
@@ -82,8 +86,9 @@ impl Reporter {
     /// Runs until all senders are dropped. A failing destination is logged
     /// and skipped; the others keep receiving. The batches that are waiting
     /// when the reporter wakes (the probes of one tick) are written to
-    /// each destination with one system call.
-    pub async fn run(mut self) {
+    /// each destination with one system call. Returns how many writes (or
+    /// opens of a data file) failed.
+    pub async fn run(mut self) -> u64 {
         let mut waiting = Vec::new();
         while self.rx.recv_many(&mut waiting, usize::MAX).await > 0 {
             for batch in &waiting {
@@ -101,8 +106,10 @@ impl Reporter {
             }
         }
         if let Err(e) = self.stdout.flush() {
+            self.failures += 1;
             tracing::error!(error = %e, "flushing stdout");
         }
+        self.failures
     }
 
     /// Encodes `batch` for its JSON-lines destinations, opening its data
@@ -122,6 +129,7 @@ impl Reporter {
                         self.files.insert(path.clone(), JsonLines::new(file));
                     }
                     Err(source) => {
+                        self.failures += 1;
                         let e = ReportError::Write {
                             destination: path.display().to_string(),
                             source,
@@ -153,6 +161,7 @@ impl Reporter {
             })
         });
         for e in std::iter::once(stdout).chain(files).filter_map(Result::err) {
+            self.failures += 1;
             tracing::error!(error = %e, "report failed");
         }
     }
