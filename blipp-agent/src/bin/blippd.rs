@@ -180,6 +180,10 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
     };
+    match blipp::fdlimit::raise_to_hard() {
+        Ok((soft, hard)) => tracing::debug!(soft, hard, "open descriptors limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the limit of open descriptors"),
+    }
     let local = match &mut inherited {
         // The configuration the first image checked and attached the
         // programs for.
