@@ -14,6 +14,7 @@ pub mod client;
 pub mod command;
 pub mod hangup;
 pub mod protocol;
+mod refusals;
 pub mod server;
 pub mod shell;
 pub mod show;
