@@ -16,6 +16,7 @@ pub mod fdlimit;
 pub mod host;
 pub mod limits;
 pub mod logging;
+pub mod plausible;
 pub mod probe;
 pub mod report;
 pub mod rfc3339;

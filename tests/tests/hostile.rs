@@ -211,9 +211,10 @@ fn configuration_paths_that_never_end_or_never_answer_are_refused() {
     }
 }
 
-/// A /proc tree whose files never end or never answer: the collection
-/// that reads one fails with a warning naming the file and why, the
-/// others go on, and blippd finishes its `--once` run.
+/// A /proc tree whose files never end, never answer or hold values no
+/// kernel prints: the collection that reads one fails with a warning
+/// naming the file and why, the others go on, and blippd finishes its
+/// `--once` run.
 #[test]
 fn proc_files_that_never_end_or_never_answer_fail_their_collection_only() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/host/proc");
@@ -225,7 +226,7 @@ fn proc_files_that_never_end_or_never_answer_fail_their_collection_only() {
         f.set_len(100 << 20).unwrap();
     };
     type Make = fn(&Path);
-    let cases: [(&str, Make, &str); 5] = [
+    let cases: [(&str, Make, &str); 7] = [
         (
             "loadavg",
             |p| std::os::unix::fs::symlink("/dev/zero", p).unwrap(),
@@ -242,6 +243,17 @@ fn proc_files_that_never_end_or_never_answer_fail_their_collection_only() {
             "net/dev",
             |p| std::fs::create_dir(p).unwrap(),
             "not a regular file but a directory",
+        ),
+        // Values no kernel prints (see blipp-agent/src/plausible.rs).
+        (
+            "loadavg",
+            |p| std::fs::write(p, "1e29 0.5 0.5 1/80 11206\n").unwrap(),
+            "1-minute load 1e29 is implausible (at most 4194304)",
+        ),
+        (
+            "meminfo",
+            |p| std::fs::write(p, "MemTotal: 1000 kB\nMemFree: 18446744073709551615 kB\n").unwrap(),
+            "MemFree: 18446744073709551615 is implausible",
         ),
     ];
     for (file, make, expected) in cases {
