@@ -159,6 +159,10 @@ const CONFIG_CASES: &[(&str, &str)] = &[
         "/properties/configurations/probes/a\\nb\\u{1b}[2J/probe_module: \"gpu\" is invalid",
     ),
     ("binary_garbage.json", "cannot read: not UTF-8 text"),
+    (
+        "reporting_params_2e64.json",
+        "/properties/configurations/probes/c/reporting_params: 1.8446744073709552e+19 is invalid: expected a number of at most 4294967295",
+    ),
 ];
 
 #[test]
