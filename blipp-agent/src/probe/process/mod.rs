@@ -298,6 +298,9 @@ impl ProcessProbe {
                 self.seen = true;
             }
             let Some(f) = &self.followed else { break };
+            if !self.procfs_mounted {
+                check_fixture_files(&self.proc_dir, f.process.pid)?;
+            }
             match f.process.stat() {
                 Ok(stat) if !is_gone(stat.state) => return Ok(Some(stat)),
                 Ok(_) | Err(ProcError::NotFound(_)) => {
@@ -324,6 +327,46 @@ impl ProcessProbe {
         self.states.push((state, n.clone()));
         n
     }
+}
+
+/// The files of `pid` that the procfs crate reads whole, in a tree that
+/// is not the kernel's: each must be a regular file of at most
+/// [`KERNEL_FILE_MAX`] bytes, or it would be read without end (a symlink
+/// to `/dev/zero`) or block (a FIFO). A missing file is the crate's to
+/// report. On a real procfs they are the kernel's, and not checked.
+fn check_fixture_files(proc_dir: &Path, pid: i32) -> Result<(), ProcessError> {
+    for what in ["stat", "status", "io"] {
+        let path = proc_dir.join(pid.to_string()).join(what);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ProcessError::Proc {
+                    pid,
+                    what,
+                    source: ProcError::Io(e, Some(path)),
+                });
+            }
+        };
+        let problem = if !meta.is_file() {
+            Some(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ))
+        } else if meta.len() > KERNEL_FILE_MAX {
+            Some(crate::bounded::too_large(KERNEL_FILE_MAX))
+        } else {
+            None
+        };
+        if let Some(e) = problem {
+            return Err(ProcessError::Proc {
+                pid,
+                what,
+                source: ProcError::Io(e, Some(path)),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Open descriptors: the kernel's count on a real procfs, the entries of
