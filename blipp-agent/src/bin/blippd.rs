@@ -169,13 +169,15 @@ fn control_socket(
 }
 
 fn main() -> ExitCode {
-    // SAFETY: the first thing blippd does, while it has one thread.
+    // Before anything that takes time: a SIGHUP must not kill blippd
+    // while it starts.
+    hangup::ignore_until_watched();
+    // SAFETY: blippd still has one thread (only SIGHUP was set up before).
     let mut inherited = match unsafe { handover::take() } {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
     };
     let args = Args::parse();
-    hangup::ignore_until_watched();
     let log_level = match logging::init(args.log_level, args.log.as_deref()) {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
