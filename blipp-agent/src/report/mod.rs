@@ -166,3 +166,51 @@ impl Reporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Name, Source, Timestamp, Value};
+
+    fn batch(probe: &str, route: &Arc<Route>) -> Batch {
+        let node = Name::from("node");
+        let event = Name::from("ps:test");
+        Batch {
+            probe: Arc::from(probe),
+            route: Arc::clone(route),
+            samples: vec![Sample::new(
+                Timestamp(1),
+                &node,
+                &event,
+                Value::Int(1),
+                Source::Proc,
+            )],
+        }
+    }
+
+    /// Issue 16: probes that name the same data file share one
+    /// descriptor; a file that cannot be opened counts as a failure.
+    #[test]
+    fn a_shared_data_file_is_one_descriptor_and_failures_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Route {
+            data_file: Some(dir.path().join("all.jsonl")),
+            ..Route::default()
+        });
+        let (mut reporter, _tx) = Reporter::new(4, None);
+        for name in ["a", "b", "c"] {
+            reporter.encode(&batch(name, &shared));
+        }
+        assert_eq!(reporter.files.len(), 1);
+        reporter.write_pending();
+        let text = std::fs::read_to_string(dir.path().join("all.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert_eq!(reporter.failures, 0);
+        let bad = Arc::new(Route {
+            data_file: Some(dir.path().to_owned()),
+            ..Route::default()
+        });
+        reporter.encode(&batch("d", &bad));
+        assert_eq!(reporter.failures, 1, "a directory cannot be appended to");
+    }
+}
