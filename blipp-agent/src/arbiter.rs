@@ -24,6 +24,8 @@ use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::schedule::{Instants, backoff};
+use crate::source::command::launcher::Launcher;
+use crate::source::command::sandbox;
 use crate::source::ebpf::handover::{self, Handover};
 use crate::source::ebpf::{Kernel, KernelAccess, caps, klog};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
@@ -229,10 +231,13 @@ fn reexecute(config: &Config, kernel: &mut KernelAccess, config_file: Option<&st
 
 /// Builds the probes of `config`: loads the eBPF object when a probe may
 /// use it (or takes it over, see [`Start`]) and attaches the programs each
-/// probe asks for. Then, unless [`Start::Library`], and when programs were
-/// attached, gives up the capabilities that only loading needed (see
-/// [`caps`](crate::source::ebpf::caps)). Capabilities are per thread:
-/// blippd calls this before it starts any other thread.
+/// probe asks for. Then, unless [`Start::Library`], gives up every
+/// capability blippd does not use after start-up (see
+/// [`caps`](crate::source::ebpf::caps)), having first forked the command
+/// launcher, which keeps what switching users needs (see
+/// [`launcher`](crate::source::command::launcher)). Capabilities are per
+/// thread and the launcher is forked: blippd calls this before it starts
+/// any other thread.
 pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> {
     let costs = CostBoard::default();
     let drop_capabilities = !matches!(start, Start::Library);
@@ -248,30 +253,19 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
         }
         Start::Library | Start::InProcess => (open_for(config), wants_ebpf(config)),
     };
+    // This image keeps running (a re-execution returns only when it
+    // failed): the launcher is forked here, once, before any drop.
+    let switch_caps = if drop_capabilities {
+        start_launcher(config)
+    } else {
+        0
+    };
     let (mut kernel, running) = build_all(config, &costs, kernel)?;
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
-        if drop_capabilities && !k.attached().is_empty() {
-            let dropped: Vec<&str> = caps::DROPPED
-                .iter()
-                .chain([&caps::SETPCAP])
-                .map(|(_, name)| *name)
-                .collect();
-            match caps::drop_loading_capabilities(|| k.maps_readable()) {
-                Ok(caps::Dropped::All) => tracing::info!(
-                    ?dropped,
-                    "eBPF programs attached; capabilities only loading needed are dropped"
-                ),
-                Ok(caps::Dropped::AllButBpf) => tracing::info!(
-                    ?dropped,
-                    kept = "CAP_BPF",
-                    "eBPF programs attached; capabilities only loading needed are dropped, but this kernel wants CAP_BPF to read maps"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not drop capabilities after loading eBPF programs")
-                }
-            }
-        }
+    }
+    if drop_capabilities {
+        drop_to_runtime(&kernel, switch_caps);
     }
     release_startup_memory();
     Ok(Prepared {
@@ -280,6 +274,77 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
         running,
         costs,
     })
+}
+
+/// Fixes who commands run as (the start-up configuration's
+/// `command_user` and `command_limits`) and forks the launcher that runs
+/// them. Returns the capabilities blippd must keep for commands itself:
+/// `CAP_SETUID` and `CAP_SETGID` when it can switch users but the launcher
+/// could not be started, none otherwise.
+fn start_launcher(config: &Config) -> u64 {
+    let settings = &config.settings;
+    sandbox::configure(sandbox::Sandbox {
+        user: settings.command_user.clone(),
+        limits: settings.command_limits,
+    });
+    let user = &settings.command_user;
+    if !sandbox::can_switch_user() {
+        // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
+        tracing::info!(
+            uid,
+            command_user = %user.name,
+            "blippd cannot switch users (no CAP_SETUID and CAP_SETGID): commands run as blippd's own user, without capabilities"
+        );
+        return 0;
+    }
+    match Launcher::start(sandbox::current()) {
+        Ok(pid) => {
+            tracing::info!(
+                pid,
+                command_user = %user.name,
+                uid = user.uid,
+                "command launcher started: commands run as the command user"
+            );
+            0
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "no command launcher: blippd keeps CAP_SETUID and CAP_SETGID to run commands as the command user itself"
+            );
+            sandbox::mask(&[6, 7])
+        }
+    }
+}
+
+/// Gives up every capability blippd does not use after start-up, keeping
+/// `CAP_BPF` where this kernel wants it for map reads, and `extra`.
+fn drop_to_runtime(kernel: &KernelAccess, extra: u64) {
+    let maps = match kernel {
+        KernelAccess::Loaded(k) if !k.attached().is_empty() => Some(&**k),
+        _ => None,
+    };
+    let readable = maps.map(|k| move || k.maps_readable());
+    let check = readable.as_ref().map(|f| f as &dyn Fn() -> bool);
+    let attached = if maps.is_some() {
+        "eBPF programs attached"
+    } else {
+        "no eBPF program attached"
+    };
+    match caps::drop_to_runtime(check, extra) {
+        Ok(d) if d.bpf_for_maps => tracing::info!(
+            kept = ?caps::names(d.kept),
+            "{attached}; capabilities only loading needed are dropped, with every other one blippd does not use after start-up, but this kernel wants CAP_BPF to read maps"
+        ),
+        Ok(d) => tracing::info!(
+            kept = ?caps::names(d.kept),
+            "{attached}; capabilities only loading needed are dropped, with every other one blippd does not use after start-up"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not drop capabilities after start-up");
+        }
+    }
 }
 
 /// Builds the probes of `config` with `kernel`, which keeps the eBPF

@@ -57,6 +57,13 @@ impl Source {
             Source::Log => "log",
         }
     }
+
+    /// The source of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Source::Ebpf, Source::Proc, Source::Command, Source::Log]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// A measured value. Integers stay integers so that counters survive the

@@ -83,6 +83,15 @@ impl Blippd {
     }
 }
 
+impl Blippd {
+    /// SIGKILL: no flush, no goodbye; waits until it is gone.
+    pub fn kill(mut self) {
+        // SAFETY: kill(2) on our own child (or the wrapper's).
+        unsafe { libc::kill(self.pid(), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Blippd {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {

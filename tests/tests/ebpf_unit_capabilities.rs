@@ -2,10 +2,12 @@
 //! (packaging/systemd/blippd.service) gives it: root, bounded to the unit's
 //! `CapabilityBoundingSet=`, with its `NoNewPrivileges=`, reproduced with
 //! setpriv from the unit file as it is now. Once the re-executed image has
-//! dropped what only loading needed, its effective, permitted and bounding
-//! sets hold exactly the rest of the unit's set, and it logged no failure
-//! to drop (dropping from the bounding set needs `CAP_SETPCAP`, which the
-//! unit must therefore grant).
+//! dropped everything it does not use after start-up, its effective,
+//! permitted and bounding sets hold exactly what it keeps (see
+//! blipp-agent/src/source/ebpf/caps.rs) of the unit's set, and it logged
+//! no failure to drop (dropping from the bounding set needs `CAP_SETPCAP`,
+//! which the unit must therefore grant). The unit must also grant
+//! `CAP_SETUID` and `CAP_SETGID`, which the command launcher keeps.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -16,16 +18,12 @@ use std::time::{Duration, Instant};
 use blipp_tests::{agent_bin, cap_set, json_lines, require_root};
 use serde_json::json;
 
-/// What blippd gives up once its programs are attached (see
-/// blipp-agent/src/source/ebpf/caps.rs), in setpriv's names.
-const DROPPED: [&str; 6] = [
-    "sys_admin",
-    "sys_module",
-    "sys_rawio",
-    "perfmon",
-    "bpf",
-    "setpcap",
-];
+/// What blippd keeps after start-up (see
+/// blipp-agent/src/source/ebpf/caps.rs), in setpriv's names; `bpf` only
+/// where the kernel wants it for map reads.
+const KEPT: [&str; 2] = ["sys_ptrace", "dac_read_search"];
+/// What the command launcher needs, which the unit must grant.
+const LAUNCHER: [&str; 3] = ["setuid", "setgid", "setpcap"];
 const DROPPED_LOG: &str = "capabilities only loading needed are dropped";
 const KEPT_BPF_LOG: &str = "this kernel wants CAP_BPF to read maps";
 const NOT_DROPPED_LOG: &str = "could not drop capabilities";
@@ -162,15 +160,21 @@ fn under_the_units_capabilities_blippd_keeps_only_what_it_needs() {
         "the re-executed image did the drop: {stderr}"
     );
 
-    // What the unit grants (and this test holds itself), less what blippd
-    // drops: CAP_BPF stays where the kernel checks it on map reads.
-    let dropped: Vec<String> = DROPPED
-        .iter()
-        .filter(|c| !(**c == "bpf" && stderr.contains(KEPT_BPF_LOG)))
-        .map(|c| (*c).to_owned())
-        .collect();
-    let granted = mask(&names, &unit_bounding_set(&unit)) & own;
-    let expected = granted & !mask(&names, &dropped);
+    // What the unit grants (and this test holds itself) of what blippd
+    // keeps: CAP_BPF stays where the kernel checks it on map reads.
+    let mut kept: Vec<String> = KEPT.iter().map(|c| (*c).to_owned()).collect();
+    if stderr.contains(KEPT_BPF_LOG) {
+        kept.push("bpf".to_owned());
+    }
+    let unit_set = unit_bounding_set(&unit);
+    for c in LAUNCHER {
+        assert!(
+            unit_set.iter().any(|u| u == c),
+            "the unit's bounding set lacks {c}, which the command launcher needs"
+        );
+    }
+    let granted = mask(&names, &unit_set) & own;
+    let expected = granted & mask(&names, &kept);
     for set in ["CapBnd", "CapEff", "CapPrm"] {
         let held = cap_set(&status, set);
         eprintln!("{set}: {:?}", named(&names, held));
@@ -183,6 +187,10 @@ fn under_the_units_capabilities_blippd_keeps_only_what_it_needs() {
         );
     }
     assert!(!stderr.contains(NOT_DROPPED_LOG), "{stderr}");
+    assert!(
+        stderr.contains("command launcher started"),
+        "under the unit's capabilities blippd starts its command launcher: {stderr}"
+    );
     let samples = json_lines(&std::fs::read_to_string(dir.path().join("stdout")).unwrap());
     assert!(
         samples.iter().any(|s| s["source"] == "ebpf"),

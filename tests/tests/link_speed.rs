@@ -86,6 +86,36 @@ fn veth_speed_on_every_path_and_lo_unknown() -> Result<()> {
     Ok(())
 }
 
+/// What blippd keeps after start-up (no `CAP_NET_ADMIN`) is enough for
+/// both ethtool paths: they are reads the kernel allows every user.
+#[test]
+fn veth_speed_with_only_the_capabilities_blippd_keeps() -> Result<()> {
+    if !require_root("link speed of a veth pair in a network namespace") {
+        return Ok(());
+    }
+    let ns = veth_namespace()?;
+    let (mbps, duplex) = ethtool_says(&ns.exec(&["ethtool", "veth0"])?)?;
+    let known = |via| LinkSpeed::Known {
+        mbps,
+        duplex: Some(duplex),
+        via,
+    };
+    ns.run(|| -> Result<()> {
+        let kept = blipp::source::ebpf::caps::KEPT
+            .iter()
+            .fold(0, |m, (c, _)| m | 1 << c);
+        // Capabilities are per thread: this one (ns.run's own) only.
+        blipp::source::command::sandbox::capset(kept)?;
+        let mut nl = EthtoolNetlink::open()?;
+        assert_eq!(nl.link_speed("veth0")?, known(SpeedSource::Netlink));
+        let io = EthtoolIoctl::open()?;
+        assert_eq!(io.glinksettings("veth0")?, known(SpeedSource::Ioctl));
+        assert_eq!(io.gset("veth0")?, known(SpeedSource::Ioctl));
+        Ok(())
+    })??;
+    Ok(())
+}
+
 /// Host information inside the namespace: exactly its interfaces, with
 /// the address the test gave and the MAC sysfs shows.
 #[test]

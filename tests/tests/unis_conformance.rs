@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
 
 use blipp_tests::unis_server::{Options, UnisServer};
 use blipp_tests::{real_schemas, shared};
@@ -176,18 +177,19 @@ fn compare_message(expected: &Value, actual: &Value, at: &str, problems: &mut Ve
     }
 }
 
-#[test]
-fn replays_the_real_servers_transcript() {
-    let Some(path) = shared::transcript_path() else {
-        shared::skip_without_shared("the conformance test of the UNIS/MS test server");
-        return;
-    };
-    let Some(schemas) = real_schemas("the conformance test of the UNIS/MS test server") else {
-        return;
-    };
+/// Replays the transcript at `path` (`count` exchanges) against a fresh
+/// test server and fails naming every exchange whose answer differs.
+fn replay(path: &Path, count: usize) -> (UnisServer, Replay) {
+    let schemas = real_schemas("the conformance test of the UNIS/MS test server")
+        .expect("../shared was found, so its schemas are there");
     let transcript: Vec<Value> =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    assert_eq!(transcript.len(), 26, "the transcript holds 26 exchanges");
+    assert_eq!(
+        transcript.len(),
+        count,
+        "{} holds {count} exchanges",
+        path.display()
+    );
     let server = UnisServer::start(Options {
         schemas: Some(schemas),
         ..Options::default()
@@ -233,7 +235,7 @@ fn replays_the_real_servers_transcript() {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text.clone()))
         };
-        if i == 0 {
+        if method == "GET" && req["path"] == "/" {
             // GET /: the test server lists only the collections blipp uses,
             // each exactly as the real server lists it.
             let recorded = replay.localize_value(&expected["body"]);
@@ -270,10 +272,21 @@ fn replays_the_real_servers_transcript() {
     }
     assert!(
         failures.is_empty(),
-        "{} of 26 exchanges differ:\n{}",
+        "{} of {count} exchanges of {} differ:\n{}",
         failures.len(),
+        path.display(),
         failures.join("\n")
     );
+    (server, replay)
+}
+
+#[test]
+fn replays_the_real_servers_transcript() {
+    let Some(path) = shared::transcript_path() else {
+        shared::skip_without_shared("the conformance test of the UNIS/MS test server");
+        return;
+    };
+    let (server, replay) = replay(&path, 26);
     // Every request the replay sent was logged, and so were the server's
     // own GETs of `metadata_URL` for the two `POST /events`.
     let log = server.requests();
@@ -288,4 +301,27 @@ fn replays_the_real_servers_transcript() {
         fetches,
         [format!("/metadata/{mid}"), format!("/metadata/{mid}")]
     );
+}
+
+/// The real server's MS side with several mids at once: a batch lookup is
+/// 404 as a whole when any mid has no collection, and a list `POST
+/// /events` creates its first record only.
+#[test]
+fn replays_the_real_servers_events_transcript() {
+    let Some(path) = shared::transcript_path()
+        .map(|p| p.with_file_name("transcript-real-server-events.json"))
+        .filter(|p| p.is_file())
+    else {
+        shared::skip_without_shared("the conformance test of the test server's MS side");
+        return;
+    };
+    let (server, _) = replay(&path, 9);
+    // The list POST created one collection: one GET of metadata_URL for
+    // it, besides the single POST's.
+    let fetches = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.target.starts_with("/metadata/"))
+        .count();
+    assert_eq!(fetches, 2);
 }

@@ -773,6 +773,7 @@ fn an_ms_outage_loses_nothing() {
         method: Some("POST".into()),
         path_prefix: "/data".into(),
         status: 503,
+        after_handling: false,
     });
     std::thread::sleep(Duration::from_secs(5));
     server.clear_faults();
@@ -810,6 +811,7 @@ fn tls_with_a_client_certificate() {
     let server = UnisServer::start(Options {
         tls: Some(tls.clone()),
         schemas: Some(schemas),
+        ..Options::default()
     })
     .unwrap();
     let with = |cert: &str, key: &str| {

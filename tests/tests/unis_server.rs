@@ -285,6 +285,7 @@ fn tls_requires_a_client_certificate_signed_by_its_ca() {
     let server = UnisServer::start(Options {
         tls: Some(material.clone()),
         schemas: real_schemas("the TLS test server's schema checks"),
+        ..Options::default()
     })
     .unwrap();
     assert!(server.url().starts_with("https://127.0.0.1:"));

@@ -96,7 +96,48 @@ fn ebpf_works(blippd: &Path) -> Result<bool> {
     Ok(out.status.success())
 }
 
-/// Builds, installs binaries, configuration (kept when present) and the unit.
+/// The user blippd runs commands as by default (see
+/// blipp-agent/src/source/command/sandbox.rs): a system user of its own,
+/// so that the commands' process limit counts only them and they own
+/// nothing. Created in the running system only; a package built with
+/// `--root` creates it in its own maintainer scripts.
+const COMMAND_USER: &str = "blipp-cmd";
+
+#[expect(clippy::print_stderr, reason = "xtask narrates what it installed")]
+fn command_user(root: &Path) -> Result<()> {
+    if root != Path::new("/") {
+        eprintln!(
+            "xtask: not creating the system user {COMMAND_USER} under {}: the package must (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {COMMAND_USER}); without it commands run as nobody",
+            root.display()
+        );
+        return Ok(());
+    }
+    let known = Command::new("getent")
+        .args(["passwd", COMMAND_USER])
+        .output()?
+        .status
+        .success();
+    if known {
+        eprintln!("xtask: the system user {COMMAND_USER} exists");
+        return Ok(());
+    }
+    sh::run(Command::new("useradd").args([
+        "--system",
+        "--no-create-home",
+        // What nobody has: a home that is not there, rather than
+        // useradd's /home/blipp-cmd that nothing creates.
+        "--home-dir",
+        "/nonexistent",
+        "--shell",
+        "/usr/sbin/nologin",
+        COMMAND_USER,
+    ]))?;
+    eprintln!("xtask: created the system user {COMMAND_USER}, which runs blippd's commands");
+    Ok(())
+}
+
+/// Builds, installs binaries, configuration (kept when present), the unit
+/// and the command user.
 #[expect(clippy::print_stderr, reason = "xtask narrates what it installed")]
 pub fn run(args: &Install) -> Result<()> {
     let mut build = sh::cargo();
@@ -132,6 +173,7 @@ pub fn run(args: &Install) -> Result<()> {
         0o644,
     )?;
     eprintln!("xtask: installed {} ({flavour:?} unit)", unit.display());
+    command_user(&args.root)?;
 
     let systemd = Path::new("/run/systemd/system").is_dir();
     if args.root != Path::new("/") || args.no_start {

@@ -26,6 +26,8 @@ const TEST_PACKAGES: &[&str] = &[
     "systemd",
     "iputils-ping",
     "monitoring-plugins-basic",
+    // command_sandbox checks that a command cannot use it to become root.
+    "sudo",
 ];
 
 /// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:

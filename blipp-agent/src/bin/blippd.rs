@@ -227,8 +227,10 @@ fn main() -> ExitCode {
         (false, None) => RunLength::UntilStopped,
     };
     // Probes are built (eBPF programs loaded and attached) before the
-    // runtime starts its threads: capabilities are per thread, and the ones
-    // only loading needed are dropped here for the whole process; and
+    // runtime starts its threads: the command launcher is forked here,
+    // which only a single-threaded process may do soundly; capabilities
+    // are per thread, and every one blippd does not use after start-up is
+    // dropped here for the whole process; and
     // blippd re-executes itself once the programs are attached, which
     // only one thread may do cleanly. They are built for the local
     // configuration; the first registration in UNIS may change some, which

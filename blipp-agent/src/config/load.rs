@@ -6,7 +6,9 @@ use serde_json::{Map, Value};
 
 use super::policy::Policy;
 use super::probe::parse_status;
-use super::{Config, ConfigError, Mode, ProbeConfig, Settings, Tls, merge::merge, schema};
+use super::{
+    Config, ConfigError, Mode, ProbeConfig, Settings, Tls, commands, merge::merge, schema,
+};
 use crate::limits::CONFIG_FILE_MAX;
 
 const DEFAULTS: &str = include_str!("default.json");
@@ -181,6 +183,17 @@ fn merge_local(
         if check {
             schema::validate(&origin, &file_doc)?;
         }
+        // Checked here too, where the file's name is known: the error
+        // names the file the operator must fix.
+        if let Some(conf) = file_doc
+            .pointer("/properties/configurations")
+            .and_then(Value::as_object)
+        {
+            if conf.contains_key("command_user") {
+                commands::user(&origin, conf)?;
+            }
+            commands::limits(&origin, conf)?;
+        }
         if file_doc
             .pointer("/properties/configurations/probes")
             .is_some()
@@ -255,17 +268,15 @@ pub enum Precedence {
 
 /// The configuration with the service object `service` from UNIS merged
 /// in, as it is: only for a service that [`crate::trust::merge_service`]
-/// screened with the local policy. The service is validated on its own
-/// first (a bad value there is
-/// reported with `origin` and its pointer), then the result. A probe list
-/// in UNIS replaces the built-in probe set, as a file's does.
+/// validated and screened with the local policy. The result is validated
+/// (a bad value is reported with `origin` and its pointer). A probe list in
+/// UNIS replaces the built-in probe set, as a file's does.
 pub(crate) fn merge_service(
     local: &Local,
     service: &Value,
     origin: &str,
     precedence: Precedence,
 ) -> Result<Value, ConfigError> {
-    schema::validate(origin, service)?;
     let mut remote = service.clone();
     if let Value::Object(m) = &mut remote {
         // The server's: a stale `ts` written back would date the service.
@@ -362,6 +373,8 @@ fn resolve_in(doc: Value, origin: &str) -> Result<Config, ConfigError> {
         spool_limit_bytes: (num_of("spool_limit_mb", DEFAULT_SPOOL_LIMIT_MB) * 1e6) as u64,
         proc_dir: defaults_dir("proc_dir", "/proc"),
         sys_dir: defaults_dir("sys_dir", "/sys"),
+        command_user: commands::user(origin, conf)?,
+        command_limits: commands::limits(origin, conf)?,
     };
     let mut probes = Vec::new();
     if let Some(Value::Object(entries)) = conf.get("probes") {
@@ -509,19 +522,6 @@ mod tests {
         );
         let merged = merge_service(&l, &unis, "UNIS service", Precedence::Unis).unwrap();
         assert_eq!(probe_names(&merged), ["cpu", "mem"]);
-    }
-
-    #[test]
-    fn a_bad_service_in_unis_is_named() {
-        let l = load_local(None, &Overrides::default()).unwrap();
-        let unis = json!({"properties": {"configurations": {"unis_poll_interval": "often"}}});
-        let e = merge_service(&l, &unis, "UNIS service s1", Precedence::Unis)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("UNIS service s1: /properties/configurations/unis_poll_interval"),
-            "{e}"
-        );
     }
 
     #[test]

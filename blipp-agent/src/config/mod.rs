@@ -3,6 +3,7 @@
 //! defaults < file < command line < UNIS (or UNIS < local with
 //! `--override`), and resolved into one typed [`ProbeConfig`] per probe.
 
+mod commands;
 pub mod edit;
 mod error;
 mod load;
@@ -20,6 +21,8 @@ pub(crate) use load::{merge_service, resolve_probe};
 pub use probe::{Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;
+
+use crate::source::command::sandbox::{Account, Limits};
 
 /// Service-wide settings (`properties.configurations` minus the probes).
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +44,11 @@ pub struct Settings {
     pub proc_dir: PathBuf,
     /// The default /sys root (`probe_defaults.sys_dir`).
     pub sys_dir: PathBuf,
+    /// Who the commands of `cmd` and `nagios` probes run as
+    /// (`command_user`); blippd reads it at start-up only.
+    pub command_user: Account,
+    /// Their resource limits (`command_limits`), read at start-up only.
+    pub command_limits: Limits,
 }
 
 /// TLS settings, as the original named them.

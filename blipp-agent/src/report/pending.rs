@@ -24,13 +24,25 @@ pub struct Chunk {
 
 enum Origin {
     Memory,
-    Spool(PathBuf),
+    /// A segment, and whether it was sent before.
+    Spool(PathBuf, bool),
 }
 
 impl Chunk {
     /// How many samples.
     pub fn samples(&self) -> usize {
         self.batches.iter().map(|(_, s)| s.len()).sum()
+    }
+
+    /// It was sent before and may have arrived: the MS is to be asked
+    /// which of its samples it holds before it is sent again.
+    pub fn uncertain(&self) -> bool {
+        matches!(self.origin, Origin::Spool(_, true))
+    }
+
+    /// It came from memory.
+    pub fn from_memory(&self) -> bool {
+        matches!(self.origin, Origin::Memory)
     }
 }
 
@@ -41,6 +53,9 @@ pub struct Pending {
     per_probe: HashMap<Name, u32>,
     tolerance: HashMap<String, u32>,
     spool: Option<Spool>,
+    /// Deliveries fail: every report goes to the spool as it comes, so
+    /// that killing blippd loses none of it.
+    durable: bool,
     /// Samples lost for want of a spool (or because it failed).
     pub dropped: u64,
 }
@@ -53,7 +68,46 @@ impl Pending {
             per_probe: HashMap::new(),
             tolerance: HashMap::new(),
             spool,
+            durable: false,
             dropped: 0,
+        }
+    }
+
+    /// A delivery failed: what is in memory goes to the spool, and so does
+    /// every report from now on until [`Pending::delivered`]. When the
+    /// failed chunk came from memory (`uncertain`: it may have arrived),
+    /// what is spooled now is marked to be checked against the MS before
+    /// it is sent again. Without a spool, reports stay in memory up to
+    /// their `reporting_tolerance`.
+    pub fn hold_on_disk(&mut self, uncertain: bool) {
+        if self.spool.is_none() || self.durable && self.memory.is_empty() {
+            return;
+        }
+        self.durable = true;
+        let was_empty = self.spool.as_ref().is_some_and(Spool::is_empty);
+        let lost = self.persist();
+        if lost > 0 {
+            tracing::error!(samples = lost, "samples lost: the spool cannot take them");
+        }
+        if uncertain
+            && was_empty
+            && let Some(spool) = &mut self.spool
+            && let Err(e) = spool.all_uncertain()
+        {
+            tracing::error!(error = %e, "marking spooled samples as perhaps sent");
+        }
+    }
+
+    /// Everything was delivered: reports wait in memory again.
+    pub fn delivered(&mut self) {
+        self.durable = false;
+    }
+
+    /// A chunk is about to be sent.
+    pub fn sending(&self, chunk: &Chunk) -> Result<(), SpoolError> {
+        match (&chunk.origin, &self.spool) {
+            (Origin::Spool(path, _), Some(spool)) => spool.sending(path),
+            _ => Ok(()),
         }
     }
 
@@ -74,6 +128,10 @@ impl Pending {
     /// Adds a report; a probe's oldest report in memory beyond its
     /// tolerance moves to the spool.
     pub fn push(&mut self, probe: Name, samples: Vec<Sample>) {
+        if self.durable {
+            self.spool_or_drop(&probe, &samples);
+            return;
+        }
         let limit = self
             .tolerance
             .get(probe.as_ref())
@@ -112,17 +170,29 @@ impl Pending {
         }
     }
 
-    /// The next samples to deliver: the oldest spool segment, else up to
-    /// [`CHUNK_SAMPLES`] from memory.
-    pub fn take(&mut self) -> Result<Option<Chunk>, SpoolError> {
-        if let Some(spool) = &mut self.spool
-            && let Some((path, batches)) = spool.oldest()?
-        {
-            return Ok(Some(Chunk {
-                batches,
-                origin: Origin::Spool(path),
-            }));
+    /// The spool's segments, oldest first: delivered before what is in
+    /// memory, which is newer.
+    pub fn segments(&mut self) -> Result<Vec<PathBuf>, SpoolError> {
+        match &mut self.spool {
+            Some(spool) => spool.segments(),
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// One spool segment's samples.
+    pub fn segment(&mut self, path: PathBuf) -> Result<Option<Chunk>, SpoolError> {
+        let Some(spool) = &self.spool else {
+            return Ok(None);
+        };
+        let oldest = spool.read(path)?;
+        Ok(Some(Chunk {
+            batches: oldest.batches,
+            origin: Origin::Spool(oldest.path, oldest.uncertain),
+        }))
+    }
+
+    /// Up to [`CHUNK_SAMPLES`] from memory, oldest first.
+    pub fn take_memory(&mut self) -> Option<Chunk> {
         let mut batches = Vec::new();
         let mut n = 0;
         while n < CHUNK_SAMPLES
@@ -134,15 +204,55 @@ impl Pending {
             n += samples.len();
             batches.push((probe, samples));
         }
-        Ok((!batches.is_empty()).then_some(Chunk {
+        (!batches.is_empty()).then_some(Chunk {
             batches,
             origin: Origin::Memory,
-        }))
+        })
+    }
+
+    /// A chunk was delivered except `waiting`, the samples of series whose
+    /// MS collection does not exist yet: a spool segment keeps just those,
+    /// in its place; from memory they go to the spool (durable, after
+    /// everything older) or, without one, are returned to be put back in
+    /// front once this round is over.
+    pub fn delivered_but(
+        &mut self,
+        chunk: Chunk,
+        waiting: Vec<(Name, Vec<Sample>)>,
+    ) -> Result<Vec<(Name, Vec<Sample>)>, SpoolError> {
+        if waiting.is_empty() {
+            self.done(chunk)?;
+            return Ok(Vec::new());
+        }
+        let unchanged = waiting.iter().map(|(_, s)| s.len()).sum::<usize>() == chunk.samples();
+        match (&chunk.origin, &mut self.spool) {
+            // Nothing of it went out: it stays as it is.
+            (Origin::Spool(..), Some(_)) if unchanged => Ok(Vec::new()),
+            (Origin::Spool(path, _), Some(spool)) => {
+                spool.rewrite(path, &waiting)?;
+                Ok(Vec::new())
+            }
+            (_, Some(_)) => {
+                for (probe, samples) in &waiting {
+                    self.spool_or_drop(probe, samples);
+                }
+                Ok(Vec::new())
+            }
+            (_, None) => Ok(waiting),
+        }
+    }
+
+    /// Puts `batches` back in front of memory, in their order.
+    pub fn put_back(&mut self, batches: Vec<(Name, Vec<Sample>)>) {
+        for (probe, samples) in batches.into_iter().rev() {
+            *self.per_probe.entry(Name::clone(&probe)).or_insert(0) += 1;
+            self.memory.push_front((probe, samples));
+        }
     }
 
     /// A chunk was delivered (or dropped for good).
     pub fn done(&mut self, chunk: Chunk) -> Result<(), SpoolError> {
-        if let (Origin::Spool(path), Some(spool)) = (&chunk.origin, &mut self.spool) {
+        if let (Origin::Spool(path, _), Some(spool)) = (&chunk.origin, &mut self.spool) {
             spool.remove(path)?;
         }
         Ok(())
@@ -151,10 +261,7 @@ impl Pending {
     /// A chunk could not be delivered: it waits again, in front.
     pub fn give_back(&mut self, chunk: Chunk) {
         if let Origin::Memory = chunk.origin {
-            for (probe, samples) in chunk.batches.into_iter().rev() {
-                *self.per_probe.entry(Name::clone(&probe)).or_insert(0) += 1;
-                self.memory.push_front((probe, samples));
-            }
+            self.put_back(chunk.batches);
         }
     }
 
@@ -190,10 +297,24 @@ mod tests {
         )]
     }
 
+    fn ts_of(c: &Chunk) -> Vec<u64> {
+        c.batches
+            .iter()
+            .flat_map(|(_, s)| s.iter().map(|x| x.ts.0))
+            .collect()
+    }
+
+    /// Everything, as a delivery round takes it: the spool's segments,
+    /// then memory.
     fn all(p: &mut Pending) -> Vec<u64> {
         let mut out = Vec::new();
-        while let Some(c) = p.take().unwrap() {
-            out.extend(c.batches.iter().flat_map(|(_, s)| s.iter().map(|x| x.ts.0)));
+        for path in p.segments().unwrap() {
+            let c = p.segment(path).unwrap().unwrap();
+            out.extend(ts_of(&c));
+            p.done(c).unwrap();
+        }
+        while let Some(c) = p.take_memory() {
+            out.extend(ts_of(&c));
             p.done(c).unwrap();
         }
         out
@@ -219,7 +340,7 @@ mod tests {
         for ts in 1..=3 {
             p.push(Name::from("mem"), batch(ts));
         }
-        let c = p.take().unwrap().unwrap();
+        let c = p.take_memory().unwrap();
         p.give_back(c);
         p.push(Name::from("mem"), batch(4));
         assert_eq!(p.persist(), 0);
@@ -230,6 +351,27 @@ mod tests {
             [1, 2, 3, 4],
             "a restart delivers what was pending"
         );
+    }
+
+    #[test]
+    fn after_a_failure_everything_is_on_disk_and_waiting_samples_keep_their_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
+        p.push(Name::from("mem"), batch(1));
+        p.hold_on_disk(true);
+        p.push(Name::from("mem"), batch(2));
+        assert!(p.memory.is_empty(), "on disk as they come");
+        let segments = p.segments().unwrap();
+        let c = p.segment(segments[0].clone()).unwrap().unwrap();
+        assert!(c.uncertain(), "a failed send from memory may have arrived");
+        // Of the first segment, one series still waits: it keeps that place.
+        let waiting = c.batches.clone();
+        p.delivered_but(c, waiting).unwrap();
+        p.push(Name::from("mem"), batch(3));
+        drop(p);
+        // A restart (SIGKILL included: nothing was synced at shutdown).
+        let mut again = Pending::new(Some(Spool::open(dir.path(), 1 << 30).unwrap()));
+        assert_eq!(all(&mut again), [1, 2, 3]);
     }
 
     #[test]

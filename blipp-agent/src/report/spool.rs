@@ -6,6 +6,18 @@
 //! the agent appends to the newest, delivers and deletes the oldest. Past
 //! the limit the oldest segment is dropped, and the loss counted in the
 //! log. A lock file keeps two blippds from sharing one spool.
+//!
+//! Durability: every append is written to the kernel before it returns,
+//! so a sample spooled survives blippd being killed (SIGKILL) at any later
+//! moment; the segment being written is synced to the disk at most once a
+//! second ([`SYNC_EVERY`]) and whenever it is closed, so a power loss
+//! costs at most the last second of an outage.
+//!
+//! Exactly once: before a segment is sent, a marker `<segment>.sent` is
+//! made. A segment found with its marker (blippd was killed during the
+//! send, or the send's answer was lost) may have reached the MS already,
+//! so the sink asks the MS which of its samples it holds before sending it
+//! again ([`Spool::oldest`] says so).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -21,6 +33,16 @@ use crate::sample::{Name, Sample, Source, Timestamp, Value};
 /// A segment is closed and a new one begun past this size, so that one
 /// delivery never has to read more than this.
 const SEGMENT_BYTES: u64 = 1 << 20;
+
+/// The segment being written is synced to the disk at most this often.
+const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The marker of a segment that was (perhaps) sent.
+fn sent_marker(segment: &Path) -> PathBuf {
+    let mut name = segment.as_os_str().to_owned();
+    name.push(".sent");
+    PathBuf::from(name)
+}
 
 /// Why the spool cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +92,20 @@ pub struct Spool {
     closed: VecDeque<(PathBuf, u64)>,
     current: Option<(PathBuf, BufWriter<File>, u64)>,
     next: u64,
+    /// When the segment being written was last synced.
+    synced: std::time::Instant,
     /// Samples dropped to keep within the limit (an estimate from sizes).
     pub dropped_bytes: u64,
+}
+
+/// The oldest segment, read back.
+pub struct Oldest {
+    /// The segment, to remove once delivered.
+    pub path: PathBuf,
+    /// Its samples, grouped by probe.
+    pub batches: Spooled,
+    /// It was sent before (perhaps received): check before sending again.
+    pub uncertain: bool,
 }
 
 fn io(path: &Path, op: &'static str) -> impl FnOnce(std::io::Error) -> SpoolError {
@@ -107,6 +141,17 @@ impl Spool {
             }
         }
         segments.sort();
+        // Markers whose segment is gone (removed after delivery, before
+        // the marker) mean nothing.
+        for entry in std::fs::read_dir(dir).map_err(io(dir, "listing"))? {
+            let path = entry.map_err(io(dir, "listing"))?.path();
+            let Some(segment) = path.to_str().and_then(|p| p.strip_suffix(".sent")) else {
+                continue;
+            };
+            if !Path::new(segment).exists() {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
         let next = segments.last().map_or(0, |(n, _, _)| n + 1);
         Ok(Self {
             dir: dir.to_owned(),
@@ -115,6 +160,7 @@ impl Spool {
             closed: segments.into_iter().map(|(_, p, s)| (p, s)).collect(),
             current: None,
             next,
+            synced: std::time::Instant::now(),
             dropped_bytes: 0,
         })
     }
@@ -160,22 +206,38 @@ impl Spool {
         }
         let (path, w, size) = self.current.as_mut().expect("just opened");
         for s in samples {
-            let line = Line {
-                probe,
-                ts: s.ts.0,
-                subject: &s.subject,
-                event_type: &s.event_type,
-                value: serde_json::to_value(&s.value).unwrap_or(serde_json::Value::Null),
-                source: s.source.as_str(),
-                reset: s.reset,
-            };
-            let mut text = serde_json::to_vec(&line).expect("a line serializes");
-            text.push(b'\n');
+            let text = line_of(probe, s);
             w.write_all(&text).map_err(io(path, "writing"))?;
             *size += text.len() as u64;
         }
         w.flush().map_err(io(path, "writing"))?;
+        if self.synced.elapsed() >= SYNC_EVERY {
+            w.get_ref().sync_data().map_err(io(path, "syncing"))?;
+            self.synced = std::time::Instant::now();
+        }
         self.enforce_limit();
+        Ok(())
+    }
+
+    /// Notes that `segment` is being sent: if blippd dies before it is
+    /// removed, the next start checks the MS before sending it again.
+    pub fn sending(&self, segment: &Path) -> Result<(), SpoolError> {
+        let marker = sent_marker(segment);
+        if marker.exists() {
+            return Ok(());
+        }
+        File::create(&marker)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&marker, "creating"))
+    }
+
+    /// Marks every closed segment as perhaps sent (a send of what they now
+    /// hold failed in a way that does not tell whether it arrived).
+    pub fn all_uncertain(&mut self) -> Result<(), SpoolError> {
+        self.close_current()?;
+        for (path, _) in &self.closed {
+            self.sending(path)?;
+        }
         Ok(())
     }
 
@@ -199,16 +261,28 @@ impl Spool {
         }
     }
 
-    /// The oldest segment's samples, grouped by probe, and the segment to
-    /// remove once they are delivered. Lines that do not parse are skipped
-    /// with a warning.
-    pub fn oldest(&mut self) -> Result<Option<(PathBuf, Spooled)>, SpoolError> {
+    /// The segments, oldest first (the one being written is closed
+    /// first, so that every sample spooled so far is in one of them).
+    pub fn segments(&mut self) -> Result<Vec<PathBuf>, SpoolError> {
+        self.close_current()?;
+        Ok(self.closed.iter().map(|(p, _)| p.clone()).collect())
+    }
+
+    /// The oldest segment, read back (see [`Spool::read`]).
+    pub fn oldest(&mut self) -> Result<Option<Oldest>, SpoolError> {
         if self.closed.is_empty() {
             self.close_current()?;
         }
         let Some((path, _)) = self.closed.front().cloned() else {
             return Ok(None);
         };
+        self.read(path).map(Some)
+    }
+
+    /// A segment's samples, grouped by probe, and the segment to remove
+    /// once they are delivered. Lines that do not parse are skipped with a
+    /// warning.
+    pub fn read(&self, path: PathBuf) -> Result<Oldest, SpoolError> {
         let file = File::open(&path).map_err(io(&path, "opening"))?;
         let mut out: Spooled = Vec::new();
         let mut bad = 0usize;
@@ -226,19 +300,80 @@ impl Spool {
         if bad > 0 {
             tracing::warn!(path = %path.display(), lines = bad, "spool lines that are not samples skipped");
         }
-        Ok(Some((path, out)))
+        let uncertain = sent_marker(&path).exists();
+        Ok(Oldest {
+            path,
+            batches: out,
+            uncertain,
+        })
+    }
+
+    /// Replaces a segment's content with `batches` (what of it still
+    /// waits), keeping its place in the order; written beside, synced and
+    /// renamed over, so that a crash leaves the old content or the new.
+    /// The content was never sent: the segment's marker goes.
+    pub fn rewrite(
+        &mut self,
+        path: &Path,
+        batches: &[(Name, Vec<Sample>)],
+    ) -> Result<(), SpoolError> {
+        let tmp = path.with_extension("rewrite");
+        let mut w = BufWriter::new(File::create(&tmp).map_err(io(&tmp, "creating"))?);
+        let mut size = 0u64;
+        for (probe, samples) in batches {
+            for s in samples {
+                let text = line_of(probe, s);
+                w.write_all(&text).map_err(io(&tmp, "writing"))?;
+                size += text.len() as u64;
+            }
+        }
+        let file = w
+            .into_inner()
+            .map_err(|e| io(&tmp, "writing")(e.into_error()))?;
+        file.sync_data().map_err(io(&tmp, "syncing"))?;
+        std::fs::rename(&tmp, path).map_err(io(path, "replacing"))?;
+        if let Some(entry) = self.closed.iter_mut().find(|(p, _)| p == path) {
+            entry.1 = size;
+        }
+        match std::fs::remove_file(sent_marker(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(path, "removing the marker")(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Removes a delivered segment.
     pub fn remove(&mut self, path: &Path) -> Result<(), SpoolError> {
         self.closed.retain(|(p, _)| p != path);
-        std::fs::remove_file(path).map_err(io(path, "removing"))
+        std::fs::remove_file(path).map_err(io(path, "removing"))?;
+        let marker = sent_marker(path);
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&marker, "removing")(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Writes everything to disk (at shutdown).
     pub fn sync(&mut self) -> Result<(), SpoolError> {
         self.close_current()
     }
+}
+
+/// One sample as a spool line, with its newline.
+fn line_of(probe: &str, s: &Sample) -> Vec<u8> {
+    let line = Line {
+        probe,
+        ts: s.ts.0,
+        subject: &s.subject,
+        event_type: &s.event_type,
+        value: serde_json::to_value(&s.value).unwrap_or(serde_json::Value::Null),
+        source: s.source.as_str(),
+        reset: s.reset,
+    };
+    let mut text = serde_json::to_vec(&line).expect("a line serializes");
+    text.push(b'\n');
+    text
 }
 
 fn parse(line: &str) -> Option<(Name, Sample)> {
@@ -251,11 +386,7 @@ fn parse(line: &str) -> Option<(Name, Sample)> {
         serde_json::Value::String(s) => Value::Text(Arc::from(s)),
         _ => return None,
     };
-    let source = match l.source {
-        "ebpf" => Source::Ebpf,
-        "proc" => Source::Proc,
-        _ => return None,
-    };
+    let source = Source::from_name(l.source)?;
     let mut sample = Sample::new(
         Timestamp(l.ts),
         &Name::from(l.subject),
@@ -270,6 +401,24 @@ fn parse(line: &str) -> Option<(Name, Sample)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every source comes back as it went in (commands' and logs' samples
+    /// were once skipped as "not samples" when read back).
+    #[test]
+    fn every_source_round_trips() {
+        for source in [Source::Ebpf, Source::Proc, Source::Command, Source::Log] {
+            let s = Sample::new(
+                Timestamp(1),
+                &Name::from("node"),
+                &Name::from("e"),
+                Value::Int(3),
+                source,
+            );
+            let line = line_of("p", &s);
+            let (probe, back) = parse(std::str::from_utf8(&line).unwrap().trim_end()).unwrap();
+            assert_eq!((&*probe, back), ("p", s));
+        }
+    }
 
     fn sample(ts: u64, v: Value) -> Sample {
         Sample::new(
@@ -302,16 +451,34 @@ mod tests {
             s.sync().unwrap();
         }
         let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
-        let (path, got) = s.oldest().unwrap().unwrap();
+        let Oldest {
+            path,
+            batches: got,
+            uncertain,
+        } = s.oldest().unwrap().unwrap();
+        assert!(!uncertain, "never sent");
         assert_eq!(got.len(), 2);
         assert_eq!(&*got[0].0, "net");
         assert_eq!(got[0].1[0].value, Value::Int(10));
         assert_eq!(got[0].1[1].value, Value::Float(0.5));
         assert_eq!(got[1].1[0].value, Value::Text(Name::from("R")));
         assert!(got[1].1[0].reset);
+        // A send that blippd did not see through leaves its marker: the
+        // next start knows the segment may have arrived.
+        s.sending(&path).unwrap();
+        drop(s);
+        let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
+        let again = s.oldest().unwrap().unwrap();
+        assert_eq!(again.path, path);
+        assert!(again.uncertain);
         s.remove(&path).unwrap();
         assert!(s.oldest().unwrap().is_none());
         assert!(s.is_empty());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["lock"], "the marker goes with its segment");
     }
 
     #[test]
@@ -324,7 +491,7 @@ mod tests {
         }
         assert!(s.bytes() <= 3 * SEGMENT_BYTES, "{}", s.bytes());
         assert!(s.dropped_bytes > 0);
-        let (_, got) = s.oldest().unwrap().unwrap();
+        let got = s.oldest().unwrap().unwrap().batches;
         assert!(!got.is_empty(), "what is left reads back");
     }
 }

@@ -37,6 +37,9 @@ const COALESCE: Duration = Duration::from_millis(300);
 const DELIVERY_RETRY: Duration = Duration::from_secs(1);
 /// ... up to this.
 const DELIVERY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// The next delivery round, when series wait for their MS collection:
+/// soon, but after the UNIS poll and new reports had their turn.
+const NEXT_ROUND: Duration = Duration::from_millis(100);
 /// At shutdown, how long to try to deliver before spooling the rest.
 const FINAL_DELIVERY: Duration = Duration::from_secs(10);
 
@@ -159,7 +162,11 @@ impl UnisMs {
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
                     self.pending.push(Name::clone(&batch.probe), batch.samples);
-                    if deliver_at.is_none() && self.session.registered() {
+                    if !self.session.registered() {
+                        // Nothing can be sent before the registration:
+                        // kept on disk meanwhile.
+                        self.pending.hold_on_disk(false);
+                    } else if deliver_at.is_none() {
                         deliver_at = Some(Instant::now() + COALESCE);
                     }
                 }
@@ -190,11 +197,20 @@ impl UnisMs {
                 }
                 () = async { tokio::time::sleep_until(deliver_at.unwrap_or_else(Instant::now)).await }, if deliver_at.is_some() => {
                     match self.deliver().await {
-                        Ok(()) => {
+                        Ok(Delivered::All) => {
                             deliver_failures = 0;
                             deliver_at = None;
                         }
-                        Err(SinkError::NotRegistered) => deliver_at = None,
+                        Ok(Delivered::SomeWait) => {
+                            deliver_failures = 0;
+                            deliver_at = Some(Instant::now() + NEXT_ROUND);
+                        }
+                        Err(SinkError::NotRegistered) => {
+                            // Nothing was sent: what waits is kept on disk
+                            // until UNIS answers.
+                            self.pending.hold_on_disk(false);
+                            deliver_at = None;
+                        }
                         Err(e) => {
                             deliver_failures += 1;
                             let wait = backoff(DELIVERY_RETRY, DELIVERY_RETRY_MAX, deliver_failures);
@@ -214,7 +230,8 @@ impl UnisMs {
                 self.session.register().await?;
                 self.publish();
             }
-            self.deliver().await
+            while let Delivered::SomeWait = self.deliver().await? {}
+            Ok::<(), SinkError>(())
         };
         match tokio::time::timeout(FINAL_DELIVERY, attempt).await {
             Ok(Ok(())) => {}
@@ -227,18 +244,33 @@ impl UnisMs {
         }
     }
 
-    /// Delivers everything pending, oldest first.
-    async fn deliver(&mut self) -> Result<(), SinkError> {
+    /// Delivers everything pending, oldest first: the spool's segments,
+    /// then memory. Samples of series whose MS collection is still to be
+    /// created (beyond this round's [`CREATES_PER_ROUND`]) wait, durably
+    /// and in order, while every other series' go out: returns whether some
+    /// wait, so that the next round comes soon, after the UNIS poll had
+    /// its turn.
+    async fn deliver(&mut self) -> Result<Delivered, SinkError> {
         if !self.session.registered() {
             return Err(SinkError::NotRegistered);
         }
         let unis_before = self.session.requests();
         let ms_before: u64 = self.ms.values().map(Ms::requests).sum();
-        while let Some(chunk) = self.pending.take()? {
-            match self.deliver_chunk(&chunk).await {
-                Ok(()) => self.pending.done(chunk)?,
+        let mut round = Round {
+            creates: CREATES_PER_ROUND,
+            until: std::time::Instant::now() + CREATING_PER_ROUND,
+            waiting: HashSet::new(),
+        };
+        for path in self.pending.segments()? {
+            let Some(chunk) = self.pending.segment(path)? else {
+                continue;
+            };
+            match self.deliver_chunk(&chunk, &mut round).await {
+                Ok(waiting) => {
+                    self.pending.delivered_but(chunk, waiting)?;
+                }
                 Err(e) if e.is_transient() => {
-                    self.pending.give_back(chunk);
+                    self.pending.hold_on_disk(false);
                     return Err(e.into());
                 }
                 Err(e) => {
@@ -247,6 +279,32 @@ impl UnisMs {
                 }
             }
         }
+        let mut later = Vec::new();
+        while let Some(chunk) = self.pending.take_memory() {
+            match self.deliver_chunk(&chunk, &mut round).await {
+                Ok(waiting) => later.extend(self.pending.delivered_but(chunk, waiting)?),
+                Err(e) if e.is_transient() => {
+                    self.pending.give_back(chunk);
+                    self.pending.put_back(later);
+                    // Durable before the next collection, and checked
+                    // against the MS before it is sent again.
+                    self.pending.hold_on_disk(true);
+                    return Err(e.into());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, samples = chunk.samples(), "samples refused by UNIS or the MS: dropped");
+                }
+            }
+        }
+        self.pending.put_back(later);
+        if !round.waiting.is_empty() {
+            tracing::debug!(
+                series = round.waiting.len(),
+                "samples of series whose MS collection is yet to be created wait for the next round"
+            );
+            return Ok(Delivered::SomeWait);
+        }
+        self.pending.delivered();
         if self.first_report {
             self.first_report = false;
             let ms: u64 = self.ms.values().map(Ms::requests).sum();
@@ -257,7 +315,7 @@ impl UnisMs {
                 "first report delivered"
             );
         }
-        Ok(())
+        Ok(Delivered::All)
     }
 
     fn probe_config(&self, probe: &str) -> Option<&ProbeConfig> {
@@ -268,7 +326,13 @@ impl UnisMs {
             .find(|p| p.name == probe)
     }
 
-    async fn deliver_chunk(&mut self, chunk: &Chunk) -> Result<(), UnisError> {
+    /// Sends one chunk; returns its samples that wait for their series'
+    /// MS collection.
+    async fn deliver_chunk(
+        &mut self,
+        chunk: &Chunk,
+        round: &mut Round,
+    ) -> Result<Vec<(Name, Vec<Sample>)>, UnisError> {
         let mut unknown: HashSet<SeriesKey> = HashSet::new();
         for (probe, samples) in &chunk.batches {
             for s in samples {
@@ -314,9 +378,13 @@ impl UnisMs {
                     continue;
                 };
                 let data = entry.data.entry(series.mid.clone()).or_insert_with(|| {
-                    entry
-                        .collections
-                        .push((series.mid.clone(), series.href.clone(), size, ttl));
+                    entry.collections.push((
+                        series.mid.clone(),
+                        series.href.clone(),
+                        size,
+                        ttl,
+                        series.fresh,
+                    ));
                     Vec::new()
                 });
                 data.push(datum(s));
@@ -339,31 +407,146 @@ impl UnisMs {
                     self.ms.entry(url.clone()).or_insert(Ms::new(endpoint))
                 }
             };
+            let mut data = data;
+            data.retain(|mid, _| !round.waiting.contains(mid));
+            // What has a collection goes out first: creating the others
+            // may take a while.
+            let (ready, later): (HashMap<String, Vec<Json>>, HashMap<String, Vec<Json>>) =
+                data.into_iter().partition(|(mid, _)| ms.is_ready(mid));
+            post(ms, &self.pending, chunk, ready).await?;
+            if later.is_empty() {
+                continue;
+            }
             let wanted: Vec<Collection<'_>> = collections
                 .iter()
-                .map(|(mid, href, size, ttl)| Collection {
+                .filter(|(mid, ..)| later.contains_key(mid))
+                .map(|(mid, href, size, ttl, fresh)| Collection {
                     mid,
                     metadata_url: href,
                     size: *size,
                     ttl: *ttl,
+                    fresh: *fresh,
                 })
                 .collect();
-            ms.ensure(&wanted).await?;
-            let body: Vec<Json> = data
-                .into_iter()
-                .map(|(mid, points)| json!({ "mid": mid, "data": points }))
-                .collect();
-            ms.post_data(&Json::Array(body)).await?;
+            let waiting = ms.ensure(&wanted, &mut round.creates, round.until).await?;
+            round.waiting.extend(waiting);
+            let mut later = later;
+            later.retain(|mid, _| !round.waiting.contains(mid));
+            post(ms, &self.pending, chunk, later).await?;
         }
-        Ok(())
+        if round.waiting.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut waiting = Vec::new();
+        for (probe, samples) in &chunk.batches {
+            let wait: Vec<Sample> = samples
+                .iter()
+                .filter(|s| {
+                    let key = (
+                        Name::clone(probe),
+                        Name::clone(&s.subject),
+                        Name::clone(&s.event_type),
+                    );
+                    self.session
+                        .series(&key)
+                        .is_some_and(|series| round.waiting.contains(&series.mid))
+                })
+                .cloned()
+                .collect();
+            if !wait.is_empty() {
+                waiting.push((Name::clone(probe), wait));
+            }
+        }
+        Ok(waiting)
     }
+}
+
+/// Sends `data` (points by mid) to `ms`, without what it holds already
+/// when the chunk was sent before.
+async fn post(
+    ms: &Ms,
+    pending: &Pending,
+    chunk: &Chunk,
+    mut data: HashMap<String, Vec<Json>>,
+) -> Result<(), UnisError> {
+    if chunk.uncertain() {
+        drop_held(ms, &mut data).await?;
+    }
+    let body: Vec<Json> = data
+        .into_iter()
+        .filter(|(_, points)| !points.is_empty())
+        .map(|(mid, points)| json!({ "mid": mid, "data": points }))
+        .collect();
+    if body.is_empty() {
+        return Ok(());
+    }
+    // From here the MS may receive it, whatever blippd learns.
+    if let Err(e) = pending.sending(chunk) {
+        tracing::warn!(error = %e, "cannot note that spooled samples are being sent: were blippd killed now, they could be sent twice");
+    }
+    ms.post_data(&Json::Array(body)).await
+}
+
+/// Leaves out of `data` the points the MS holds already: the chunk was
+/// sent before, and its answer never came (blippd was killed, or the
+/// connection broke), so some or all of it may have arrived. A series has
+/// one point per timestamp, so a timestamp the MS holds for a mid is that
+/// point.
+async fn drop_held(ms: &Ms, data: &mut HashMap<String, Vec<Json>>) -> Result<(), UnisError> {
+    let mut dropped = 0usize;
+    for (mid, points) in data.iter_mut() {
+        let ts = |d: &Json| d.get("ts").and_then(Json::as_u64).unwrap_or(0);
+        let (Some(first), Some(last)) = (points.iter().map(ts).min(), points.iter().map(ts).max())
+        else {
+            continue;
+        };
+        let held = ms.held(mid, first, last, points.len()).await?;
+        let before = points.len();
+        points.retain(|d| !held.contains(&ts(d)));
+        dropped += before - points.len();
+    }
+    if dropped > 0 {
+        tracing::info!(
+            samples = dropped,
+            "samples sent before and already in the MS are not sent again"
+        );
+    }
+    Ok(())
+}
+
+/// MS collections created per delivery round at most: a burst of new
+/// series is created over several rounds, between which the UNIS poll and
+/// new reports have their turn (the data of series that have a collection
+/// goes out before any is created).
+const CREATES_PER_ROUND: usize = 64;
+/// And for at most this long, however slow the MS is.
+const CREATING_PER_ROUND: Duration = Duration::from_millis(500);
+
+/// One delivery round's state across its chunks.
+struct Round {
+    /// Collections it may still create.
+    creates: usize,
+    /// When it stops creating collections.
+    until: std::time::Instant,
+    /// mids whose collection does not exist yet: their samples wait, all
+    /// of them in this round, so that a series' points go out in order.
+    waiting: HashSet<String>,
+}
+
+/// How a delivery round ended.
+enum Delivered {
+    /// Everything pending went out.
+    All,
+    /// Some series wait for their MS collection.
+    SomeWait,
 }
 
 /// What one delivery step sends to one MS.
 #[derive(Default)]
 struct ToMs {
-    /// (mid, metadata URL, collection size, ttl) of each mid in `data`.
-    collections: Vec<(String, String, u64, u64)>,
+    /// (mid, metadata URL, collection size, ttl, metadata created by this
+    /// blippd) of each mid in `data`.
+    collections: Vec<(String, String, u64, u64, bool)>,
     /// Data points by mid.
     data: HashMap<String, Vec<Json>>,
 }

@@ -176,12 +176,15 @@ fn screen_probe_keys(
     refused
 }
 
-/// The configuration in effect from the local one and the service object
-/// `service` from UNIS, with what the local policy refuses left out.
-/// Fails only when what is left does not make a valid configuration.
+/// The configuration in effect from the local one and `changes`, the
+/// part of the service object `service` from UNIS that is to be merged
+/// (all of it, or what changed in UNIS since blippd wrote it), with what
+/// the local policy refuses left out. Fails when `service` is not a valid
+/// configuration, or what is left does not make one.
 pub fn merge_service(
     local: &Local,
     service: &Value,
+    changes: &Value,
     origin: &str,
     precedence: Precedence,
 ) -> Result<(Value, Vec<Refusal>), ConfigError> {
@@ -189,7 +192,7 @@ pub fn merge_service(
     // its errors are reported against it as it is.
     config::schema::validate(origin, service)?;
     let policy = &local.policy;
-    let mut remote = service.clone();
+    let mut remote = changes.clone();
     let mut refused = Vec::new();
     let base = "/properties/configurations";
     let local_conf = local.doc.pointer(base).and_then(Value::as_object);

@@ -24,12 +24,25 @@ fn pointers(refused: &[Refusal]) -> BTreeSet<String> {
 }
 
 fn screen(local: &Local, remote: &Value) -> (Value, Vec<Refusal>) {
-    merge_service(local, remote, "UNIS service s1", Precedence::Unis).unwrap()
+    merge_service(local, remote, remote, "UNIS service s1", Precedence::Unis).unwrap()
 }
 
 fn cmd(command: &str) -> Value {
     json!({"probe_module": "cmd", "command": command, "regex": "(?P<x>\\d+)",
            "eventTypes": {"x": "ps:tools:blipp:test:x"}})
+}
+
+#[test]
+fn a_bad_service_in_unis_is_named() {
+    let l = load_local(None, &Overrides::default()).unwrap();
+    let unis = json!({"properties": {"configurations": {"unis_poll_interval": "often"}}});
+    let e = merge_service(&l, &unis, &unis, "UNIS service s1", Precedence::Unis)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("UNIS service s1: /properties/configurations/unis_poll_interval"),
+        "{e}"
+    );
 }
 
 /// The attack of issue 15 and its variants, with a legitimate schedule
@@ -45,6 +58,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
         "unis_url": "http://evil.example:8888",
         "spool_dir": "/etc",
         "trust": {"programs": ["/bin/sh"]},
+        "command_user": "root",
+        "command_limits": {"processes": 100000},
         "probe_defaults": {"sys_dir": "/root", "schedule_params": {"every": 3}},
         "probes": {
             "pwn": cmd("touch /tmp/PWNED"),
@@ -61,6 +76,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert_eq!(
         pointers(&refused),
         [
+            "/properties/configurations/command_limits",
+            "/properties/configurations/command_user",
             "/properties/configurations/probe_defaults/sys_dir",
             "/properties/configurations/probes/check",
             "/properties/configurations/probes/cpu/data_file",
@@ -88,7 +105,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert!(conf["probes"]["disk"].get("proc_dir").is_none());
     assert!(conf["probes"]["net"].get("ms_url").is_none());
     assert_eq!(conf["unis_url"], "http://unis.local:8888");
-    assert!(conf.get("trust").is_none());
+    assert!(conf.get("trust").is_none() && conf.get("command_user").is_none());
+    assert!(conf.get("command_limits").is_none());
     let pwn = refused
         .iter()
         .find(|r| r.pointer.ends_with("/pwn"))
@@ -481,7 +499,7 @@ proptest! {
     #[test]
     fn no_remote_tree_reaches_a_program_file_or_destination_the_local_file_does_not(remote in any_service()) {
         let l = local_for_property();
-        let Ok((merged, _)) = merge_service(&l, &remote, "UNIS service s1", Precedence::Unis) else {
+        let Ok((merged, _)) = merge_service(&l, &remote, &remote, "UNIS service s1", Precedence::Unis) else {
             return Ok(());
         };
         let Ok(c) = config::resolve(merged) else { return Ok(()) };

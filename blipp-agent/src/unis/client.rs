@@ -196,7 +196,7 @@ impl Endpoint {
     }
 }
 
-fn into_list(v: Value) -> Vec<Value> {
+pub(crate) fn into_list(v: Value) -> Vec<Value> {
     match v {
         Value::Array(items) => items,
         other => vec![other],

@@ -86,6 +86,10 @@ pub struct Fault {
     pub path_prefix: String,
     /// The status to answer.
     pub status: u16,
+    /// The request is handled first (what it stores stays stored) and the
+    /// fault's answer replaces the real one: an answer lost after the
+    /// server did the work.
+    pub after_handling: bool,
 }
 
 /// What every request handler shares.
@@ -100,6 +104,8 @@ pub struct Shared {
     pub scheme: &'static str,
     /// Injected failures.
     pub faults: Mutex<Vec<Fault>>,
+    /// Each `POST /events` takes this long (see `Options`).
+    pub events_delay: Option<std::time::Duration>,
 }
 
 /// The network-resource collections and the schema of each.
@@ -214,7 +220,7 @@ impl Shared {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn fault(&self, req: &Req) -> Option<Resp> {
+    fn fault(&self, req: &Req) -> Option<(Resp, bool)> {
         let faults = self
             .faults
             .lock()
@@ -225,13 +231,22 @@ impl Shared {
                 req.path.starts_with(&f.path_prefix)
                     && f.method.as_deref().is_none_or(|m| m == req.method)
             })
-            .map(|f| Resp::message(f.status, PSJSON, "fault injected by the test"))
+            .map(|f| {
+                (
+                    Resp::message(f.status, PSJSON, "fault injected by the test"),
+                    f.after_handling,
+                )
+            })
     }
 
     /// Answers one request and logs it.
     pub async fn handle(&self, req: Req) -> Resp {
         let resp = match self.fault(&req) {
-            Some(r) => r,
+            Some((r, false)) => r,
+            Some((r, true)) => {
+                self.route(&req).await;
+                r
+            }
             None => self.route(&req).await,
         };
         let body = serde_json::from_slice(&req.body).ok();
@@ -476,6 +491,9 @@ impl Shared {
     /// that step is a 409, as on the real server (it wraps every exception
     /// of its insert step so).
     async fn post_events(&self, req: &Req, accept: &str) -> Resp {
+        if let Some(d) = self.events_delay {
+            tokio::time::sleep(d).await;
+        }
         if let Err(r) = check_body_type(req, accept) {
             return r;
         }

@@ -40,6 +40,10 @@ pub struct Options {
     /// Validate bodies with these schemas (`None`: no validation, e.g. when
     /// `../shared` is missing; the caller says so).
     pub schemas: Option<Arc<Schemas>>,
+    /// How long each `POST /events` takes: the real server inserts a
+    /// collection in about a tenth of a second, which is what makes a
+    /// burst of new series slow.
+    pub events_delay: Option<std::time::Duration>,
 }
 
 /// A running (or paused) test server.
@@ -97,6 +101,7 @@ impl UnisServer {
             fetcher: fetcher.build()?,
             scheme: if tls.is_some() { "https" } else { "http" },
             faults: Mutex::default(),
+            events_delay: options.events_delay,
         });
         let listener = runtime.block_on(TcpListener::bind(("127.0.0.1", port)))?;
         let addr = listener.local_addr()?;

@@ -11,7 +11,10 @@
 //!   outlives its timeout or prints more than its output limit, and after
 //!   it exits (so nothing it left behind in the group lingers);
 //! - bounded memory: at most `output_limit` bytes of standard output and
-//!   [`STDERR_KEPT`] bytes of standard error are kept.
+//!   [`STDERR_KEPT`] bytes of standard error are kept;
+//! - an unprivileged user, no capabilities, no new privileges and resource
+//!   limits ([`sandbox`]). blippd itself keeps no right to switch users:
+//!   its [`launcher`] does, and runs each command for it.
 //!
 //! The wait is a blocking `poll(2)` on the two pipes with the deadline as
 //! its timeout: no thread per stream, no busy loop. Callers run it on a
@@ -19,6 +22,9 @@
 //! pool).
 
 pub mod argv;
+pub mod launcher;
+pub mod sandbox;
+pub mod wire;
 
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
@@ -39,6 +45,13 @@ pub const BASE_ENV: [(&str, &str); 2] = [
 
 /// Standard error kept for log messages; the rest is read and dropped.
 pub const STDERR_KEPT: usize = 4096;
+
+/// How much longer than a command's timeout blippd waits for the
+/// launcher's reply.
+const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
+
+/// The calls a run reports failures of, as they cross from the launcher.
+const IO_CALLS: [&str; 5] = ["fcntl", "poll", "read", "waitid", "wait"];
 
 /// Why a command gave no output to parse.
 #[derive(Debug, thiserror::Error)]
@@ -258,8 +271,74 @@ impl Runner {
         }
     }
 
-    /// Runs the command to its end, blocking up to the timeout.
+    /// Runs the command to its end, blocking up to the timeout: through
+    /// the launcher when blippd started one, else in this process.
     pub fn run(&mut self) -> Result<Exit, CommandError> {
+        match launcher::registered() {
+            Some(l) => self.run_launched(l),
+            None => self.run_here(sandbox::current()),
+        }
+    }
+
+    /// Has the launcher run the command. Its supervisor enforces the
+    /// timeout; waiting a little longer for its reply covers its own
+    /// start and the copy of the output.
+    fn run_launched(&mut self, launcher: &launcher::Launcher) -> Result<Exit, CommandError> {
+        self.stdout.clear();
+        self.stderr.clear();
+        let request = wire::Request {
+            argv: self.argv.clone(),
+            env: self.env.clone(),
+            timeout: self.timeout,
+            output_limit: self.output_limit,
+        };
+        let deadline = Instant::now() + self.timeout + LAUNCHER_GRACE;
+        let reply = launcher.run(&request, deadline).map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                CommandError::Timeout {
+                    program: self.program(),
+                    timeout: self.timeout,
+                }
+            } else {
+                self.io("launcher")(e)
+            }
+        })?;
+        self.stdout = reply.stdout;
+        self.stderr = reply.stderr;
+        let program = self.program();
+        match reply.outcome {
+            wire::Outcome::Exit { code } => Ok(Exit::Code(code)),
+            wire::Outcome::Signal { signal } => Ok(Exit::Signal(signal)),
+            wire::Outcome::Spawn { errno, message } => Err(CommandError::Spawn {
+                program,
+                source: wire::error(errno, &message),
+            }),
+            wire::Outcome::Timeout => Err(CommandError::Timeout {
+                program,
+                timeout: self.timeout,
+            }),
+            wire::Outcome::TooMuchOutput => Err(CommandError::TooMuchOutput {
+                program,
+                limit: self.output_limit,
+            }),
+            wire::Outcome::Io {
+                call,
+                errno,
+                message,
+            } => Err(CommandError::Io {
+                program,
+                call: IO_CALLS
+                    .into_iter()
+                    .find(|c| *c == call)
+                    .unwrap_or("launcher"),
+                source: wire::error(errno, &message),
+            }),
+        }
+    }
+
+    /// Runs the command as a child of this process, in `sandbox` as far as
+    /// this process's privileges allow (see [`sandbox::enter`]).
+    fn run_here(&mut self, sandbox: &sandbox::Sandbox) -> Result<Exit, CommandError> {
         self.stdout.clear();
         self.stderr.clear();
         let deadline = Instant::now() + self.timeout;
@@ -267,7 +346,15 @@ impl Runner {
             program: String::new(),
             source: io::Error::new(io::ErrorKind::InvalidInput, "empty command"),
         })?;
-        let child = Command::new(program)
+        let user = sandbox.user.clone();
+        let limits = sandbox.limits;
+        let mut command = Command::new(program);
+        // SAFETY: `enter` makes system calls only, no allocation and no
+        // lock, as a hook between fork and exec must.
+        unsafe {
+            command.pre_exec(move || sandbox::enter(&user, Some(&limits)));
+        }
+        let child = command
             .args(args)
             .env_clear()
             .envs(BASE_ENV)

@@ -12,6 +12,16 @@ fn runner(argv: &[&str], timeout_ms: u64, limit: usize) -> Runner {
     )
 }
 
+/// A directory the command user can enter: commands no longer run as
+/// root (see [`sandbox`]), and a temporary directory is private to its
+/// owner.
+fn tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
 fn script(dir: &Path, name: &str, body: &str) -> String {
     use std::os::unix::fs::PermissionsExt as _;
     let path = dir.join(name);
@@ -87,7 +97,7 @@ fn clean_environment_root_directory_no_stdin() {
 
 #[test]
 fn stderr_is_kept_apart_and_bounded() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let s = script(
         dir.path(),
         "err.sh",
@@ -102,7 +112,7 @@ fn stderr_is_kept_apart_and_bounded() {
 
 #[test]
 fn killed_by_a_signal() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let s = script(dir.path(), "self.sh", "kill -TERM $$");
     let mut r = runner(&[&s], 5000, 100);
     assert_eq!(r.run().unwrap(), Exit::Signal(libc::SIGTERM));
@@ -110,7 +120,7 @@ fn killed_by_a_signal() {
 
 #[test]
 fn timeout_kills_the_whole_group() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // A child in the background and the script itself both outlive the
     // timeout; both must be killed.
     let s = script(
@@ -138,7 +148,7 @@ fn timeout_kills_the_whole_group() {
 
 #[test]
 fn leftovers_in_the_group_are_killed_after_exit() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let s = script(
         dir.path(),
         "leave.sh",
@@ -180,4 +190,47 @@ fn buffers_are_reused() {
     r2.run().unwrap();
     r.run().unwrap();
     assert_eq!(r.stdout(), b"one\n", "the previous run's output is cleared");
+}
+
+#[test]
+fn runs_without_privileges_and_with_limits() {
+    let mut r = runner(
+        &["cat", "/proc/self/status", "/proc/self/limits"],
+        5000,
+        65536,
+    );
+    assert_eq!(r.run().unwrap(), Exit::Code(0));
+    let out = String::from_utf8_lossy(r.stdout()).into_owned();
+    let field = |key: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("no {key} in {out}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    for set in ["CapEff", "CapPrm", "CapInh", "CapAmb"] {
+        assert_eq!(field(set), ["0000000000000000"], "{set}");
+    }
+    assert_eq!(field("NoNewPrivs"), ["1"]);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let user = &sandbox::current().user;
+        let uid = user.uid.to_string();
+        assert_eq!(field("Uid"), [uid.as_str(); 4]);
+        assert_eq!(field("Groups"), [user.gid.to_string().as_str()]);
+        assert_eq!(
+            field("CapBnd"),
+            [format!("{:016x}", sandbox::BOUNDING_KEPT).as_str()]
+        );
+    }
+    let limit = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {out}"))
+            .to_owned()
+    };
+    let l = sandbox::Limits::default();
+    assert!(limit("Max open files").contains(&format!(" {} ", l.open_files)));
+    assert!(limit("Max processes").contains(&format!(" {} ", l.processes)));
+    assert!(limit("Max cpu time").contains(&format!(" {} ", l.cpu_seconds)));
 }

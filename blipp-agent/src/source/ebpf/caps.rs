@@ -1,24 +1,34 @@
-//! Dropping the capabilities that only loading eBPF programs needed.
+//! Dropping, once start-up is over, every capability blippd does not use
+//! afterwards.
 //!
-//! Once the programs are attached, reading their maps, ring buffers and
-//! statistics needs only the file descriptors the agent already holds. What
-//! could load new kernel code or administer the system is then given up for
-//! the rest of the process's life: `CAP_BPF`, `CAP_PERFMON`,
-//! `CAP_SYS_ADMIN`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`, from the effective,
-//! permitted, inheritable and bounding sets; then `CAP_SETPCAP`, which
-//! dropping from the bounding set needs and nothing after it does. Kept:
-//! what reading other processes' /proc files needs (`CAP_SYS_PTRACE`,
-//! `CAP_DAC_READ_SEARCH`), and the rest of root's file and network rights
-//! that other probes and sinks use. A probe restarted later (a
-//! configuration change) cannot load programs any more and falls back to
-//! /proc, saying so.
+//! Once the programs are attached (or when none is), reading their maps,
+//! ring buffers and statistics needs only the file descriptors the agent
+//! already holds, and the commands of `cmd` and `nagios` probes run
+//! through the launcher (see
+//! [`launcher`](crate::source::command::launcher)), which was forked before
+//! this drop and keeps what switching users needs. What is kept, in the
+//! effective, permitted and bounding sets, is [`KEPT`]: reading other
+//! users' /proc/PID files. Everything else goes, from every set, and last
+//! `CAP_SETPCAP`, which emptying the bounding set needs and nothing after
+//! it does. A probe restarted later (a configuration change) cannot load
+//! programs any more and falls back to /proc, saying so.
+//!
+//! Not kept, although earlier versions did: `CAP_NET_ADMIN`. The link
+//! speed queries are reads that the kernel allows every user:
+//! `ETHTOOL_MSG_LINKMODES_GET` is a generic netlink operation without
+//! `GENL_ADMIN_PERM` (net/ethtool/netlink.c flags only the `_SET` ones),
+//! and `ETHTOOL_GLINKSETTINGS`/`ETHTOOL_GSET` are in the list of
+//! `SIOCETHTOOL` commands `dev_ethtool` runs without `CAP_NET_ADMIN`
+//! (net/ethtool/ioctl.c). `CAP_SYS_RESOURCE` (memlock before 5.11) is a
+//! loading need.
 //!
 //! Kernels before 5.11 or so check `CAP_BPF` (or `CAP_SYS_ADMIN`) on every
 //! `bpf()` call while unprivileged BPF is disabled (Debian's default), map
 //! reads included. So the drop is tried on the effective set first, a map
 //! is read, and where that fails `CAP_BPF` is kept.
 
-/// The capabilities only loading needed, by number (linux/capability.h).
+/// The capabilities only loading needed, by number (linux/capability.h);
+/// named in the log. Every other capability not in [`KEPT`] goes too.
 pub const DROPPED: [(u32, &str); 5] = [
     (21, "CAP_SYS_ADMIN"),
     (16, "CAP_SYS_MODULE"),
@@ -27,9 +37,68 @@ pub const DROPPED: [(u32, &str); 5] = [
     (39, "CAP_BPF"),
 ];
 
+/// What blippd keeps after start-up, and why: the `process` probe reads
+/// /proc/PID/io, fd/ and status of every user's processes, which needs
+/// ptrace read access (`CAP_SYS_PTRACE`) and search permission on
+/// directories of other users (`CAP_DAC_READ_SEARCH`).
+pub const KEPT: [(u32, &str); 2] = [(19, "CAP_SYS_PTRACE"), (2, "CAP_DAC_READ_SEARCH")];
+
 /// Dropped last: removing a capability from the bounding set needs it in
 /// the effective set, itself included, and nothing afterwards does.
 pub const SETPCAP: (u32, &str) = (8, "CAP_SETPCAP");
+
+/// The names of capabilities 0 to 40 (linux/capability.h), for the log.
+pub const NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The names of the capabilities in `mask`.
+pub fn names(mask: u64) -> Vec<&'static str> {
+    (0..64u32)
+        .filter(|c| mask & 1 << c != 0)
+        .map(|c| NAMES.get(c as usize).copied().unwrap_or("CAP_UNKNOWN"))
+        .collect()
+}
 
 /// Why the capabilities could not all be dropped.
 #[derive(Debug, thiserror::Error)]
@@ -67,13 +136,13 @@ struct Data {
     inheritable: u32,
 }
 
-/// What [`drop_loading_capabilities`] dropped.
+/// What [`drop_to_runtime`] left.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Dropped {
-    /// All of [`DROPPED`].
-    All,
-    /// All but `CAP_BPF`, which this kernel wants for reading maps.
-    AllButBpf,
+pub struct Dropped {
+    /// The capabilities still held (effective and permitted), a mask.
+    pub kept: u64,
+    /// `CAP_BPF` is among them because this kernel wants it for map reads.
+    pub bpf_for_maps: bool,
 }
 
 const CAP_BPF: u32 = 39;
@@ -101,63 +170,90 @@ fn capset(version: u32, data: &[Data; 2]) -> Result<(), CapsError> {
     Ok(())
 }
 
-fn without(mut data: [Data; 2], caps: &[u32], effective_only: bool) -> [Data; 2] {
-    for cap in caps {
-        let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
-        data[word].effective &= !bit;
-        if !effective_only {
-            data[word].permitted &= !bit;
-            data[word].inheritable &= !bit;
-        }
-    }
-    data
+fn mask_of(data: &[Data; 2], set: impl Fn(&Data) -> u32) -> u64 {
+    u64::from(set(&data[1])) << 32 | u64::from(set(&data[0]))
 }
 
-/// Drops [`DROPPED`] from the process for good, or all but `CAP_BPF` when
-/// `maps_readable` (a map read) fails without it, and then [`SETPCAP`].
-/// Capabilities other than the bounding set are per thread: call this
-/// before any other thread exists.
-///
-/// The order matters: the loading capabilities leave this thread's sets
-/// first, so that they are unusable even where the bounding set cannot be
-/// changed; then the bounding set, while `CAP_SETPCAP` is still effective;
-/// then `CAP_SETPCAP` leaves this thread's sets too, whether the bounding
-/// set could be changed or not.
-pub fn drop_loading_capabilities(maps_readable: impl Fn() -> bool) -> Result<Dropped, CapsError> {
-    let all: Vec<u32> = DROPPED.iter().map(|(c, _)| *c).collect();
-    let (header, data) = capget()?;
-    capset(header.version, &without(data, &all, true))?;
-    let keep_bpf = !maps_readable();
-    let drop: Vec<(u32, &'static str)> = DROPPED
-        .iter()
-        .copied()
-        .filter(|(c, _)| !(keep_bpf && *c == CAP_BPF))
-        .collect();
-    let mut numbers: Vec<u32> = drop.iter().map(|(c, _)| *c).collect();
-    capset(header.version, &without(data, &numbers, false))?;
-    let bounding = drop_bounding(drop.iter().chain([&SETPCAP]));
-    numbers.push(SETPCAP.0);
-    let last = capset(header.version, &without(data, &numbers, false));
-    bounding?;
-    last?;
-    Ok(if keep_bpf {
-        Dropped::AllButBpf
-    } else {
-        Dropped::All
+/// Data words whose effective and permitted sets are `effective` and
+/// `permitted`; inheritable empty, which also empties the ambient set.
+fn sets(effective: u64, permitted: u64) -> [Data; 2] {
+    let word = |m: u64, w: u32| (m >> (32 * w)) as u32;
+    [0, 1].map(|w| Data {
+        effective: word(effective, w),
+        permitted: word(permitted, w),
+        inheritable: 0,
     })
 }
 
-/// Removes `caps` from the bounding set (process-wide), in order.
-fn drop_bounding<'a>(caps: impl Iterator<Item = &'a (u32, &'static str)>) -> Result<(), CapsError> {
-    for &(cap, name) in caps {
+/// Gives up every capability but [`KEPT`] and `extra` for the rest of the
+/// process's life, and `CAP_BPF` too unless `maps_readable` (given when
+/// eBPF maps are in use) says a map read works without it. Capabilities
+/// other than the bounding set are per thread: call this before any other
+/// thread exists.
+///
+/// The order matters: the capabilities leave this thread's effective and
+/// permitted sets first (all but `CAP_SETPCAP`), so that they are unusable
+/// even where the bounding set cannot be changed; then the bounding set,
+/// while `CAP_SETPCAP` is still effective; then `CAP_SETPCAP` leaves this
+/// thread's sets too, whether the bounding set could be changed or not.
+/// Without `CAP_SETPCAP` at all (an unprivileged blippd) the bounding set
+/// is left as it is: nothing of it can come back without exec of a
+/// privileged file, which `no_new_privs` units forbid.
+pub fn drop_to_runtime(
+    maps_readable: Option<&dyn Fn() -> bool>,
+    extra: u64,
+) -> Result<Dropped, CapsError> {
+    let kept = KEPT.iter().fold(extra, |m, (c, _)| m | 1 << c);
+    let bpf = 1u64 << CAP_BPF;
+    let setpcap = 1u64 << SETPCAP.0;
+    let (header, data) = capget()?;
+    let permitted = mask_of(&data, |d| d.permitted);
+    let effective = mask_of(&data, |d| d.effective);
+    let bpf_for_maps = match maps_readable {
+        Some(readable) => {
+            capset(
+                header.version,
+                &sets(effective & (kept | setpcap), permitted),
+            )?;
+            !readable()
+        }
+        None => false,
+    };
+    let kept = if bpf_for_maps { kept | bpf } else { kept };
+    let with_setpcap = permitted & (kept | setpcap);
+    capset(header.version, &sets(with_setpcap, with_setpcap))?;
+    let bounding = if permitted & setpcap == 0 {
+        Ok(())
+    } else {
+        drop_bounding(kept)
+    };
+    let last = capset(header.version, &sets(permitted & kept, permitted & kept));
+    bounding?;
+    last?;
+    Ok(Dropped {
+        kept: permitted & kept,
+        bpf_for_maps,
+    })
+}
+
+/// Removes every capability not in `kept` from the bounding set
+/// (process-wide).
+fn drop_bounding(kept: u64) -> Result<(), CapsError> {
+    for cap in 0..64u32 {
+        if kept & 1 << cap != 0 {
+            continue;
+        }
         // SAFETY: prctl with integer arguments. EINVAL means the kernel
-        // does not know the capability (older than CAP_BPF): nothing to
+        // does not know the capability (beyond its last one): nothing to
         // drop.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
         if rc != 0 {
             let source = std::io::Error::last_os_error();
             if source.raw_os_error() != Some(libc::EINVAL) {
-                return Err(CapsError::Bounding { cap: name, source });
+                return Err(CapsError::Bounding {
+                    cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
+                    source,
+                });
             }
         }
     }
@@ -168,37 +264,32 @@ fn drop_bounding<'a>(caps: impl Iterator<Item = &'a (u32, &'static str)>) -> Res
 mod tests {
     use super::*;
 
-    fn full() -> [Data; 2] {
-        let all = Data {
-            effective: u32::MAX,
-            permitted: u32::MAX,
-            inheritable: u32::MAX,
-        };
-        [all, all]
+    #[test]
+    fn sets_split_a_mask_into_its_words_and_empty_inheritable() {
+        let d = sets(1 << SETPCAP.0 | 1 << CAP_BPF, 1 << CAP_BPF);
+        assert_eq!((d[0].effective, d[0].permitted), (1 << 8, 0));
+        assert_eq!((d[1].effective, d[1].permitted), (1 << 7, 1 << 7));
+        assert_eq!((d[0].inheritable, d[1].inheritable), (0, 0));
+        assert_eq!(mask_of(&d, |d| d.effective), 1 << 8 | 1 << 39);
     }
 
     #[test]
-    fn without_clears_each_capability_in_its_word() {
-        let d = without(full(), &[SETPCAP.0, CAP_BPF], false);
-        for set in [d[0].effective, d[0].permitted, d[0].inheritable] {
-            assert_eq!(set, !(1 << 8), "CAP_SETPCAP is bit 8 of the low word");
+    fn names_follow_the_kernels_numbers() {
+        for (c, name) in DROPPED.iter().chain(&KEPT).chain([&SETPCAP]) {
+            assert_eq!(NAMES[*c as usize], *name);
         }
-        for set in [d[1].effective, d[1].permitted, d[1].inheritable] {
-            assert_eq!(set, !(1 << 7), "CAP_BPF is bit 7 of the high word");
-        }
+        assert_eq!(
+            names(1 << 19 | 1 << 2),
+            ["CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"]
+        );
     }
 
     #[test]
-    fn effective_only_keeps_permitted_and_inheritable() {
-        let d = without(full(), &[SETPCAP.0], true);
-        assert_eq!(d[0].effective, !(1 << 8));
-        assert_eq!((d[0].permitted, d[0].inheritable), (u32::MAX, u32::MAX));
-    }
-
-    #[test]
-    fn setpcap_is_not_among_the_loading_capabilities() {
-        // It must stay effective until the bounding set is done: the
-        // effective-only trial drop of DROPPED would take it away early.
-        assert!(DROPPED.iter().all(|(c, _)| *c != SETPCAP.0));
+    fn setpcap_and_the_loading_capabilities_are_not_kept() {
+        assert!(KEPT.iter().all(|(c, _)| *c != SETPCAP.0));
+        assert!(
+            KEPT.iter()
+                .all(|(k, _)| DROPPED.iter().all(|(d, _)| d != k))
+        );
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod series;
+mod written;
 
 use super::UnisError;
 use super::client::Endpoint;
@@ -27,6 +28,7 @@ use crate::config::{self, Config, Local, Precedence};
 use crate::host::HostInfo;
 use crate::sample::Name;
 use crate::trust;
+use written::Written;
 
 /// How blippd was told to find or make its records (`-n`, `--urn`, `-e`,
 /// `--new`, `--no-query`, `--override`).
@@ -73,6 +75,9 @@ pub struct Series {
     pub href: String,
     /// The UNIS resource it is about.
     pub subject_href: String,
+    /// This blippd created the metadata: its MS collection cannot exist
+    /// yet.
+    pub fresh: bool,
 }
 
 /// A registration in progress or done, and everything it found.
@@ -93,6 +98,10 @@ pub struct Session {
     measurement_refusals: Vec<Refusal>,
     /// The refusals logged already: each is logged once while it lasts.
     logged_refusals: BTreeSet<Refusal>,
+    /// What blippd last wrote into the service record.
+    written: Written,
+    /// Keys changed both in UNIS and in the local file, logged already.
+    logged_conflicts: BTreeSet<String>,
     /// Bumped whenever `config` changes.
     generation: u64,
     host: Option<HostInfo>,
@@ -107,6 +116,10 @@ pub struct Session {
     measurements: HashMap<String, MeasurementRef>,
     series: HashMap<SeriesKey, Series>,
 }
+
+/// Where the memory of the last service written lives, in the spool
+/// directory (the state directory of the systemd units).
+const WRITTEN_FILE: &str = "service-written.json";
 
 /// A `GET` with a list of values in one parameter is split so that no URL
 /// grows beyond this many bytes of values.
@@ -138,6 +151,7 @@ impl Session {
     /// A session for `local`, whose resolved configuration is `config`.
     pub fn new(unis: Endpoint, options: Options, local: Local, config: Config) -> Self {
         let doc = local.doc.clone();
+        let written = Written::load(config.settings.spool_dir.join(WRITTEN_FILE));
         Self {
             unis,
             options,
@@ -149,6 +163,8 @@ impl Session {
             service_refusals: Vec::new(),
             measurement_refusals: Vec::new(),
             logged_refusals: BTreeSet::new(),
+            written,
+            logged_conflicts: BTreeSet::new(),
             generation: 0,
             host: None,
             urn: String::new(),
@@ -360,7 +376,19 @@ impl Session {
         };
         let id = service.get("id").and_then(Value::as_str).unwrap_or("?");
         let origin = format!("UNIS service {id}");
-        match trust::merge_service(&self.local, service, &origin, self.options.precedence) {
+        let (changes, conflicts) = self.written.changes(service, &self.local.doc);
+        for pointer in conflicts {
+            if self.logged_conflicts.insert(pointer.clone()) {
+                tracing::warn!(%origin, %pointer, "changed both in UNIS and in the local file since blippd last wrote the service; UNIS wins");
+            }
+        }
+        match trust::merge_service(
+            &self.local,
+            service,
+            &changes,
+            &origin,
+            self.options.precedence,
+        ) {
             Ok((doc, refusals)) => {
                 self.refused = None;
                 self.service_refusals = refusals;
@@ -533,6 +561,7 @@ impl Session {
                 self.unis
                     .put(&format!("/services/{id}"), &body, "service")
                     .await?;
+                self.written.record(&body, &self.local.doc);
                 let mut now = body;
                 now["selfRef"] = old.get("selfRef").cloned().unwrap_or(Value::Null);
                 self.service = Some(now);
@@ -541,6 +570,8 @@ impl Session {
             None => {
                 let stored = self.unis.post("/services", &body, "service").await?;
                 self.service = stored.into_iter().next();
+                self.written
+                    .record(&body_with_id(&body, self.service.as_ref()), &self.local.doc);
                 true
             }
         };
@@ -575,6 +606,8 @@ impl Session {
             let body = self.service_body(&id);
             let stored = self.unis.post("/services", &body, "service").await?;
             self.service = stored.into_iter().next();
+            self.written
+                .record(&body_with_id(&body, self.service.as_ref()), &self.local.doc);
             self.renewed = Some(Instant::now());
             self.sync_measurements(false).await?;
             return Ok(self.generation != before);
@@ -603,9 +636,20 @@ impl Session {
         self.unis
             .put(&format!("/services/{id}"), &body, "service")
             .await?;
+        self.written.record(&body, &self.local.doc);
         self.renewed = Some(Instant::now());
         Ok(())
     }
+}
+
+/// `body` with the id the server stored it under (a `POST` may store it
+/// under another id than the one sent).
+fn body_with_id(body: &Value, stored: Option<&Value>) -> Value {
+    let mut body = body.clone();
+    if let Some(id) = stored.and_then(|s| s.get("id")) {
+        body["id"] = id.clone();
+    }
+    body
 }
 
 /// A port's URN: the node's URN, `port=` and the interface name (with the

@@ -243,10 +243,16 @@ impl Session {
                 continue;
             };
             let key: SeriesKey = (Name::from(*probe), Name::from(subject), Name::from(et));
+            // Created by this blippd and found again: still fresh.
+            let fresh = self
+                .series
+                .get(&key)
+                .is_some_and(|s| s.fresh && s.mid == mid);
             series.entry(key).or_insert_with(|| Series {
                 mid: mid.to_owned(),
                 href: href.to_owned(),
                 subject_href: subject_href.to_owned(),
+                fresh,
             });
         }
         self.series = series;
@@ -362,6 +368,7 @@ impl Session {
                     mid: mid.to_owned(),
                     href: (*href).to_owned(),
                     subject_href: str_at(&md, "/subject/href").unwrap_or_default().to_owned(),
+                    fresh: true,
                 },
             );
         }
