@@ -45,6 +45,22 @@ pub enum ArbiterError {
     },
 }
 
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Its probes could not be built.
+    #[error(transparent)]
+    Build(#[from] ArbiterError),
+    /// A run that ends by itself (`--once`, `--duration`) could not write
+    /// everything it collected to stdout or a data file (each failure was
+    /// logged when it happened).
+    #[error("{failures} write(s) to stdout or a data file failed; see the log")]
+    Undelivered {
+        /// Failed writes and opens of data files.
+        failures: u64,
+    },
+}
+
 /// How long to run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum RunLength {
@@ -695,7 +711,7 @@ pub async fn run(
     options: RunOptions,
     links: Links,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<Vec<ProbeStatus>, ArbiterError> {
+) -> Result<Vec<ProbeStatus>, RunError> {
     run_prepared(
         config,
         prepare(config, Start::Library)?,
@@ -715,7 +731,7 @@ pub async fn run_prepared(
     options: RunOptions,
     links: Links,
     shutdown: impl std::future::Future<Output = ()>,
-) -> Result<Vec<ProbeStatus>, ArbiterError> {
+) -> Result<Vec<ProbeStatus>, RunError> {
     let Prepared {
         mut kernel,
         kernel_tried,
@@ -807,8 +823,15 @@ pub async fn run_prepared(
     }
     sup.stop_all().await;
     drop(sup);
-    if let Err(e) = reporter.await {
-        tracing::error!(error = %e, "reporter task failed");
+    let failures = match reporter.await {
+        Ok(failures) => failures,
+        Err(e) => {
+            tracing::error!(error = %e, "reporter task failed");
+            1
+        }
+    };
+    if failures > 0 && length != RunLength::UntilStopped {
+        return Err(RunError::Undelivered { failures });
     }
     Ok(statuses)
 }

@@ -34,6 +34,9 @@
 //! interval's rate is therefore always `delta / seconds` with
 //! `0 <= delta <= bound`: never negative and never beyond what the
 //! quantity can physically do.
+//!
+//! Quantities read as values rather than counters (load averages, memory
+//! sizes) have their plausible ranges next door, in [`crate::plausible`].
 
 /// How many bits the kernel keeps of a counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

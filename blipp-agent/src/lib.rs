@@ -7,12 +7,16 @@
 #![deny(missing_docs)]
 
 pub mod arbiter;
+pub mod bounded;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counter;
+pub mod fdlimit;
 pub mod host;
+pub mod limits;
 pub mod logging;
+pub mod plausible;
 pub mod probe;
 pub mod report;
 pub mod rfc3339;

@@ -287,3 +287,42 @@ fn once_with_every_probe_off_exits() {
     );
     assert!(out.is_empty(), "{out}");
 }
+
+/// Issue 16: `--once` exited 0 when nothing could be delivered. A data
+/// file that cannot be written makes it exit 3, saying so on its last
+/// line; the samples that could go elsewhere (stdout) still did.
+#[test]
+fn once_exits_3_when_a_sink_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blipp.json");
+    std::fs::write(
+        &path,
+        r#"{"properties":{"configurations":{"probes":{
+            "m":{"probe_module":"mem","data_file":"/"},
+            "c":{"probe_module":"cpu"}}}}}"#,
+    )
+    .unwrap();
+    let out = blippd()
+        .arg("-c")
+        .arg(&path)
+        .args(["--once", "--mode", "proc", "--control-socket", "none"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("report failed") && l.contains("writing /")),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().last(),
+        Some("blippd: 1 write(s) to stdout or a data file failed; see the log")
+    );
+    assert!(
+        samples(&out.stdout)
+            .iter()
+            .any(|s| s["eventType"] == "ps:tools:blipp:linux:cpu:utilization:user"),
+        "cpu still printed"
+    );
+}

@@ -443,3 +443,48 @@ fn a_bad_handover_is_refused() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains(INHERITED), "{stderr}");
 }
+
+/// Issue 16, item 9: a configuration over 1 MiB passed `--check` and ran
+/// in `proc` mode, but the handover of an `auto` start could not carry it.
+/// A file of exactly the size limit, of newlines (which escaping in the
+/// manifest doubles), is handed over and runs in the new image.
+#[test]
+fn a_configuration_at_the_size_limit_is_handed_over() {
+    if !require_root("blippd's eBPF probes") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = disk_only_config(&dir);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    let limit = usize::try_from(blipp::limits::CONFIG_FILE_MAX).unwrap();
+    text.push_str(&"\n".repeat(limit - text.len()));
+    std::fs::write(&config, &text).unwrap();
+    let child = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--control-socket", "none", "--duration", "3"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.path().join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let (stderr, samples) = finish(child, &dir);
+    assert!(stderr.contains(REEXEC), "{stderr}");
+    assert!(stderr.contains(INHERITED), "{stderr}");
+    assert!(ebpf_samples(&samples, ":disk:") > 0, "{stderr}");
+
+    // One byte more is refused up front, in every mode.
+    text.push('\n');
+    std::fs::write(&config, &text).unwrap();
+    let out = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--control-socket", "none", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("longer than the limit of 4 MiB"),
+        "{out:?}"
+    );
+}

@@ -64,18 +64,31 @@ fn main() -> Result<()> {
             install::run(&args)
         }
         Command::Run { args } => {
-            setup::build_chain()?;
-            let mut cmd = sh::cargo();
-            cmd.args([
-                "run",
-                "--release",
-                "--quiet",
-                "-p",
-                "blipp-agent",
-                "--bin",
-                "blippd",
-                "--",
-            ]);
+            sh::phase(
+                1,
+                2,
+                "checking the build chain (nightly, rust-src, bpf-linker)",
+                setup::build_chain,
+            )?;
+            // cargo's own progress (each crate compiled, the progress bar)
+            // shows: the first release build takes minutes.
+            sh::phase(
+                2,
+                2,
+                "building blippd (release, with its eBPF programs)",
+                || {
+                    sh::run(sh::cargo().args([
+                        "build",
+                        "--release",
+                        "-p",
+                        "blipp-agent",
+                        "--bin",
+                        "blippd",
+                    ]))
+                },
+            )?;
+            let blippd = sh::target_dir()?.join("release/blippd");
+            let mut cmd = std::process::Command::new(blippd);
             cmd.args(args);
             sh::exec(cmd)
         }

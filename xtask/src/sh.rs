@@ -50,9 +50,33 @@ pub fn output(cmd: &mut Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs `step`, one of `of` phases, between two lines that name it and
+/// say how long it took: on a fresh machine a phase can take minutes (the
+/// nightly toolchain, bpf-linker, the first release build), and a newcomer
+/// must be able to tell progress from a hang.
+#[expect(clippy::print_stderr, reason = "xtask narrates what it runs")]
+pub fn phase<T>(
+    number: usize,
+    of: usize,
+    what: &str,
+    step: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    eprintln!("xtask: [{number}/{of}] {what}...");
+    let start = std::time::Instant::now();
+    let result = step();
+    let took = start.elapsed().as_secs_f64();
+    match &result {
+        Ok(_) => eprintln!("xtask: [{number}/{of}] {what}: done in {took:.1} s"),
+        Err(_) => eprintln!("xtask: [{number}/{of}] {what}: failed after {took:.1} s"),
+    }
+    result
+}
+
 /// Runs `cmd` as the last thing xtask does, passing on its exit status.
+#[expect(clippy::print_stderr, reason = "xtask narrates what it runs")]
 pub fn exec(mut cmd: Command) -> Result<()> {
     use std::os::unix::process::CommandExt as _;
     let line = show(&cmd);
+    eprintln!("xtask: {line}");
     Err(cmd.exec()).with_context(|| format!("exec {line}"))
 }

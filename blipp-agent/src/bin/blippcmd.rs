@@ -4,7 +4,7 @@
 //! (`--unis URL service ...`), and offline checks configurations, lists the
 //! probes this build has and shows what blipp knows about the host.
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -214,8 +214,17 @@ fn ask(cli: &Cli, request: &Request) -> Result<Value, ClientError> {
 }
 
 /// Sends a request that changes the configuration and prints what moved.
+/// A change blippd refuses exits with status 2, as a bad file does at
+/// start-up (`blippd`, `--check`, `blippcmd check`); a probe action it
+/// refuses (no such probe) with 1.
 fn change(cli: &Cli, request: &Request) -> Result<(), Failed> {
-    let v = ask(cli, request)?;
+    let v = ask(cli, request).map_err(|e| match (e, request) {
+        (
+            e @ ClientError::Refused(_),
+            Request::Set { .. } | Request::Delete { .. } | Request::Reload {},
+        ) => Failed(e.to_string(), 2),
+        (e, _) => Failed::from(e),
+    })?;
     if cli.json {
         print(&pretty(&v));
     } else {
@@ -291,9 +300,15 @@ fn service_cmd(cli: &Cli, which: &ServiceArgs, action: &ServiceAction) -> Result
             }
             ServiceAction::Put { file } => {
                 let text = if file.as_os_str() == "-" {
-                    std::io::read_to_string(std::io::stdin())?
+                    let cap = blipp::limits::CONFIG_FILE_MAX;
+                    let text = std::io::read_to_string(std::io::stdin().take(cap + 1))?;
+                    if text.len() as u64 > cap {
+                        let e = blipp::bounded::too_large(cap);
+                        return Err(Failed(format!("standard input: {e}"), 2));
+                    }
+                    text
                 } else {
-                    std::fs::read_to_string(file)?
+                    config::read_text(file).map_err(|e| Failed(e.to_string(), 2))?
                 };
                 let doc: Value = serde_json::from_str(&text)
                     .map_err(|e| Failed(format!("{}: not JSON: {e}", file.display()), 2))?;
@@ -437,7 +452,7 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failed(message, code)) => {
-            eprintln!("blippcmd: {message}");
+            eprintln!("blippcmd: {}", config::escape_controls(&message));
             ExitCode::from(code)
         }
     }

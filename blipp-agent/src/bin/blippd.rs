@@ -3,10 +3,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use blipp::arbiter::{self, Links, RunLength, RunOptions, Start};
+use blipp::arbiter::{self, Links, RunError, RunLength, RunOptions, Start};
 use blipp::cli::{Args, Existing};
 use blipp::config::{Config, Local, LocalSource, Precedence};
-use blipp::control::{Command, ControlSocket};
+use blipp::control::{Command, ControlSocket, hangup};
 use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 
 /// Exit status for a configuration the agent refuses.
 const EXIT_CONFIG: u8 = 2;
+
+/// Exit status of a run that ends by itself (`--once`, `--duration`) when
+/// a write to stdout or a data file failed: it ran, but did not deliver.
+const EXIT_UNDELIVERED: u8 = 3;
 
 #[expect(
     clippy::print_stderr,
@@ -36,7 +40,7 @@ fn fail(code: u8, error: &dyn std::error::Error) -> ExitCode {
         }
         source = e.source();
     }
-    eprintln!("{message}");
+    eprintln!("{}", config::escape_controls(&message));
     ExitCode::from(code)
 }
 
@@ -139,31 +143,36 @@ fn unis_sink(
 const CONTROL_QUEUE: usize = 16;
 
 /// Serves the control socket, unless `--control-socket none` or it cannot
-/// be bound (then blippd runs without it, saying why once).
+/// be bound (then blippd runs without it, saying why once), and turns
+/// SIGHUP into a reload, which needs no socket.
 fn control_socket(
     args: &Args,
     log_level: LevelHandle,
 ) -> (Option<JoinHandle<()>>, Option<mpsc::Receiver<Command>>) {
+    let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+    tokio::spawn(hangup::reload_on_hangup(tx.clone()));
     let Some(path) = args.control_socket() else {
         tracing::info!("no control socket (--control-socket none)");
-        return (None, None);
+        return (None, Some(rx));
     };
     match ControlSocket::bind(&path) {
         Ok(socket) => {
             tracing::info!(path = %socket.path().display(), "control socket ready");
-            let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
             let task = tokio::spawn(socket.serve(tx, Some(log_level)));
             (Some(task), Some(rx))
         }
         Err(e) => {
             tracing::warn!(error = %e, "no control socket: blippcmd cannot reach this blippd (--control-socket PATH chooses another place)");
-            (None, None)
+            (None, Some(rx))
         }
     }
 }
 
 fn main() -> ExitCode {
-    // SAFETY: the first thing blippd does, while it has one thread.
+    // Before anything that takes time: a SIGHUP must not kill blippd
+    // while it starts.
+    hangup::ignore_until_watched();
+    // SAFETY: blippd still has one thread (only SIGHUP was set up before).
     let mut inherited = match unsafe { handover::take() } {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
@@ -173,6 +182,10 @@ fn main() -> ExitCode {
         Ok(h) => h,
         Err(e) => return fail(1, &e),
     };
+    match blipp::fdlimit::raise_to_hard() {
+        Ok((soft, hard)) => tracing::debug!(soft, hard, "open descriptors limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the limit of open descriptors"),
+    }
     let local = match &mut inherited {
         // The configuration the first image checked and attached the
         // programs for.
@@ -313,7 +326,10 @@ fn main() -> ExitCode {
             task.abort();
             let _ = task.await;
         }
-        ran.map_err(|e| fail(1, &e))
+        ran.map_err(|e| match e {
+            RunError::Undelivered { .. } => fail(EXIT_UNDELIVERED, &e),
+            _ => fail(1, &e),
+        })
     });
     match result {
         Ok(_) => ExitCode::SUCCESS,

@@ -1,4 +1,26 @@
+use std::borrow::Cow;
 use std::path::PathBuf;
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`), so that a
+/// message stays one line whatever a probe's name or a file's path holds:
+/// a name with a newline split the message over lines, and an escape
+/// sequence could rewrite the operator's terminal.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
 
 /// Why a configuration was refused. Every variant names where the bad input
 /// came from, so an operator of many hosts can fix it without guessing.
@@ -65,14 +87,37 @@ impl ConfigError {
             value.push_str("...");
         }
         ConfigError::Invalid {
-            origin: origin.to_owned(),
+            origin: escape_controls(origin).into_owned(),
             pointer: if pointer.is_empty() {
                 "/".to_owned()
             } else {
-                pointer.to_owned()
+                escape_controls(pointer).into_owned()
             },
             value,
             expected: expected.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16: a probe named with a newline split the message in two.
+    #[test]
+    fn messages_stay_on_one_line() {
+        let e = ConfigError::invalid(
+            "f\u{1b}[2J.json",
+            "/properties/configurations/probes/a\nb/probe_module",
+            &serde_json::json!("gpu\n"),
+            "expected one of cpu",
+        );
+        let text = e.to_string();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "f\\u{1b}[2J.json: /properties/configurations/probes/a\\nb/probe_module: \"gpu\\n\" is invalid: expected one of cpu"
+        );
+        assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
     }
 }

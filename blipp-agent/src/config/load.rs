@@ -9,6 +9,7 @@ use super::probe::parse_status;
 use super::{
     Config, ConfigError, Mode, ProbeConfig, Settings, Tls, commands, merge::merge, schema,
 };
+use crate::limits::CONFIG_FILE_MAX;
 
 const DEFAULTS: &str = include_str!("default.json");
 
@@ -75,8 +76,13 @@ impl Overrides {
     }
 }
 
-fn read_text(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+/// Reads a configuration file: a regular file of at most
+/// [`CONFIG_FILE_MAX`] bytes. Every command that reads one (start-up,
+/// `--check`, `blippcmd check`, `blippcmd reload`, SIGHUP) comes through
+/// here, so that a file one of them accepts is one the others accept, and
+/// one that the eBPF handover can carry.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    crate::bounded::read_to_string(path, CONFIG_FILE_MAX).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
         source,
     })
@@ -205,6 +211,10 @@ fn merge_local(
     merge(&mut doc, overrides.to_json());
     if check {
         schema::validate("merged configuration", &doc)?;
+        // What the schema cannot say (a schedule's low above its high) is
+        // checked when the probes are resolved: here, so that the message
+        // names the file, as the schema's do.
+        resolve_in(doc.clone(), &origin)?;
     }
     let policy = Policy::from_local(&origin, &doc)?;
     Ok(Local {
@@ -322,7 +332,11 @@ impl Config {
 
 /// Turns a validated service object into a [`Config`].
 pub fn resolve(doc: Value) -> Result<Config, ConfigError> {
-    let origin = "configuration";
+    resolve_in(doc, "configuration")
+}
+
+/// [`resolve`], naming `origin` in errors.
+fn resolve_in(doc: Value, origin: &str) -> Result<Config, ConfigError> {
     let empty = Map::new();
     let conf = doc
         .pointer("/properties/configurations")
@@ -466,6 +480,32 @@ mod tests {
         std::fs::write(&path, bad).unwrap();
         assert!(load_local(Some(&path), &overrides).is_err());
         assert!(load_checked(Some((&path, bad.to_owned())), &overrides).is_ok());
+    }
+
+    /// Issue 16: a configuration that is not a regular file, or is longer
+    /// than the limit, is refused by its reader before anything parses it.
+    #[test]
+    fn endless_and_oversized_files_are_refused_naming_the_limit() {
+        let e = load_local(Some(Path::new("/dev/zero")), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/dev/zero: cannot read: not a regular file but a character device"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.json");
+        let mut text = String::from(r#"{"x": ""#);
+        text.push_str(&" ".repeat(CONFIG_FILE_MAX as usize));
+        text.push_str(r#""}"#);
+        std::fs::write(&path, &text).unwrap();
+        let e = load_local(Some(&path), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("cannot read: longer than the limit of 4 MiB"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -64,6 +64,38 @@ struct CommonKeys {
     options: Map<String, Value>,
 }
 
+/// The keys of [`CommonKeys`] that have a type of their own.
+const TYPED_KEYS: [&str; 14] = [
+    "probe_module",
+    "name",
+    "collection_schedule",
+    "reporting_params",
+    "reporting_tolerance",
+    "collection_size",
+    "collection_ttl",
+    "ms_url",
+    "data_file",
+    "status",
+    "mode",
+    "proc_dir",
+    "sys_dir",
+    "$schema",
+];
+
+/// The first key of `obj` that [`CommonKeys`] refuses on its own, with its
+/// value.
+fn key_at_fault(obj: &Map<String, Value>) -> Option<(&'static str, &Value)> {
+    TYPED_KEYS.iter().find_map(|key| {
+        let value = obj.get(*key)?;
+        let mut alone = Map::new();
+        alone.insert("probe_module".into(), Value::String(String::new()));
+        alone.insert((*key).into(), value.clone());
+        serde_json::from_value::<CommonKeys>(Value::Object(alone))
+            .is_err()
+            .then_some((*key, value))
+    })
+}
+
 /// A probe, fully resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeConfig {
@@ -116,17 +148,34 @@ impl ProbeConfig {
                 obj.entry(k).or_insert(v);
             }
         }
-        let keys: CommonKeys = serde_json::from_value(Value::Object(obj))
-            .map_err(|e| ConfigError::invalid(origin, pointer, &raw, e.to_string()))?;
-        let schedule_pointer = format!("{pointer}/schedule_params");
+        let keys: CommonKeys = match serde_json::from_value(Value::Object(obj.clone())) {
+            Ok(keys) => keys,
+            Err(e) => {
+                // Point at the key at fault rather than at the whole probe.
+                return Err(match key_at_fault(&obj) {
+                    Some((key, value)) => ConfigError::invalid(
+                        origin,
+                        &format!("{pointer}/{key}"),
+                        value,
+                        e.to_string(),
+                    ),
+                    None => ConfigError::invalid(origin, pointer, &raw, e.to_string()),
+                });
+            }
+        };
         let schedule = ScheduleSpec::from_config(
             keys.collection_schedule
                 .as_deref()
                 .unwrap_or("builtins.simple"),
             keys.schedule_params.as_ref(),
         )
-        .map_err(|(value, expected)| {
-            ConfigError::invalid(origin, &schedule_pointer, &value, expected)
+        .map_err(|e| {
+            ConfigError::invalid(
+                origin,
+                &format!("{pointer}/{}", e.key),
+                &e.value,
+                e.expected,
+            )
         })?;
         Ok(ProbeConfig {
             name: keys.name.unwrap_or_else(|| name.to_owned()),
@@ -164,4 +213,26 @@ impl ProbeConfig {
 
 pub(super) fn parse_status(value: Option<&str>) -> Status {
     Status::parse(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Issue 16: `reporting_params` = 2^64 printed the whole probe object.
+    #[test]
+    fn a_bad_common_key_is_named_alone() {
+        let Value::Object(obj) = json!({"probe_module": "cpu", "reporting_params": 18_446_744_073_709_551_616.0_f64, "percpu": true})
+        else {
+            unreachable!()
+        };
+        let e = ProbeConfig::resolve("f.json", "/p/c", "c", obj)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.json: /p/c/reporting_params: 1.8446744073709552e+19 is invalid: invalid type: floating point `1.8446744073709552e+19`, expected u32"
+        );
+    }
 }

@@ -112,6 +112,7 @@ fn expected(e: &jsonschema::ValidationError<'_>) -> String {
         K::Required { property } => format!("the required key {property} is missing"),
         K::ExclusiveMinimum { limit } => format!("expected a number greater than {limit}"),
         K::Minimum { limit } => format!("expected a number of at least {limit}"),
+        K::Maximum { limit } => format!("expected a number of at most {limit}"),
         K::MinLength { .. } => "expected a non-empty string".to_owned(),
         K::Pattern { pattern } => format!("expected a string matching {pattern}"),
         K::AdditionalProperties { unexpected } | K::UnevaluatedProperties { unexpected } => {
@@ -133,5 +134,65 @@ fn type_names(kind: &jsonschema::error::TypeKind) -> String {
             let names: Vec<String> = ts.iter().map(|t| t.to_string()).collect();
             format!("one of the types {}", names.join(", "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{MAX_EPOCH_SECONDS, MAX_INTERVAL, MIN_INTERVAL};
+    use serde_json::json;
+
+    /// The schema repeats the bounds of `limits`: they must agree.
+    #[test]
+    fn interval_bounds_match_the_limits_module() {
+        let schema: Value = serde_json::from_str(SCHEMA_TEXT).unwrap();
+        let defs = &schema["$defs"];
+        let intervals = [
+            &defs["configurations"]["properties"]["unis_poll_interval"],
+            &defs["configurations"]["properties"]["unis_max_backoff"],
+            &defs["schedule_params"]["properties"]["every"],
+            &defs["schedule_params"]["properties"]["high"],
+            &defs["schedule_params"]["properties"]["max"],
+            &defs["options_port"]["properties"]["refresh"],
+        ];
+        for s in intervals {
+            assert_eq!(s["minimum"].as_f64(), Some(MIN_INTERVAL), "{s}");
+            assert_eq!(s["maximum"].as_f64(), Some(MAX_INTERVAL), "{s}");
+        }
+        for key in ["low", "max_wait", "duration"] {
+            let s = &defs["schedule_params"]["properties"][key];
+            assert_eq!(s["maximum"].as_f64(), Some(MAX_INTERVAL), "{key}");
+        }
+        for key in ["start_time", "end_time"] {
+            let s = &defs["schedule_params"]["properties"][key];
+            assert_eq!(s["maximum"].as_f64(), Some(MAX_EPOCH_SECONDS), "{key}");
+        }
+    }
+
+    /// Issue 16: `every: 1e-9` and `start_time: 1e300` are refused with the
+    /// field's own pointer and the bound.
+    #[test]
+    fn absurd_intervals_are_refused_naming_the_bound() {
+        let doc = |params: Value| {
+            json!({"properties": {"configurations": {"probes": {"c": {
+                "probe_module": "cpu", "schedule_params": params}}}}})
+        };
+        let e = validate("f.json", &doc(json!({"every": 1e-9})))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "f.json: /properties/configurations/probes/c/schedule_params/every: 1e-9 is invalid: expected a number of at least 0.1"
+        );
+        let e = validate("f.json", &doc(json!({"every": 1, "start_time": 1e300})))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.ends_with("schedule_params/start_time: 1e+300 is invalid: expected a number of at most 32503680000"),
+            "{e}"
+        );
+        let poll = json!({"properties": {"configurations": {"unis_poll_interval": 1e308}}});
+        assert!(validate("f.json", &poll).is_err());
     }
 }

@@ -5,13 +5,16 @@
 //!
 //! [`protocol`] is the wire format, [`server`] the socket and its checks
 //! (root only: file mode, directory mode and the peer's credentials),
-//! [`command`] what the server asks of the arbiter, [`client`] blippcmd's
+//! [`command`] what the server asks of the arbiter, [`hangup`] SIGHUP
+//! as a reload, [`client`] blippcmd's
 //! side, [`show`] how blippcmd prints answers, [`shell`] its interactive
 //! mode.
 
 pub mod client;
 pub mod command;
+pub mod hangup;
 pub mod protocol;
+mod refusals;
 pub mod server;
 pub mod shell;
 pub mod show;

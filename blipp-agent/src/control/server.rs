@@ -10,11 +10,16 @@
 //!
 //! What a client can make blippd do: one request per line, at most
 //! [`MAX_LINE`] bytes (longer ones close the connection unread), parsed
-//! strictly; at most [`MAX_CLIENTS`] connections at once (more are told to
-//! retry and closed); a connection idle for [`IDLE`] is closed; a response
-//! that cannot be written within [`WRITE`] closes it. None of this can
-//! stop the agent: the probes run in other tasks, and the arbiter answers
-//! commands between its other work.
+//! strictly; at most [`MAX_CLIENTS`] connections served at once, and up to
+//! [`MAX_WAITING`] more waiting up to [`WAIT`] for one of them to end
+//! (beyond that, told to retry and closed); a connection that does not
+//! complete a request within [`IDLE`] is closed, so idle clients cannot
+//! hold every slot and `blippcmd status` always gets through (blippcmd
+//! sends its request as soon as it connects); a response that cannot be
+//! written within [`WRITE`] closes it. Refusals are logged at most once per
+//! [`refusals::LOG_EVERY`] per reason, with the number refused. None of
+//! this can stop the agent: the probes run in other tasks, and the arbiter
+//! answers commands between its other work.
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -27,14 +32,21 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::command::{Command, CommandError};
 use super::protocol::{MAX_LINE, Request, Response};
+use super::refusals::{self, Refusals};
 use crate::config::edit::Edit;
 use crate::logging::LevelHandle;
 use crate::status::TAIL_CAPACITY;
 
 /// Connections served at once.
 pub const MAX_CLIENTS: usize = 8;
-/// A connection with no complete request for this long is closed.
-pub const IDLE: Duration = Duration::from_secs(30);
+/// Connections waiting for a slot; more are refused at once.
+pub const MAX_WAITING: usize = 64;
+/// A connection with no complete request for this long is closed: 8 idle
+/// clients held every slot for 30 s before (issue 16).
+pub const IDLE: Duration = Duration::from_secs(2);
+/// How long a connection waits for a slot: longer than [`IDLE`], so that
+/// a slot held by an idle client is free by then.
+pub const WAIT: Duration = Duration::from_secs(5);
 /// A response must be written within this.
 pub const WRITE: Duration = Duration::from_secs(10);
 /// How long a request may wait for the arbiter (stopping a probe waits for
@@ -203,8 +215,11 @@ impl ControlSocket {
             commands,
             log_level,
             own_uid: euid(),
+            busy: Refusals::default(),
+            foreign: Refusals::default(),
         });
         let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
+        let waiting = Arc::new(Semaphore::new(MAX_WAITING));
         loop {
             let stream = match self.listener.accept().await {
                 Ok((s, _)) => s,
@@ -216,27 +231,22 @@ impl ControlSocket {
                 }
             };
             let shared = Arc::clone(&shared);
-            match Arc::clone(&slots).try_acquire_owned() {
-                Ok(permit) => {
-                    tokio::spawn(async move {
+            let slots = Arc::clone(&slots);
+            let Ok(queued) = Arc::clone(&waiting).try_acquire_owned() else {
+                tokio::spawn(shared.refuse_busy(stream));
+                continue;
+            };
+            tokio::spawn(async move {
+                let permit = tokio::time::timeout(WAIT, slots.acquire_owned()).await;
+                drop(queued);
+                match permit {
+                    Ok(Ok(permit)) => {
                         shared.connection(stream).await;
                         drop(permit);
-                    });
+                    }
+                    _ => shared.refuse_busy(stream).await,
                 }
-                Err(_) => {
-                    tracing::warn!(
-                        max = MAX_CLIENTS,
-                        "control socket: too many clients, one refused"
-                    );
-                    tokio::spawn(async move {
-                        let mut stream = stream;
-                        let busy = Response::Error(format!(
-                            "blippd serves {MAX_CLIENTS} control clients at once; try again"
-                        ));
-                        let _ = write_response(&mut stream, &busy).await;
-                    });
-                }
-            }
+            });
         }
     }
 }
@@ -256,6 +266,10 @@ struct Shared {
     commands: mpsc::Sender<Command>,
     log_level: Option<LevelHandle>,
     own_uid: u32,
+    /// Connections refused for want of a slot.
+    busy: Refusals,
+    /// Peers refused for their credentials.
+    foreign: Refusals,
 }
 
 async fn write_response(
@@ -291,6 +305,22 @@ async fn read_line(
 }
 
 impl Shared {
+    /// Tells a client that found no slot to retry, and closes.
+    async fn refuse_busy(self: Arc<Self>, mut stream: UnixStream) {
+        if let Some(refused) = self.busy.record(std::time::Instant::now()) {
+            tracing::warn!(
+                max = MAX_CLIENTS,
+                refused,
+                "control socket: too many clients; refused (at most one line per {}s)",
+                refusals::LOG_EVERY.as_secs()
+            );
+        }
+        let busy = Response::Error(format!(
+            "blippd serves {MAX_CLIENTS} control clients at once; try again"
+        ));
+        let _ = write_response(&mut stream, &busy).await;
+    }
+
     async fn connection(&self, mut stream: UnixStream) {
         let peer = match stream.peer_cred() {
             Ok(c) => c,
@@ -301,11 +331,15 @@ impl Shared {
         };
         let (uid, pid) = (peer.uid(), peer.pid().unwrap_or(0));
         if uid != 0 && uid != self.own_uid {
-            tracing::warn!(
-                uid,
-                pid,
-                "control socket: refused a client that is neither root nor blippd's user"
-            );
+            if let Some(refused) = self.foreign.record(std::time::Instant::now()) {
+                tracing::warn!(
+                    uid,
+                    pid,
+                    refused,
+                    "control socket: refused a client that is neither root nor blippd's user (at most one line per {}s)",
+                    refusals::LOG_EVERY.as_secs()
+                );
+            }
             let refused = Response::Error(format!(
                 "permission denied: uid {uid} is neither root nor blippd's user"
             ));

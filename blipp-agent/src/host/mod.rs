@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::limits::{KERNEL_FILE_MAX, SMALL_FILE_MAX};
 pub use crate::source::netlink::{Duplex, LinkSpeed, SpeedSource};
 use crate::source::netlink::{LinkSpeedReader, rtnetlink};
 pub use sysconf::{clock_ticks_per_second, page_size};
@@ -98,9 +99,10 @@ impl HostPaths {
     }
 }
 
-/// Reads a small text file, logging why not when it cannot.
-fn read(path: &Path) -> Option<String> {
-    std::fs::read_to_string(path)
+/// Reads a text file of at most `cap` bytes, logging why not when it
+/// cannot.
+fn read(path: &Path, cap: u64) -> Option<String> {
+    crate::bounded::read_to_string(path, cap)
         .inspect_err(|e| tracing::debug!(path = %path.display(), error = %e, "host information file unreadable"))
         .ok()
 }
@@ -127,7 +129,7 @@ impl HostInfo {
         let fqdn = canonical_name(&u.nodename).unwrap_or_else(|| u.nodename.clone());
         let proc = &paths.proc_dir;
         let sys = &paths.sys_dir;
-        let cpuinfo = read(&proc.join("cpuinfo"));
+        let cpuinfo = read(&proc.join("cpuinfo"), KERNEL_FILE_MAX);
         let cpus = online_cpus_listed(sys)
             .or_else(|| {
                 let n = cpuinfo.as_deref().map(parse::cpuinfo_processors)?;
@@ -137,9 +139,9 @@ impl HostInfo {
         let os_release = paths
             .os_release
             .iter()
-            .find_map(|p| std::fs::read_to_string(p).ok())
+            .find_map(|p| crate::bounded::read_to_string(p, SMALL_FILE_MAX).ok())
             .and_then(|t| parse::os_release(&t));
-        let numa_nodes = read(&sys.join("devices/system/node/online"))
+        let numa_nodes = read(&sys.join("devices/system/node/online"), SMALL_FILE_MAX)
             .and_then(|t| parse::id_list(&t))
             .unwrap_or_default();
         HostInfo {
@@ -152,12 +154,13 @@ impl HostInfo {
             os_release,
             cpu_model: cpuinfo.as_deref().and_then(parse::cpu_model),
             cpus,
-            mem_total_kb: read(&proc.join("meminfo"))
+            mem_total_kb: read(&proc.join("meminfo"), KERNEL_FILE_MAX)
                 .and_then(|t| parse::keyed_number(&t, "MemTotal")),
-            boot_time: read(&proc.join("stat")).and_then(|t| parse::keyed_number(&t, "btime")),
+            boot_time: read(&proc.join("stat"), KERNEL_FILE_MAX)
+                .and_then(|t| parse::keyed_number(&t, "btime")),
             numa_nodes,
             interfaces: interfaces(sys),
-            default_interface: read(&proc.join("net/route"))
+            default_interface: read(&proc.join("net/route"), KERNEL_FILE_MAX)
                 .and_then(|t| parse::default_route_interface(&t)),
         }
     }
@@ -231,7 +234,7 @@ pub fn online_cpus(sys_dir: &Path) -> u32 {
 }
 
 fn online_cpus_listed(sys_dir: &Path) -> Option<u32> {
-    let list = read(&sys_dir.join("devices/system/cpu/online"))?;
+    let list = read(&sys_dir.join("devices/system/cpu/online"), SMALL_FILE_MAX)?;
     u32::try_from(parse::id_list(&list)?.len())
         .ok()
         .filter(|n| *n > 0)

@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
+use crate::limits::{MAX_INTERVAL, MIN_INTERVAL};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::netlink::{Duplex, LinkSpeedReader, rtnetlink};
 
@@ -62,15 +63,15 @@ fn build(config: &ProbeConfig, _ctx: &mut BuildContext<'_>) -> Result<Built, Pro
     let options: Options = config.options()?;
     let refresh = match options.refresh {
         None => DEFAULT_REFRESH,
-        Some(s) => Duration::try_from_secs_f64(s)
-            .ok()
-            .filter(|d| !d.is_zero())
+        Some(s) => Some(s)
+            .filter(|s| (MIN_INTERVAL..=MAX_INTERVAL).contains(s))
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| {
                 ConfigError::invalid(
                     "configuration",
                     &format!("/properties/configurations/probes/{}/refresh", config.name),
                     &serde_json::json!(s),
-                    "expected a number of seconds greater than 0",
+                    format!("expected a number of seconds from {MIN_INTERVAL} to {MAX_INTERVAL}"),
                 )
             })?,
     };

@@ -61,6 +61,9 @@ pub struct Reporter {
     unis: Option<mpsc::Sender<Batch>>,
     stdout: JsonLines<std::io::Stdout>,
     files: HashMap<PathBuf, JsonLines<std::fs::File>>,
+    /// Writes to stdout or a data file that failed: what a run that ends
+    /// by itself (`--once`, `--duration`) reports in its exit status.
+    failures: u64,
 }
 
 impl Reporter {
@@ -75,6 +78,7 @@ impl Reporter {
                 unis,
                 stdout: JsonLines::new(std::io::stdout()),
                 files: HashMap::new(),
+                failures: 0,
             },
             tx,
         )
@@ -83,8 +87,9 @@ impl Reporter {
     /// Runs until all senders are dropped. A failing destination is logged
     /// and skipped; the others keep receiving. The batches that are waiting
     /// when the reporter wakes (the probes of one tick) are written to
-    /// each destination with one system call.
-    pub async fn run(mut self) {
+    /// each destination with one system call. Returns how many writes (or
+    /// opens of a data file) failed.
+    pub async fn run(mut self) -> u64 {
         let mut waiting = Vec::new();
         while self.rx.recv_many(&mut waiting, usize::MAX).await > 0 {
             for batch in &waiting {
@@ -102,8 +107,10 @@ impl Reporter {
             }
         }
         if let Err(e) = self.stdout.flush() {
+            self.failures += 1;
             tracing::error!(error = %e, "flushing stdout");
         }
+        self.failures
     }
 
     /// Encodes `batch` for its JSON-lines destinations, opening its data
@@ -123,6 +130,7 @@ impl Reporter {
                         self.files.insert(path.clone(), JsonLines::new(file));
                     }
                     Err(source) => {
+                        self.failures += 1;
                         let e = ReportError::Write {
                             destination: path.display().to_string(),
                             source,
@@ -154,7 +162,56 @@ impl Reporter {
             })
         });
         for e in std::iter::once(stdout).chain(files).filter_map(Result::err) {
+            self.failures += 1;
             tracing::error!(error = %e, "report failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Name, Source, Timestamp, Value};
+
+    fn batch(probe: &str, route: &Arc<Route>) -> Batch {
+        let node = Name::from("node");
+        let event = Name::from("ps:test");
+        Batch {
+            probe: Arc::from(probe),
+            route: Arc::clone(route),
+            samples: vec![Sample::new(
+                Timestamp(1),
+                &node,
+                &event,
+                Value::Int(1),
+                Source::Proc,
+            )],
+        }
+    }
+
+    /// Issue 16: probes that name the same data file share one
+    /// descriptor; a file that cannot be opened counts as a failure.
+    #[test]
+    fn a_shared_data_file_is_one_descriptor_and_failures_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = Arc::new(Route {
+            data_file: Some(dir.path().join("all.jsonl")),
+            ..Route::default()
+        });
+        let (mut reporter, _tx) = Reporter::new(4, None);
+        for name in ["a", "b", "c"] {
+            reporter.encode(&batch(name, &shared));
+        }
+        assert_eq!(reporter.files.len(), 1);
+        reporter.write_pending();
+        let text = std::fs::read_to_string(dir.path().join("all.jsonl")).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert_eq!(reporter.failures, 0);
+        let bad = Arc::new(Route {
+            data_file: Some(dir.path().to_owned()),
+            ..Route::default()
+        });
+        reporter.encode(&batch("d", &bad));
+        assert_eq!(reporter.failures, 1, "a directory cannot be appended to");
     }
 }

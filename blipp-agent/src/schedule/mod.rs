@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::limits::{MAX_EPOCH_SECONDS, MAX_INTERVAL, MIN_INTERVAL};
 use crate::sample::Timestamp;
 
 /// A configured schedule (`collection_schedule` + `schedule_params`).
@@ -55,6 +56,20 @@ pub enum ScheduleSpec {
     Backoff(backoff::Backoff),
 }
 
+/// A schedule that cannot be built: the key at fault, its value and what
+/// was expected, so that the message points at the field to fix rather
+/// than at the whole `schedule_params`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleError {
+    /// The key, relative to the probe: `schedule_params/every`,
+    /// `collection_schedule`.
+    pub key: String,
+    /// Its value (null when missing).
+    pub value: Value,
+    /// What was expected.
+    pub expected: String,
+}
+
 /// The value of `key` in `params`, or null, for error messages.
 fn raw(params: Option<&Value>, key: &str) -> Value {
     params
@@ -63,56 +78,75 @@ fn raw(params: Option<&Value>, key: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// A required positive number of seconds.
-fn positive(params: Option<&Value>, key: &str, schedule: &str) -> Result<f64, (Value, String)> {
-    seconds(params, key)?.filter(|s| *s > 0.0).ok_or_else(|| {
-        (
-            raw(params, key),
-            format!("{key}: the {schedule} schedule needs a positive number of seconds"),
-        )
-    })
+/// An error about `schedule_params/key`.
+fn param_error(params: Option<&Value>, key: &str, expected: impl Into<String>) -> ScheduleError {
+    ScheduleError {
+        key: format!("schedule_params/{key}"),
+        value: raw(params, key),
+        expected: expected.into(),
+    }
 }
 
-/// Seconds as a duration; absurd values clamp to about 31 years.
+/// A required interval, seconds, within [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
+fn interval(params: Option<&Value>, key: &str, schedule: &str) -> Result<f64, ScheduleError> {
+    seconds(params, key, MAX_INTERVAL)?
+        .filter(|s| *s >= MIN_INTERVAL)
+        .ok_or_else(|| {
+            param_error(
+                params,
+                key,
+                format!(
+                    "the {schedule} schedule needs a number of seconds from {MIN_INTERVAL} to {MAX_INTERVAL}"
+                ),
+            )
+        })
+}
+
+/// Seconds as a duration (bounded by the checks above).
 fn duration(secs: f64) -> Duration {
-    Duration::from_secs_f64(secs.min(1e9))
+    Duration::from_secs_f64(secs.min(MAX_EPOCH_SECONDS))
 }
 
-fn seconds(params: Option<&Value>, key: &str) -> Result<Option<f64>, (Value, String)> {
+/// An optional number of seconds from 0 to `max`.
+fn seconds(params: Option<&Value>, key: &str, max: f64) -> Result<Option<f64>, ScheduleError> {
     match params.and_then(|p| p.get(key)) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_f64() {
-            Some(s) if s.is_finite() && s >= 0.0 => Ok(Some(s)),
-            _ => Err((
-                v.clone(),
-                format!("{key}: expected a non-negative number of seconds"),
+            Some(s) if s.is_finite() && (0.0..=max).contains(&s) => Ok(Some(s)),
+            _ => Err(param_error(
+                params,
+                key,
+                format!("expected a number of seconds from 0 to {max}"),
             )),
         },
     }
 }
 
 fn instant(s: Option<f64>) -> Option<Timestamp> {
-    // Saturating float-to-int conversion: absurd times clamp, never wrap.
+    // Within MAX_EPOCH_SECONDS: fits in microseconds.
     s.map(|s| Timestamp((s * 1e6) as u64))
 }
 
 impl ScheduleSpec {
-    /// Builds a schedule from the configuration keys. The error is the bad
-    /// value and what was expected.
-    pub fn from_config(name: &str, params: Option<&Value>) -> Result<Self, (Value, String)> {
-        let start = instant(seconds(params, "start_time")?);
-        let end = instant(seconds(params, "end_time")?);
+    /// Builds a schedule from the configuration keys.
+    pub fn from_config(name: &str, params: Option<&Value>) -> Result<Self, ScheduleError> {
+        let start = instant(seconds(params, "start_time", MAX_EPOCH_SECONDS)?);
+        let end = instant(seconds(params, "end_time", MAX_EPOCH_SECONDS)?);
         match name {
             "builtins.simple" | "simple" => Ok(ScheduleSpec::Simple {
-                every: duration(positive(params, "every", "simple")?),
+                every: duration(interval(params, "every", "simple")?),
                 start,
                 end,
             }),
             "builtins.random" | "random" => {
-                let low = seconds(params, "low")?.unwrap_or(0.0);
-                let high = positive(params, "high", "random")?;
+                let low = seconds(params, "low", MAX_INTERVAL)?.unwrap_or(0.0);
+                let high = interval(params, "high", "random")?;
                 if low > high {
-                    return Err((raw(params, "low"), "low: at most high".to_owned()));
+                    return Err(param_error(
+                        params,
+                        "low",
+                        format!("expected at most high ({high})"),
+                    ));
                 }
                 let distribution = match params.and_then(|p| p.get("distribution")) {
                     None | Some(Value::Null) => random::Distribution::Uniform,
@@ -120,9 +154,10 @@ impl ScheduleSpec {
                         .as_str()
                         .and_then(random::Distribution::from_name)
                         .ok_or_else(|| {
-                            (
-                                v.clone(),
-                                "distribution: uniform, exponential or poisson".to_owned(),
+                            param_error(
+                                params,
+                                "distribution",
+                                "expected uniform, exponential or poisson",
                             )
                         })?,
                 };
@@ -135,24 +170,41 @@ impl ScheduleSpec {
                 }))
             }
             "builtins.scheduled" | "scheduled" => {
-                let every = duration(positive(params, "every", "scheduled")?);
-                let slots = slots::parse_slots(&raw(params, "scheduled_times"))?;
+                let every = duration(interval(params, "every", "scheduled")?);
+                let slots = slots::parse_slots(&raw(params, "scheduled_times")).map_err(
+                    |(value, expected)| ScheduleError {
+                        key: "schedule_params/scheduled_times".to_owned(),
+                        value,
+                        expected,
+                    },
+                )?;
                 if slots.is_empty() {
-                    return Err((
-                        raw(params, "scheduled_times"),
-                        "scheduled_times: at least one {\"start\", \"end\"} slot".to_owned(),
+                    return Err(param_error(
+                        params,
+                        "scheduled_times",
+                        "expected at least one {\"start\", \"end\"} slot",
                     ));
                 }
                 Ok(ScheduleSpec::Scheduled { every, slots })
             }
             "adaptive.simple_avoid" | "simple_avoid" => {
-                let every = positive(params, "every", "simple_avoid")?;
-                let length = positive(params, "duration", "simple_avoid")?;
+                let every = interval(params, "every", "simple_avoid")?;
+                let length = seconds(params, "duration", MAX_INTERVAL)?
+                    .filter(|d| *d > 0.0)
+                    .ok_or_else(|| {
+                        param_error(
+                            params,
+                            "duration",
+                            "the simple_avoid schedule needs a positive number of seconds",
+                        )
+                    })?;
                 if length > every {
-                    return Err((
-                        raw(params, "duration"),
-                        "duration: at most every (a measurement's runs would overlap each other)"
-                            .to_owned(),
+                    return Err(param_error(
+                        params,
+                        "duration",
+                        format!(
+                            "expected at most every ({every}): a measurement's runs would overlap each other"
+                        ),
                     ));
                 }
                 let count = match params.and_then(|p| p.get("num_to_schedule")) {
@@ -162,9 +214,10 @@ impl ScheduleSpec {
                         .filter(|n| (1..=10_000).contains(n))
                         .and_then(|n| usize::try_from(n).ok())
                         .ok_or_else(|| {
-                            (
-                                v.clone(),
-                                "num_to_schedule: an integer from 1 to 10000".to_owned(),
+                            param_error(
+                                params,
+                                "num_to_schedule",
+                                "expected an integer from 1 to 10000",
                             )
                         })?,
                 };
@@ -172,15 +225,19 @@ impl ScheduleSpec {
                     every: duration(every),
                     duration: duration(length),
                     num_to_schedule: count,
-                    max_wait: duration(seconds(params, "max_wait")?.unwrap_or(3.0)),
+                    max_wait: duration(seconds(params, "max_wait", MAX_INTERVAL)?.unwrap_or(3.0)),
                 }))
             }
             "builtins.onetime" | "onetime" => Ok(ScheduleSpec::Onetime { start }),
             "adaptive.backoff" | "backoff" => {
-                let every = positive(params, "every", "backoff")?;
-                let max = positive(params, "max", "backoff")?;
+                let every = interval(params, "every", "backoff")?;
+                let max = interval(params, "max", "backoff")?;
                 if max < every {
-                    return Err((raw(params, "max"), "max: at least every".to_owned()));
+                    return Err(param_error(
+                        params,
+                        "max",
+                        format!("expected at least every ({every})"),
+                    ));
                 }
                 let factor = match params.and_then(|p| p.get("factor")) {
                     None | Some(Value::Null) => 2.0,
@@ -188,7 +245,7 @@ impl ScheduleSpec {
                         .as_f64()
                         .filter(|f| *f > 1.0 && *f <= 16.0)
                         .ok_or_else(|| {
-                            (v.clone(), "factor: a number above 1, at most 16".to_owned())
+                            param_error(params, "factor", "expected a number above 1, at most 16")
                         })?,
                 };
                 Ok(ScheduleSpec::Backoff(backoff::Backoff {
@@ -198,10 +255,11 @@ impl ScheduleSpec {
                     start,
                 }))
             }
-            other => Err((
-                Value::String(other.to_owned()),
-                "a known collection_schedule".to_owned(),
-            )),
+            other => Err(ScheduleError {
+                key: "collection_schedule".to_owned(),
+                value: Value::String(other.to_owned()),
+                expected: "a known collection_schedule".to_owned(),
+            }),
         }
     }
 
@@ -489,5 +547,57 @@ mod tests {
         assert!(ScheduleSpec::from_config("simple", Some(&json!({"every": "x"}))).is_err());
         assert!(ScheduleSpec::from_config("simple", None).is_err());
         assert!(ScheduleSpec::from_config("builtins.nope", None).is_err());
+    }
+
+    /// Issue 16: no interval below the floor or above the ceiling, no
+    /// start in the far future; the error names the field itself.
+    #[test]
+    fn intervals_and_times_are_bounded_and_errors_name_the_field() {
+        for (name, params, key) in [
+            ("simple", json!({"every": 1e-9}), "schedule_params/every"),
+            ("simple", json!({"every": 0.09}), "schedule_params/every"),
+            ("simple", json!({"every": 1e308}), "schedule_params/every"),
+            (
+                "simple",
+                json!({"every": 1, "start_time": 1e300}),
+                "schedule_params/start_time",
+            ),
+            (
+                "simple",
+                json!({"every": 1, "end_time": 1e11}),
+                "schedule_params/end_time",
+            ),
+            ("random", json!({"high": 0.01}), "schedule_params/high"),
+            (
+                "random",
+                json!({"low": 10, "high": 5}),
+                "schedule_params/low",
+            ),
+            (
+                "backoff",
+                json!({"every": 1, "max": 1e9}),
+                "schedule_params/max",
+            ),
+            (
+                "simple_avoid",
+                json!({"every": 5, "duration": 1, "max_wait": 1e12}),
+                "schedule_params/max_wait",
+            ),
+            ("nope", json!({}), "collection_schedule"),
+        ] {
+            let e = ScheduleSpec::from_config(name, Some(&params)).unwrap_err();
+            assert_eq!(e.key, key, "{name} {params}: {e:?}");
+            assert!(
+                !e.expected.starts_with(key.rsplit('/').next().unwrap()),
+                "{e:?}"
+            );
+        }
+        let e =
+            ScheduleSpec::from_config("random", Some(&json!({"low": 10, "high": 5}))).unwrap_err();
+        assert_eq!(e.value, json!(10));
+        assert_eq!(e.expected, "expected at most high (5)");
+        for every in [MIN_INTERVAL, MAX_INTERVAL] {
+            assert!(ScheduleSpec::from_config("simple", Some(&json!({"every": every}))).is_ok());
+        }
     }
 }

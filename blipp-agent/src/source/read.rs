@@ -8,6 +8,10 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 
 use super::procfs::ParseError;
+use crate::limits::KERNEL_FILE_MAX;
+
+/// What a reader starts with: most kernel files fit in a page.
+const INITIAL_BUF: usize = 4096;
 
 /// A kernel file that could not be read or did not parse; names the file.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +70,7 @@ impl KernelFile {
     pub fn new(root: &Path, rel: &str) -> Self {
         Self {
             path: root.join(rel),
-            buf: vec![0; 4096],
+            buf: vec![0; INITIAL_BUF],
             len: 0,
             open: None,
         }
@@ -91,11 +95,15 @@ impl KernelFile {
                     self.len = len;
                     return Ok(());
                 }
+                Err(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                    self.open = None;
+                    return Err(e);
+                }
                 Err(_) => self.open = None,
             }
         }
         self.len = 0;
-        let file = File::open(&self.path)?;
+        let file = crate::bounded::open_regular(&self.path)?;
         self.len = read_all(&file, &mut self.buf)?;
         if is_kernel_file(&file) {
             self.open = Some(file);
@@ -146,11 +154,24 @@ impl KernelFile {
 /// needed; returns the length read. A seq_file (most of /proc) restarts
 /// its output when read at offset 0 and hands it out in pieces of at most
 /// its buffer's size, so a short read is not the end: that is a read of 0.
+/// A file longer than [`KERNEL_FILE_MAX`] is an error, and the buffer it
+/// grew is given back.
 fn read_all(file: &File, buf: &mut Vec<u8>) -> io::Result<usize> {
+    read_capped(file, buf, KERNEL_FILE_MAX as usize)
+}
+
+fn read_capped(file: &File, buf: &mut Vec<u8>, cap: usize) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buf.len() {
-            buf.resize(buf.len() * 2, 0);
+            if len > cap {
+                buf.truncate(INITIAL_BUF);
+                buf.shrink_to_fit();
+                return Err(crate::bounded::too_large(cap as u64));
+            }
+            // One byte past the cap tells a file of exactly `cap` bytes
+            // from a longer one.
+            buf.resize((buf.len() * 2).min(cap + 1), 0);
         }
         match file.read_at(&mut buf[len..], len as u64) {
             Ok(0) => return Ok(len),
@@ -251,6 +272,47 @@ mod tests {
         );
         let again = stats.parse(|t| Ok(t.to_owned())).unwrap();
         assert_eq!(again.lines().count(), fresh.lines().count());
+    }
+
+    /// A `proc_dir` whose files never end or never answer (issue 16): the
+    /// read fails, naming the file and why, and does not hang.
+    #[test]
+    fn endless_and_blocking_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("loadavg")).unwrap();
+        let mut f = KernelFile::new(dir.path(), "loadavg");
+        let e = f.parse(|t| Ok(t.len())).unwrap_err().to_string();
+        assert!(
+            e.contains("loadavg") && e.contains("character device"),
+            "{e}"
+        );
+        let fifo = std::ffi::CString::new(
+            dir.path()
+                .join("stat")
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        let mut f = KernelFile::new(dir.path(), "stat");
+        let e = f.parse(|t| Ok(t.len())).unwrap_err().to_string();
+        assert!(e.contains("FIFO"), "{e}");
+    }
+
+    /// Past the cap the read fails, says the cap, and gives back the
+    /// buffer it grew; exactly the cap is still read.
+    #[test]
+    fn a_file_over_the_cap_is_refused_and_the_buffer_shrinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 100_000]).unwrap();
+        let mut buf = vec![0; 16];
+        let file = File::open(&path).unwrap();
+        let e = read_capped(&file, &mut buf, 99_999).unwrap_err();
+        assert_eq!(e.to_string(), "longer than the limit of 99999 bytes");
+        assert!(buf.capacity() <= INITIAL_BUF, "{}", buf.capacity());
+        assert_eq!(read_capped(&file, &mut buf, 100_000).unwrap(), 100_000);
     }
 
     #[test]

@@ -82,7 +82,9 @@ impl Follower {
 
     /// Opens the path if it exists: `None` when it does not.
     fn open_path(&self) -> Result<Option<Open>, TailError> {
-        match File::open(&self.path) {
+        // Regular files only: a FIFO or a device never ends or never
+        // answers, and rotation by inode means nothing for them.
+        match crate::bounded::open_regular(&self.path) {
             Ok(file) => {
                 let meta = file.metadata().map_err(self.error("fstat"))?;
                 Ok(Some(Open {

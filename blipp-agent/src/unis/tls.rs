@@ -17,7 +17,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>, UnisError> {
-    std::fs::read(path).map_err(|e| UnisError::TlsFile {
+    crate::bounded::read(path, crate::limits::PEM_FILE_MAX).map_err(|e| UnisError::TlsFile {
         path: path.to_owned(),
         reason: format!("cannot read the {what}: {e}"),
     })

@@ -109,7 +109,8 @@ fn blk_mq_dev(sys_dir: &Path, name: &str) -> Option<u32> {
     if !block.join("mq").is_dir() {
         return None;
     }
-    let text = std::fs::read_to_string(block.join("dev")).ok()?;
+    let text =
+        crate::bounded::read_to_string(&block.join("dev"), crate::limits::SMALL_FILE_MAX).ok()?;
     let (major, minor) = text.trim().split_once(':')?;
     Some(blipp_common::disk::make_dev(
         major.parse().ok()?,

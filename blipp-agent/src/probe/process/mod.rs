@@ -22,6 +22,7 @@ use serde::Deserialize;
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::counter::{Counter, Width};
+use crate::limits::KERNEL_FILE_MAX;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::procfs::{ParseError, pid_status};
 use select::{Selector, is_gone};
@@ -258,9 +259,10 @@ fn is_procfs(dir: &Path) -> bool {
 
 impl ProcessProbe {
     fn new(selector: Selector, proc_dir: &Path, sys_dir: &Path) -> Self {
-        let btime = std::fs::read_to_string(proc_dir.join("stat"))
-            .ok()
-            .and_then(|t| crate::host::parse::keyed_number(&t, "btime"));
+        let btime =
+            crate::bounded::read_to_string(&proc_dir.join("stat"), crate::limits::KERNEL_FILE_MAX)
+                .ok()
+                .and_then(|t| crate::host::parse::keyed_number(&t, "btime"));
         Self {
             subject: Name::from(format!("process:{}", selector.label())),
             selector,
@@ -296,6 +298,9 @@ impl ProcessProbe {
                 self.seen = true;
             }
             let Some(f) = &self.followed else { break };
+            if !self.procfs_mounted {
+                check_fixture_files(&self.proc_dir, f.process.pid)?;
+            }
             match f.process.stat() {
                 Ok(stat) if !is_gone(stat.state) => return Ok(Some(stat)),
                 Ok(_) | Err(ProcError::NotFound(_)) => {
@@ -324,6 +329,46 @@ impl ProcessProbe {
     }
 }
 
+/// The files of `pid` that the procfs crate reads whole, in a tree that
+/// is not the kernel's: each must be a regular file of at most
+/// [`KERNEL_FILE_MAX`] bytes, or it would be read without end (a symlink
+/// to `/dev/zero`) or block (a FIFO). A missing file is the crate's to
+/// report. On a real procfs they are the kernel's, and not checked.
+fn check_fixture_files(proc_dir: &Path, pid: i32) -> Result<(), ProcessError> {
+    for what in ["stat", "status", "io"] {
+        let path = proc_dir.join(pid.to_string()).join(what);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                return Err(ProcessError::Proc {
+                    pid,
+                    what,
+                    source: ProcError::Io(e, Some(path)),
+                });
+            }
+        };
+        let problem = if !meta.is_file() {
+            Some(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ))
+        } else if meta.len() > KERNEL_FILE_MAX {
+            Some(crate::bounded::too_large(KERNEL_FILE_MAX))
+        } else {
+            None
+        };
+        if let Some(e) = problem {
+            return Err(ProcessError::Proc {
+                pid,
+                what,
+                source: ProcError::Io(e, Some(path)),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Open descriptors: the kernel's count on a real procfs, the entries of
 /// `fd/` in a fixture tree (whose directory size means nothing).
 fn fd_count(procfs_mounted: bool, proc_dir: &Path, process: &Process) -> Result<usize, ProcError> {
@@ -334,6 +379,22 @@ fn fd_count(procfs_mounted: bool, proc_dir: &Path, process: &Process) -> Result<
     std::fs::read_dir(&dir)
         .map(Iterator::count)
         .map_err(|e| ProcError::Io(e, Some(dir)))
+}
+
+/// Reads a process's `status` into `text`: a regular file of at most
+/// [`KERNEL_FILE_MAX`] bytes (a fixture tree may hold anything there).
+fn read_status(file: std::fs::File, text: &mut String) -> std::io::Result<()> {
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    file.take(KERNEL_FILE_MAX + 1).read_to_string(text)?;
+    if text.len() as u64 > KERNEL_FILE_MAX {
+        return Err(crate::bounded::too_large(KERNEL_FILE_MAX));
+    }
+    Ok(())
 }
 
 /// Appends one collection's samples.
@@ -430,9 +491,8 @@ impl Probe for ProcessProbe {
         self.status.clear();
         process
             .open_relative("status")
-            .and_then(|mut file| {
-                file.read_to_string(&mut self.status)
-                    .map_err(|e| ProcError::Io(e, None))
+            .and_then(|file| {
+                read_status(file, &mut self.status).map_err(|e| ProcError::Io(e, None))
             })
             .map_err(|source| ProcessError::Proc {
                 pid,

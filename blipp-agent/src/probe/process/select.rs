@@ -46,7 +46,8 @@ impl Selector {
         match self {
             Selector::Pid(pid) => open(proc_dir, *pid),
             Selector::Pidfile(path) => {
-                let text = match std::fs::read_to_string(path) {
+                let text = match crate::bounded::read_to_string(path, crate::limits::SMALL_FILE_MAX)
+                {
                     Ok(t) => t,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(source) => {

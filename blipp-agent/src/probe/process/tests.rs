@@ -175,6 +175,33 @@ fn fixture_follows_a_restart_without_rescanning_while_alive() {
     assert!(collect(&mut p, T0).iter().all(|s| !s.reset));
 }
 
+/// Issue 16: a fixture tree whose process files never end or never
+/// answer fails the collection, naming the file, instead of reading
+/// `/dev/zero` forever or blocking on a FIFO.
+#[test]
+fn fixture_files_that_never_end_or_block_are_refused() {
+    for (file, make) in [("stat", "zero"), ("status", "fifo"), ("io", "zero")] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(&fixtures(), dir.path());
+        let proc_dir = dir.path().join("proc");
+        let path = proc_dir.join("4242").join(file);
+        std::fs::remove_file(&path).unwrap();
+        if make == "zero" {
+            std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+        } else {
+            let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+            // SAFETY: a NUL-terminated path.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }
+        let mut p = ProcessProbe::new(Selector::Pid(4242), &proc_dir, &dir.path().join("sys"));
+        let e = p.collect(T0, &mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("reading {file}")) && e.contains("not a regular file"),
+            "{file}: {e}"
+        );
+    }
+}
+
 /// A real child process with a command line no other process has.
 fn sleeper(tag: &str) -> Child {
     Command::new("sleep").arg(tag).spawn().expect("sleep runs")

@@ -114,7 +114,11 @@ fn u32_at(d: &[u8], at: usize) -> Option<u32> {
 impl Btf {
     /// Reads the running kernel's BTF.
     pub fn from_sys_fs() -> Result<Self, BtfError> {
-        let data = std::fs::read(VMLINUX).map_err(|source| BtfError::Read {
+        let data = crate::bounded::read(
+            std::path::Path::new(VMLINUX),
+            crate::limits::KERNEL_FILE_MAX,
+        )
+        .map_err(|source| BtfError::Read {
             path: VMLINUX.to_owned(),
             source,
         })?;

@@ -127,10 +127,13 @@ pub fn root() -> Result<PathBuf, EbpfError> {
 /// Reads and parses `events/<category>/<name>/format`.
 pub fn format(root: &Path, category: &str, name: &str) -> Result<Vec<Field>, EbpfError> {
     let path = root.join("events").join(category).join(name).join("format");
-    let text = std::fs::read_to_string(&path).map_err(|e| EbpfError::Format {
-        tracepoint: format!("{category}/{name}"),
-        problem: format!("{}: {e}", path.display()),
-    })?;
+    let text =
+        crate::bounded::read_to_string(&path, crate::limits::SMALL_FILE_MAX).map_err(|e| {
+            EbpfError::Format {
+                tracepoint: format!("{category}/{name}"),
+                problem: format!("{}: {e}", path.display()),
+            }
+        })?;
     Ok(parse_format(&text))
 }
 

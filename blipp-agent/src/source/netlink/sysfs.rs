@@ -7,6 +7,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::limits::SMALL_FILE_MAX;
+
 use super::speed::{Duplex, LinkSpeed, SpeedSource};
 
 /// Why sysfs could not answer.
@@ -57,7 +59,7 @@ pub fn link_speed(sys_dir: &Path, ifname: &str) -> Result<LinkSpeed, SysfsError>
     }
     let dir = sys_dir.join("class/net").join(ifname);
     let path = dir.join("speed");
-    let text = match std::fs::read_to_string(&path) {
+    let text = match crate::bounded::read_to_string(&path, SMALL_FILE_MAX) {
         Ok(t) => t,
         // Down, or no speed to tell: the kernel's way of saying unknown.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(LinkSpeed::Unknown),
@@ -73,7 +75,7 @@ pub fn link_speed(sys_dir: &Path, ifname: &str) -> Result<LinkSpeed, SysfsError>
             });
         }
     };
-    let duplex = std::fs::read_to_string(dir.join("duplex"))
+    let duplex = crate::bounded::read_to_string(&dir.join("duplex"), SMALL_FILE_MAX)
         .ok()
         .and_then(|t| parse_duplex(&t));
     Ok(LinkSpeed::from_kernel(speed, duplex, SpeedSource::Sysfs))

@@ -1,7 +1,7 @@
 //! `/proc/meminfo`: `Key:   12345 kB` lines. Which keys exist depends on the
 //! kernel (`MemAvailable` is 3.14+), so every field is optional.
 
-use super::{ParseError, number};
+use super::{ParseError, kilobytes};
 
 /// The meminfo lines blipp reports, in kB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,7 +70,7 @@ pub fn parse(text: &str) -> Result<Meminfo, ParseError> {
                 file: "meminfo",
                 what: "a value after a key",
             })?;
-        *slot = Some(number("meminfo", i + 1, token)?);
+        *slot = Some(kilobytes("meminfo", i + 1, key, token)?);
         // The kernel prints these in the first half of the file (Slab,
         // the last, around line 25 of 55): the rest need not be looked at.
         if m.all_found() {
@@ -98,6 +98,20 @@ mod tests {
         assert_eq!(m.buffers, Some(5));
         assert!(parse("MemFree: 4 kB\n").is_err());
         assert!(parse("MemTotal: x kB\nMemFree: 1 kB\n").is_err());
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused() {
+        use crate::plausible::MEMORY_KB_MAX;
+        let e = parse("MemTotal: 100 kB\nMemFree: 18446744073709551615 kB\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "meminfo: a size in kB MemFree: 18446744073709551615 is implausible (at most 140737488355328)"
+        );
+        let max = format!("MemTotal: {MEMORY_KB_MAX} kB\nMemFree: 1 kB\n");
+        assert!(parse(&max).is_ok());
     }
 
     #[test]

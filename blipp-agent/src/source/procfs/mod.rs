@@ -47,6 +47,37 @@ pub enum ParseError {
         /// What the known layouts have.
         expected: &'static str,
     },
+    /// A value no real kernel can print (see [`crate::plausible`]).
+    #[error("{file}: {detail}")]
+    Implausible {
+        /// The kernel file.
+        file: &'static str,
+        /// The field, its value and its bound (one string: this error is
+        /// in every probe's result, whose size clippy watches).
+        detail: String,
+    },
+}
+
+/// Parses a size in kB, `key`'s value on `line`, within
+/// [`crate::plausible::MEMORY_KB_MAX`].
+pub(crate) fn kilobytes(
+    file: &'static str,
+    line: usize,
+    key: &str,
+    token: &str,
+) -> Result<u64, ParseError> {
+    let kb = number(file, line, token)?;
+    if kb > crate::plausible::MEMORY_KB_MAX {
+        return Err(ParseError::Implausible {
+            file,
+            detail: format!(
+                "a size in kB {}: {kb} is implausible (at most {})",
+                key.chars().take(32).collect::<String>(),
+                crate::plausible::MEMORY_KB_MAX
+            ),
+        });
+    }
+    Ok(kb)
 }
 
 /// Parses a decimal counter token.

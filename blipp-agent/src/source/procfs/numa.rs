@@ -3,7 +3,7 @@
 //! page counters since boot). Which keys exist depends on the kernel, so
 //! every field is optional.
 
-use super::{ParseError, number};
+use super::{ParseError, kilobytes, number};
 
 /// The node meminfo lines blipp reports, in kB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub fn parse_meminfo(text: &str) -> Result<NodeMeminfo, ParseError> {
             "Dirty" => &mut m.dirty,
             _ => continue,
         };
-        *slot = Some(number("node meminfo", i + 1, value)?);
+        *slot = Some(kilobytes("node meminfo", i + 1, key, value)?);
     }
     if m.total.is_none() || m.free.is_none() {
         return Err(ParseError::Missing {

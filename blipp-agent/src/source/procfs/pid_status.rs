@@ -3,7 +3,7 @@
 //! a map of owned strings on every read; blipp reads it on every tick, so it
 //! picks its lines out of a reused buffer instead.)
 
-use super::{ParseError, number};
+use super::{ParseError, kilobytes, number};
 
 /// The status lines blipp reports. Kernel threads have no `Vm*` lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,7 +39,11 @@ pub fn parse(text: &str) -> Result<PidStatus, ParseError> {
                 file: "status",
                 what: "a value after a key",
             })?;
-        *slot = Some(number("status", i + 1, token)?);
+        *slot = Some(if key.starts_with("Vm") {
+            kilobytes("status", i + 1, key, token)?
+        } else {
+            number("status", i + 1, token)?
+        });
     }
     Ok(s)
 }
@@ -64,6 +68,10 @@ mod tests {
         let kthread = "Name:\tkthreadd\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t120\n";
         assert_eq!(parse(kthread).unwrap().vm_rss, None);
         assert!(parse("VmRSS:\tlots kB\n").is_err());
+        assert!(matches!(
+            parse("VmRSS:\t18446744073709551615 kB\n"),
+            Err(ParseError::Implausible { .. })
+        ));
     }
 
     proptest! {

@@ -13,8 +13,7 @@ use crate::source::ebpf::info;
 /// The memfd's name (`/proc/self/fd` shows `/memfd:<name> (deleted)`).
 const MEMFD_NAME: &str = "blipp-handover";
 
-/// The largest manifest read: a few kilobytes in practice.
-const MANIFEST_MAX: u64 = 1 << 20;
+use crate::limits::HANDOVER_MANIFEST_MAX as MANIFEST_MAX;
 
 /// Where `/proc/self/fd` points for the attachments: a BPF link (BPF
 /// tracepoints; classic tracepoints on 5.15+) or a perf event with a
