@@ -133,6 +133,17 @@ fn setup(c: &mut Checks) {
         c.check("setup", &format!("mount-{fs}"), r.is_ok(), format!("{r:?}"));
     }
     let _ = std::fs::set_permissions("/tmp", std::os::unix::fs::PermissionsExt::from_mode(0o1777));
+    // The users every host has: blippd runs its commands as nobody (there
+    // is no blipp-cmd here) and looks the user up by name.
+    let users = std::fs::create_dir_all("/etc")
+        .and_then(|()| {
+            std::fs::write(
+                "/etc/passwd",
+                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+            )
+        })
+        .and_then(|()| std::fs::write("/etc/group", "root:x:0:\nnogroup:x:65534:\n"));
+    c.check("setup", "users", users.is_ok(), format!("{users:?}"));
     let order = std::fs::read_to_string("/modules/load-order").unwrap_or_default();
     let mut loaded = Vec::new();
     let mut failed = Vec::new();

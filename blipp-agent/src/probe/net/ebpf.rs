@@ -12,10 +12,14 @@
 //!
 //! Anchored: the programs count from when they were attached, /proc since
 //! the interface (or the boot) began, and a series in the MS has one mid
-//! whatever its source. So at the first collection of each port (and after
-//! its index changed) the probe notes /proc's value beside the programs',
-//! and reports the programs' count from there on plus that difference: the
-//! same cumulative origin as /proc's. A restart of blippd or of the probe,
+//! whatever its source. So for each new port (and after its index changed)
+//! the probe reads the programs' counts just before and just after /proc's;
+//! where they agree nothing was counted between the reads, and /proc's
+//! value minus the programs' is the anchor: the programs' count from there
+//! on plus that difference has /proc's cumulative origin. (A port that is
+//! never quiet over [`ANCHOR_TRIES`] collections is anchored on the count
+//! read before, off by what passed in those microseconds.) Until then its
+//! bytes and packets are not reported. A restart of blippd or of the probe,
 //! or a fallback to /proc and back, then continues the series instead of
 //! starting it again near zero. The counters that /proc has no equal of
 //! (kernel drops, TCP connections and resets) count from the attachment.
@@ -61,7 +65,13 @@ struct Port {
     proc_now: [Option<u64>; REPLACED.len()],
     /// /proc's value minus the programs' at the anchoring collection.
     anchor: Option<[u64; REPLACED.len()]>,
+    /// Collections that tried to anchor it.
+    tries: u32,
 }
+
+/// Collections that try to anchor a counter in a quiet moment before it is
+/// anchored anyway.
+const ANCHOR_TRIES: u32 = 3;
 
 struct EbpfNetProbe {
     proc: Box<dyn Probe>,
@@ -75,9 +85,10 @@ struct EbpfNetProbe {
     ifindexes: Vec<u32>,
     collection: u64,
     /// /proc's `retrans` at this collection, and the anchor of the
-    /// programs' count to it.
+    /// programs' count to it, and the tries so far.
     retrans_proc: Option<u64>,
-    retrans_anchor: Option<u64>,
+    retrans_anchor: Option<[u64; 1]>,
+    retrans_tries: u32,
 }
 
 /// Attaches the programs; fails (and the caller falls back) when the
@@ -106,6 +117,7 @@ pub(super) fn build(
         collection: 0,
         retrans_proc: None,
         retrans_anchor: None,
+        retrans_tries: 0,
     }))
 }
 
@@ -126,6 +138,7 @@ impl EbpfNetProbe {
                     seen: 0,
                     proc_now: [None; REPLACED.len()],
                     anchor: None,
+                    tries: 0,
                 });
                 if port.seen != self.collection {
                     if port.seen == 0 || port.seen + 1 < self.collection {
@@ -134,6 +147,7 @@ impl EbpfNetProbe {
                         // and anchor again.
                         port.ifindex = ifindex(s.subject.strip_prefix("port:").unwrap_or_default());
                         port.anchor = None;
+                        port.tries = 0;
                     }
                     port.proc_now = [None; REPLACED.len()];
                 }
@@ -160,32 +174,79 @@ impl EbpfNetProbe {
     }
 }
 
-/// `anchor` fixed from /proc's values and the programs' `counts` on first
-/// use; the programs' counts carried to /proc's origin, or `None` while it
-/// cannot be fixed (/proc gave no value this time).
-fn anchored<const N: usize>(
-    anchor: &mut Option<[u64; N]>,
-    proc_now: [Option<u64>; N],
-    counts: [u64; N],
-) -> Option<[u64; N]> {
-    if anchor.is_none() {
-        let mut a = [0; N];
-        for (slot, (p, c)) in a.iter_mut().zip(proc_now.iter().zip(counts)) {
-            *slot = p.as_ref()?.wrapping_sub(c);
+/// One counter set's anchor to /proc's origin.
+struct Anchoring<'a, const N: usize> {
+    anchor: &'a mut Option<[u64; N]>,
+    tries: &'a mut u32,
+}
+
+impl<const N: usize> Anchoring<'_, N> {
+    /// The programs' `counts` carried to /proc's origin, or `None` while
+    /// the anchor cannot be fixed. It is fixed from /proc's values
+    /// `proc_now` and the programs' counts read just before them
+    /// (`before`), when those equal `counts` (read just after: nothing was
+    /// counted in between), or after [`ANCHOR_TRIES`] tries regardless.
+    fn values(
+        self,
+        proc_now: [Option<u64>; N],
+        before: Option<[u64; N]>,
+        counts: [u64; N],
+    ) -> Option<[u64; N]> {
+        if self.anchor.is_none() {
+            *self.tries += 1;
+            let before = before?;
+            if before != counts && *self.tries < ANCHOR_TRIES {
+                return None;
+            }
+            let mut a = [0; N];
+            for (slot, (p, c)) in a.iter_mut().zip(proc_now.iter().zip(before)) {
+                *slot = p.as_ref()?.wrapping_sub(c);
+            }
+            *self.anchor = Some(a);
         }
-        *anchor = Some(a);
+        let a = (*self.anchor)?;
+        let mut out = counts;
+        for (v, off) in out.iter_mut().zip(a) {
+            *v = v.wrapping_add(off);
+        }
+        Some(out)
     }
-    let a = (*anchor)?;
-    let mut out = counts;
-    for (v, off) in out.iter_mut().zip(a) {
-        *v = v.wrapping_add(off);
-    }
-    Some(out)
+}
+
+/// A port's counts in [`REPLACED`] order.
+fn port_counts(maps: &InterfaceMaps, ifindex: u32) -> [u64; REPLACED.len()] {
+    let t = maps.totals(ifindex);
+    [t.rx().bytes, t.tx().bytes, t.rx().packets, t.tx().packets]
+}
+
+/// Retransmitted segments, SYN-ACKs included (as /proc's `RetransSegs`).
+fn retrans_of(tcp: &[u64; TCP_COUNTS as usize]) -> u64 {
+    tcp[TcpCount::RetransSegs as usize] + tcp[TcpCount::RetransSynacks as usize]
 }
 
 impl Probe for EbpfNetProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
         let first = out.len();
+        // The programs' counts just before /proc is read, only while some
+        // counter is not anchored yet.
+        self.ifindexes.clear();
+        self.ifindexes.extend(
+            self.ports
+                .values()
+                .filter(|p| p.anchor.is_none())
+                .filter_map(|p| p.ifindex),
+        );
+        let mut before: HashMap<u32, [u64; REPLACED.len()]> = HashMap::new();
+        if !self.ifindexes.is_empty() {
+            self.interfaces.refresh(&self.ifindexes)?;
+            for &i in &self.ifindexes {
+                before.insert(i, port_counts(&self.interfaces, i));
+            }
+        }
+        let retrans_before = match self.retrans_anchor {
+            None => Some([retrans_of(&self.tcp.read()?)]),
+            Some(_) => None,
+        };
         self.proc.collect(ts, out)?;
         self.collection += 1;
         let now = self.collection;
@@ -204,13 +265,12 @@ impl Probe for EbpfNetProbe {
         for port in self.ports.values_mut().filter(|p| p.seen == collection) {
             let Some(i) = port.ifindex else { continue };
             let totals = self.interfaces.totals(i);
-            let counts = [
-                totals.rx().bytes,
-                totals.tx().bytes,
-                totals.rx().packets,
-                totals.tx().packets,
-            ];
-            match anchored(&mut port.anchor, port.proc_now, counts) {
+            let counts = port_counts(&self.interfaces, i);
+            let anchoring = Anchoring {
+                anchor: &mut port.anchor,
+                tries: &mut port.tries,
+            };
+            match anchoring.values(port.proc_now, before.get(&i).copied(), counts) {
                 Some(values) => {
                     for (q, v) in REPLACED.into_iter().zip(values) {
                         out.push(Sample::new(
@@ -235,9 +295,12 @@ impl Probe for EbpfNetProbe {
             ));
         }
         let tcp: [u64; TCP_COUNTS as usize] = self.tcp.read()?;
-        let retrans = tcp[TcpCount::RetransSegs as usize] + tcp[TcpCount::RetransSynacks as usize];
-        let mut anchor = self.retrans_anchor.map(|a| [a]);
-        if let Some([v]) = anchored(&mut anchor, [self.retrans_proc], [retrans]) {
+        let anchoring = Anchoring {
+            anchor: &mut self.retrans_anchor,
+            tries: &mut self.retrans_tries,
+        };
+        if let Some([v]) = anchoring.values([self.retrans_proc], retrans_before, [retrans_of(&tcp)])
+        {
             out.push(Sample::new(
                 ts,
                 &self.node,
@@ -246,7 +309,6 @@ impl Probe for EbpfNetProbe {
                 Source::Ebpf,
             ));
         }
-        self.retrans_anchor = anchor.map(|[a]| a);
         for ((which, _), et) in TCP_EVENTS.iter().zip(&self.tcp_types) {
             out.push(Sample::new(
                 ts,
@@ -262,29 +324,67 @@ impl Probe for EbpfNetProbe {
 
 #[cfg(test)]
 mod tests {
-    use super::anchored;
+    use super::{ANCHOR_TRIES, Anchoring};
 
     #[test]
-    fn counts_continue_from_procs_origin() {
-        let mut anchor = None;
+    fn an_anchor_is_taken_in_a_quiet_moment_and_kept() {
+        let (mut anchor, mut tries) = (None, 0);
+        let mut at = |proc_now, before, counts| {
+            Anchoring {
+                anchor: &mut anchor,
+                tries: &mut tries,
+            }
+            .values(proc_now, before, counts)
+        };
+        // No reading before /proc's (a port seen for the first time).
+        assert_eq!(at([Some(1000), Some(7)], None, [10, 0]), None);
+        // Something was counted between the reads: not yet.
+        assert_eq!(at([Some(1000), Some(7)], Some([10, 0]), [50, 1]), None);
+        // Quiet: /proc's value minus the programs'.
         assert_eq!(
-            anchored(&mut anchor, [Some(1000), Some(7)], [10, 0]),
-            Some([1000, 7])
+            at([Some(1040), Some(8)], Some([50, 1]), [50, 1]),
+            Some([1040, 8])
         );
         // /proc is not needed once anchored.
-        assert_eq!(
-            anchored(&mut anchor, [None, None], [25, 3]),
-            Some([1015, 10])
-        );
-        let mut unanchored: Option<[u64; 1]> = None;
-        assert_eq!(anchored(&mut unanchored, [None], [5]), None);
-        assert!(unanchored.is_none(), "tried again at the next collection");
-        // Wrapping arithmetic: a 64-bit /proc counter near its end.
-        let mut near_end = None;
-        assert_eq!(
-            anchored(&mut near_end, [Some(u64::MAX)], [2]),
-            Some([u64::MAX])
-        );
-        assert_eq!(anchored(&mut near_end, [None], [3]), Some([0]));
+        assert_eq!(at([None, None], None, [65, 3]), Some([1055, 10]));
+    }
+
+    #[test]
+    fn a_counter_never_quiet_is_anchored_on_the_count_read_before() {
+        let (mut anchor, mut tries) = (None, 0);
+        for _ in 1..ANCHOR_TRIES {
+            let got = Anchoring {
+                anchor: &mut anchor,
+                tries: &mut tries,
+            }
+            .values([Some(100)], Some([5]), [6]);
+            assert_eq!(got, None);
+        }
+        let got = Anchoring {
+            anchor: &mut anchor,
+            tries: &mut tries,
+        }
+        .values([Some(100)], Some([5]), [6]);
+        assert_eq!(got, Some([101]));
+        // Wrapping arithmetic near a 64-bit counter's end.
+        let (mut near_end, mut t) = (None, 0);
+        let got = Anchoring {
+            anchor: &mut near_end,
+            tries: &mut t,
+        }
+        .values([Some(u64::MAX)], Some([2]), [3]);
+        assert_eq!(got, None);
+        let got = Anchoring {
+            anchor: &mut near_end,
+            tries: &mut t,
+        }
+        .values([Some(u64::MAX)], Some([3]), [3]);
+        assert_eq!(got, Some([u64::MAX]));
+        let got = Anchoring {
+            anchor: &mut near_end,
+            tries: &mut t,
+        }
+        .values([None], None, [4]);
+        assert_eq!(got, Some([0]));
     }
 }
