@@ -30,6 +30,21 @@ pub fn real_schemas(what: &str) -> Option<Arc<unis_server::Schemas>> {
     loaded.clone()
 }
 
+/// The UNIS/MS test server checking bodies with the real server's
+/// schemas; `None` (and a loud message naming `what`) when `../shared` is
+/// missing.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn schema_checked_server(what: &str) -> Option<unis_server::UnisServer> {
+    let schemas = real_schemas(what)?;
+    Some(
+        unis_server::UnisServer::start(unis_server::Options {
+            schemas: Some(schemas),
+            ..unis_server::Options::default()
+        })
+        .unwrap(),
+    )
+}
+
 /// Builds (if needed) and returns the path of one of the agent's binaries,
 /// with the same profile as the tests.
 pub fn agent_bin(name: &str) -> PathBuf {

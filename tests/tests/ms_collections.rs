@@ -9,19 +9,11 @@
 
 use blipp::unis::Endpoint;
 use blipp::unis::ms::{Collection, Ms};
-use blipp_tests::real_schemas;
-use blipp_tests::unis_server::{Options, UnisServer};
+use blipp_tests::unis_server::UnisServer;
 use serde_json::{Value, json};
 
 fn server() -> Option<UnisServer> {
-    let schemas = real_schemas("creating MS collections against the UNIS/MS test server")?;
-    Some(
-        UnisServer::start(Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        })
-        .unwrap(),
-    )
+    blipp_tests::schema_checked_server("creating MS collections against the UNIS/MS test server")
 }
 
 /// `n` metadata records in UNIS; returns their ids and selfRefs.

@@ -9,19 +9,12 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blipp_tests::daemon::{Blippd, wait_for};
-use blipp_tests::unis_server::{Fault, Options, UnisServer};
-use blipp_tests::{json_lines, real_schemas};
+use blipp_tests::json_lines;
+use blipp_tests::unis_server::{Fault, UnisServer};
 use serde_json::{Value, json};
 
 fn server() -> Option<UnisServer> {
-    let schemas = real_schemas("delivery to the MS across crashes")?;
-    Some(
-        UnisServer::start(Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        })
-        .unwrap(),
-    )
+    blipp_tests::schema_checked_server("delivery to the MS across crashes")
 }
 
 /// The mem probe every 0.2 s, each sample also written to `truth` (what

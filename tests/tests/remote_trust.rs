@@ -10,19 +10,12 @@ use std::path::Path;
 use std::process::Command;
 
 use blipp_tests::daemon::{Blippd, wait_for};
-use blipp_tests::unis_server::{Options, UnisServer, free_port};
-use blipp_tests::{agent_bin, real_schemas, require_root, require_tool};
+use blipp_tests::unis_server::{UnisServer, free_port};
+use blipp_tests::{agent_bin, require_root, require_tool};
 use serde_json::{Value, json};
 
 fn server() -> Option<UnisServer> {
-    let schemas = real_schemas("the trust policy's tests against the UNIS/MS test server")?;
-    Some(
-        UnisServer::start(Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        })
-        .unwrap(),
-    )
+    blipp_tests::schema_checked_server("the trust policy's tests against the UNIS/MS test server")
 }
 
 /// A configuration file: cpu and mem every second, UNIS polled every

@@ -39,13 +39,8 @@ fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
 }
 
 fn server() -> Option<UnisServer> {
-    let schemas = real_schemas("the blippd end-to-end tests against the UNIS/MS test server")?;
-    Some(
-        UnisServer::start(Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        })
-        .unwrap(),
+    blipp_tests::schema_checked_server(
+        "the blippd end-to-end tests against the UNIS/MS test server",
     )
 }
 

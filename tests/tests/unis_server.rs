@@ -50,14 +50,7 @@ impl Client<'_> {
 }
 
 fn server() -> Option<UnisServer> {
-    let schemas = real_schemas("the UNIS/MS test server's schema checks")?;
-    Some(
-        UnisServer::start(Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        })
-        .unwrap(),
-    )
+    blipp_tests::schema_checked_server("the UNIS/MS test server's schema checks")
 }
 
 fn client(server: &UnisServer) -> Client<'_> {
