@@ -101,6 +101,24 @@ impl Drop for Blippd {
     }
 }
 
+/// Runs `blippcmd --socket socket args`; panics unless it exits 0, and
+/// returns what it printed.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn blippcmd(socket: &Path, args: &[&str]) -> String {
+    let out = Command::new(agent_bin("blippcmd"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "blippcmd {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Polls `cond` until it holds or `secs` pass; then panics naming `what`
 /// with `log()`.
 pub fn wait_for(secs: u64, what: &str, log: impl Fn() -> String, mut cond: impl FnMut() -> bool) {

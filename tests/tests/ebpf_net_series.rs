@@ -7,10 +7,9 @@
 
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::Command;
 
-use blipp_tests::daemon::{Blippd, wait_for};
-use blipp_tests::{agent_bin, blippd_samples, json_lines, require_root};
+use blipp_tests::daemon::{Blippd, blippcmd, wait_for};
+use blipp_tests::{blippd_samples, json_lines, require_root};
 use serde_json::{Value, json};
 
 const BYTES_IN: &str = "ps:tools:blipp:linux:network:utilization:bytes:in";
@@ -102,17 +101,7 @@ fn the_series_continues_across_a_restart_of_the_probe() {
     };
     wait_for(20, "three samples", || blippd.log(), || seen().len() >= 3);
     traffic();
-    let out = Command::new(agent_bin("blippcmd"))
-        .arg("--socket")
-        .arg(&socket)
-        .args(["probe", "restart", "net"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    blippcmd(&socket, &["probe", "restart", "net"]);
     let before = seen().len();
     traffic();
     wait_for(

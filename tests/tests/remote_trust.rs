@@ -7,9 +7,8 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::path::Path;
-use std::process::Command;
 
-use blipp_tests::daemon::{Blippd, wait_for};
+use blipp_tests::daemon::{Blippd, blippcmd, wait_for};
 use blipp_tests::unis_server::{UnisServer, free_port};
 use blipp_tests::{agent_bin, require_root, require_tool};
 use serde_json::{Value, json};
@@ -43,21 +42,6 @@ fn measurement_every(server: &UnisServer, probe: &str) -> Option<f64> {
         .iter()
         .find(|m| m["configuration"]["name"] == probe)
         .and_then(|m| m["configuration"]["schedule_params"]["every"].as_f64())
-}
-
-fn blippcmd_status(socket: &Path) -> String {
-    let out = Command::new(agent_bin("blippcmd"))
-        .arg("--socket")
-        .arg(socket)
-        .arg("status")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn cmd_probe(command: &str) -> Value {
@@ -160,7 +144,7 @@ fn unis_cannot_run_open_or_send_anywhere_the_local_file_did_not_allow() {
         || blippd.log(),
         || polls(&server) >= seen + 3,
     );
-    let status = blippcmd_status(&socket);
+    let status = blippcmd(&socket, &["status"]);
     let log = blippd.stop();
     for p in refused {
         assert_eq!(
