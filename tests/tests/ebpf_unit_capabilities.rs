@@ -1,7 +1,9 @@
-//! blippd under the capabilities the shipped unit
-//! (packaging/systemd/blippd.service) gives it: root, bounded to the unit's
+//! blippd under the identity and capabilities the shipped unit
+//! (packaging/systemd/blippd.service) gives it: a user other than root
+//! holding the unit's `AmbientCapabilities=`, bounded to its
 //! `CapabilityBoundingSet=`, with its `NoNewPrivileges=`, reproduced with
-//! setpriv from the unit file as it is now. Once the re-executed image has
+//! setpriv from the unit file as it is now (the unit's `User=` where that
+//! account exists here, else [`STAND_IN_UID`], which no account has). Once the re-executed image has
 //! dropped everything it does not use after start-up, its effective,
 //! permitted and bounding sets hold exactly what it keeps (see
 //! blipp-agent/src/source/ebpf/caps.rs) of the unit's set, and it logged
@@ -15,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use blipp_tests::{agent_bin, cap_set, json_lines, require_root};
+use blipp_tests::{agent_bin, cap_set, json_lines, require_root, status_field};
 use serde_json::json;
 
 /// What blippd keeps after start-up (see
@@ -28,6 +30,11 @@ const DROPPED_LOG: &str = "capabilities only loading needed are dropped";
 const KEPT_BPF_LOG: &str = "this kernel wants CAP_BPF to read maps";
 const NOT_DROPPED_LOG: &str = "could not drop capabilities";
 const INHERITED: &str = "inherited from the image that loaded them";
+/// The unit's user where `cargo xtask install` has not created it: any
+/// uid but root's shows the same capability rules.
+const STAND_IN_UID: u32 = 61_999;
+/// `CAP_SYS_RESOURCE`'s number (linux/capability.h).
+const SYS_RESOURCE: u32 = 24;
 
 fn unit_file() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/systemd/blippd.service");
@@ -44,10 +51,10 @@ fn setting<'a>(unit: &'a str, key: &str) -> &'a str {
     values[0].trim()
 }
 
-/// The unit's bounding set in setpriv's names (`CAP_SYS_ADMIN` is
+/// The unit's capability set `key` in setpriv's names (`CAP_SYS_ADMIN` is
 /// `sys_admin`).
-fn unit_bounding_set(unit: &str) -> Vec<String> {
-    setting(unit, "CapabilityBoundingSet")
+fn unit_caps(unit: &str, key: &str) -> Vec<String> {
+    setting(unit, key)
         .split_whitespace()
         .map(|c| {
             c.strip_prefix("CAP_")
@@ -87,9 +94,32 @@ fn named(names: &[String], mask: u64) -> Vec<&str> {
         .collect()
 }
 
-/// blippd with the disk probe in `ebpf` mode under the unit's bounding set
-/// and no-new-privileges setting, for `secs`; stdout and stderr go to files
-/// in `dir`. setpriv executes blippd: the child's PID is blippd's.
+/// The uid and gid blippd runs as under the unit.
+fn unit_user(unit: &str) -> (u32, u32) {
+    let out = Command::new("getent")
+        .args(["passwd", setting(unit, "User")])
+        .output()
+        .unwrap();
+    let entry = String::from_utf8_lossy(&out.stdout);
+    let field = |i: usize| entry.split(':').nth(i).and_then(|f| f.trim().parse().ok());
+    match (out.status.success(), field(2), field(3)) {
+        (true, Some(uid), Some(gid)) => (uid, gid),
+        _ => (STAND_IN_UID, STAND_IN_UID),
+    }
+}
+
+/// setpriv's `+a,+b` for a capability list.
+fn plus(caps: &[String]) -> String {
+    caps.iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// blippd with the disk probe in `ebpf` mode as the unit's user with its
+/// ambient capabilities, bounding set, memlock limit and no-new-privileges
+/// setting, for `secs`; stdout and stderr go to files in `dir`. setpriv
+/// executes blippd: the child's PID is blippd's.
 fn start_as_the_unit(unit: &str, dir: &tempfile::TempDir, secs: u32) -> Child {
     let config = dir.path().join("blipp.json");
     let doc = json!({"properties": {"configurations": {
@@ -97,13 +127,29 @@ fn start_as_the_unit(unit: &str, dir: &tempfile::TempDir, secs: u32) -> Child {
         "probes": {"disk": {"probe_module": "disk"}}
     }}});
     std::fs::write(&config, doc.to_string()).unwrap();
-    let bounding: Vec<String> = unit_bounding_set(unit)
-        .iter()
-        .map(|c| format!("+{c}"))
-        .collect();
-    let mut cmd = Command::new("setpriv");
-    cmd.arg("--bounding-set")
-        .arg(format!("-all,{}", bounding.join(",")));
+    let (uid, gid) = unit_user(unit);
+    let ambient = plus(&unit_caps(unit, "AmbientCapabilities"));
+    // prlimit sets the unit's memlock limit and executes setpriv, which
+    // executes blippd. Raising the hard limit needs CAP_SYS_RESOURCE,
+    // which some machines do not give even root (kernels from 5.11 on do
+    // not charge maps to memlock anyway).
+    let mut cmd = Command::new("prlimit");
+    let own = cap_set(
+        &std::fs::read_to_string("/proc/self/status").unwrap(),
+        "CapEff",
+    );
+    if setting(unit, "LimitMEMLOCK") == "infinity" && own & 1 << SYS_RESOURCE != 0 {
+        cmd.arg("--memlock=unlimited:unlimited");
+    }
+    cmd.arg("setpriv")
+        .args(["--reuid", &uid.to_string(), "--regid", &gid.to_string()])
+        .arg("--clear-groups")
+        .args(["--inh-caps", &ambient, "--ambient-caps", &ambient])
+        .arg("--bounding-set")
+        .arg(format!(
+            "-all,{}",
+            plus(&unit_caps(unit, "CapabilityBoundingSet"))
+        ));
     if setting(unit, "NoNewPrivileges") == "yes" {
         cmd.arg("--no-new-privs");
     }
@@ -166,14 +212,24 @@ fn under_the_units_capabilities_blippd_keeps_only_what_it_needs() {
     if stderr.contains(KEPT_BPF_LOG) {
         kept.push("bpf".to_owned());
     }
-    let unit_set = unit_bounding_set(&unit);
+    let ambient = unit_caps(&unit, "AmbientCapabilities");
     for c in LAUNCHER {
         assert!(
-            unit_set.iter().any(|u| u == c),
-            "the unit's bounding set lacks {c}, which the command launcher needs"
+            ambient.iter().any(|u| u == c),
+            "the unit's ambient set lacks {c}, which the command launcher needs"
         );
     }
-    let granted = mask(&names, &unit_set) & own;
+    let uid = status_field(&status, "Uid");
+    assert!(
+        uid.split_whitespace().all(|id| id != "0"),
+        "blippd runs as a user other than root: Uid {uid}"
+    );
+    assert_eq!(
+        cap_set(&status, "CapAmb"),
+        0,
+        "no ambient capability is left for what blippd executes"
+    );
+    let granted = mask(&names, &ambient) & own;
     let expected = granted & mask(&names, &kept);
     for set in ["CapBnd", "CapEff", "CapPrm"] {
         let held = cap_set(&status, set);

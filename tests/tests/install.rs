@@ -116,7 +116,9 @@ fn installs_binaries_config_and_a_valid_unit() {
     let unit =
         std::fs::read_to_string(root.path().join("etc/systemd/system/blippd.service")).unwrap();
     assert!(
-        unit.contains("--mode proc") && unit.contains("DynamicUser=yes"),
+        unit.contains("--mode proc")
+            && unit.contains("User=blipp\n")
+            && unit.contains("AmbientCapabilities=\n"),
         "{unit}"
     );
     assert!(

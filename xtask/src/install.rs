@@ -96,48 +96,68 @@ fn ebpf_works(blippd: &Path) -> Result<bool> {
     Ok(out.status.success())
 }
 
-/// The user blippd runs commands as by default (see
-/// blipp-agent/src/source/command/sandbox.rs): a system user of its own,
-/// so that the commands' process limit counts only them and they own
-/// nothing. Created in the running system only; a package built with
-/// `--root` creates it in its own maintainer scripts.
-const COMMAND_USER: &str = "blipp-cmd";
+/// The users `cargo xtask install` creates, and what each is for: blippd
+/// itself (`User=` of both units; it owns the spool and reads the
+/// configuration through its group), and the one it runs commands as by
+/// default (see blipp-agent/src/source/command/sandbox.rs), a system user
+/// of its own so that the commands' process limit counts only them and
+/// they own nothing. Created in the running system only; a package built
+/// with `--root` creates them in its own maintainer scripts.
+const USERS: [(&str, &str); 2] = [
+    (SERVICE_USER, "runs blippd"),
+    ("blipp-cmd", "runs blippd's commands"),
+];
+const SERVICE_USER: &str = "blipp";
 
 #[expect(clippy::print_stderr, reason = "xtask narrates what it installed")]
-fn command_user(root: &Path) -> Result<()> {
+fn system_user(root: &Path, name: &str, purpose: &str) -> Result<()> {
     if root != Path::new("/") {
         eprintln!(
-            "xtask: not creating the system user {COMMAND_USER} under {}: the package must (useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {COMMAND_USER}); without it commands run as nobody",
+            "xtask: not creating the system user {name} under {}: the package must (useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin {name}), it {purpose}",
             root.display()
         );
         return Ok(());
     }
     let known = Command::new("getent")
-        .args(["passwd", COMMAND_USER])
+        .args(["passwd", name])
         .output()?
         .status
         .success();
     if known {
-        eprintln!("xtask: the system user {COMMAND_USER} exists");
+        eprintln!("xtask: the system user {name} exists");
         return Ok(());
     }
     sh::run(Command::new("useradd").args([
         "--system",
+        "--user-group",
         "--no-create-home",
         // What nobody has: a home that is not there, rather than
-        // useradd's /home/blipp-cmd that nothing creates.
+        // useradd's /home/<name> that nothing creates.
         "--home-dir",
         "/nonexistent",
         "--shell",
         "/usr/sbin/nologin",
-        COMMAND_USER,
+        name,
     ]))?;
-    eprintln!("xtask: created the system user {COMMAND_USER}, which runs blippd's commands");
+    eprintln!("xtask: created the system user {name}, which {purpose}");
     Ok(())
 }
 
+/// Gives the configuration file to root and blippd's group (0640): blippd
+/// reads it, only root changes it.
+fn config_group(root: &Path, config: &Path) -> Result<()> {
+    if root != Path::new("/") {
+        return Ok(());
+    }
+    sh::run(
+        Command::new("chown")
+            .arg(format!("root:{SERVICE_USER}"))
+            .arg(config),
+    )
+}
+
 /// Builds, installs binaries, configuration (kept when present), the unit
-/// and the command user.
+/// and the system users.
 #[expect(clippy::print_stderr, reason = "xtask narrates what it installed")]
 pub fn run(args: &Install) -> Result<()> {
     let mut build = sh::cargo();
@@ -173,7 +193,10 @@ pub fn run(args: &Install) -> Result<()> {
         0o644,
     )?;
     eprintln!("xtask: installed {} ({flavour:?} unit)", unit.display());
-    command_user(&args.root)?;
+    for (name, purpose) in USERS {
+        system_user(&args.root, name, purpose)?;
+    }
+    config_group(&args.root, &config)?;
 
     let systemd = Path::new("/run/systemd/system").is_dir();
     if args.root != Path::new("/") || args.no_start {

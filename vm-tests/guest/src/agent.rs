@@ -77,6 +77,15 @@ pub struct Agent {
     log: Arc<Mutex<String>>,
 }
 
+/// Whom blippd runs as.
+pub enum Who {
+    Root,
+    /// A plain user, without capabilities.
+    User(u32),
+    /// The eBPF unit's user with its capabilities.
+    Unit(crate::unit::Identity),
+}
+
 /// How a probe started, from the agent's `probe started` log line.
 #[derive(Clone, Debug)]
 pub struct Started {
@@ -88,16 +97,25 @@ pub struct Started {
 
 impl Agent {
     /// Starts `/bin/blippd -c config`, as `uid` when given, with `env`.
-    pub fn start(config: &str, uid: Option<u32>, env: &[(&str, &str)]) -> std::io::Result<Self> {
+    pub fn start(config: &str, who: &Who, env: &[(&str, &str)]) -> std::io::Result<Self> {
         let mut cmd = Command::new("/bin/blippd");
         cmd.args(["-c", config, "-d", "INFO"])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if let Some(uid) = uid {
+        match *who {
+            Who::Root => {}
             // std drops supplementary groups too when it changes the uid.
-            cmd.uid(uid).gid(uid);
+            Who::User(uid) => {
+                cmd.uid(uid).gid(uid);
+            }
+            Who::Unit(id) => {
+                // SAFETY: `unit::enter` makes system calls only.
+                unsafe {
+                    cmd.pre_exec(move || crate::unit::enter(&id));
+                }
+            }
         }
         let mut child = cmd.spawn()?;
         let stderr = child
@@ -150,6 +168,11 @@ impl Agent {
 
     /// Stops blippd with SIGTERM (it flushes and exits 0) and returns its
     /// status, or `None` when it had to be killed.
+    /// blippd's /proc/PID/status now.
+    pub fn status(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default()
+    }
+
     pub fn stop(mut self, timeout: Duration) -> (Option<ExitStatus>, String) {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: signalling our own child.

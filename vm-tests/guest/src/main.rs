@@ -9,7 +9,10 @@
 //! - `user`: `auto` mode as an unprivileged user: every probe must fall
 //!   back to /proc, say why, and still report the kernel's values;
 //! - `faulty`: as root with the disk program replaced by one the verifier
-//!   rejects: the disk probe must fall back with the verifier's reason.
+//!   rejects: the disk probe must fall back with the verifier's reason;
+//! - `unit`: as the shipped eBPF unit runs it (its user `blipp`, its
+//!   ambient capabilities, bounding set and limits): the same as `root`,
+//!   and once started blippd holds only what it keeps after start-up.
 //!
 //! As root, blippd re-executes itself once its programs are attached, and
 //! the new image inherits them: the runs check that this happened once,
@@ -22,6 +25,7 @@
 mod agent;
 mod report;
 mod sys;
+mod unit;
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt as _;
@@ -31,6 +35,7 @@ use std::time::Duration;
 use blipp::probe::{Fallback, REGISTRY};
 use blipp::source::procfs::{diskstats, loadavg, meminfo, netdev, stat};
 
+use agent::Who;
 use report::Checks;
 
 /// The virtio disk and network card QEMU attaches.
@@ -46,6 +51,8 @@ const FRAME_LEN: usize = 300;
 const IDLE: &str = "idle";
 /// The user the `user` run's blippd becomes (nobody).
 const NOBODY: u32 = 65534;
+/// The eBPF unit's user (its `User=`), as this guest's /etc/passwd has it.
+const SERVICE_USER: (&str, u32) = ("blipp", 999);
 /// TCG is slow: generous, but bounded.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -100,14 +107,25 @@ fn main() {
         ("root", run_root as fn(&mut Checks, &Outcome)),
         ("user", run_user),
         ("faulty", run_faulty),
+        ("unit", run_unit),
     ] {
         let failed = c.failed();
-        let (uid, env): (Option<u32>, &[(&str, &str)]) = match run {
-            "user" => (Some(NOBODY), &[]),
-            "faulty" => (None, &[("BLIPP_FAULT_VERIFIER", "block_rq_complete")]),
-            _ => (None, &[]),
+        let (who, env): (Who, &[(&str, &str)]) = match run {
+            "user" => (Who::User(NOBODY), &[]),
+            "faulty" => (Who::Root, &[("BLIPP_FAULT_VERIFIER", "block_rq_complete")]),
+            "unit" => {
+                let (name, uid) = SERVICE_USER;
+                match unit::identity(uid, uid, name) {
+                    Ok(id) => (Who::Unit(id), &[]),
+                    Err(e) => {
+                        c.check(run, "unit-file", false, e);
+                        continue;
+                    }
+                }
+            }
+            _ => (Who::Root, &[]),
         };
-        let log = run_agent(&mut c, run, uid, env, idler).map(|o| {
+        let log = run_agent(&mut c, run, &who, env, idler).map(|o| {
             check(&mut c, &o);
             o.log
         });
@@ -133,16 +151,28 @@ fn setup(c: &mut Checks) {
         c.check("setup", &format!("mount-{fs}"), r.is_ok(), format!("{r:?}"));
     }
     let _ = std::fs::set_permissions("/tmp", std::os::unix::fs::PermissionsExt::from_mode(0o1777));
-    // The users every host has: blippd runs its commands as nobody (there
-    // is no blipp-cmd here) and looks the user up by name.
+    // The users every host has, and the eBPF unit's: blippd runs its
+    // commands as nobody (there is no blipp-cmd here) and looks the user
+    // up by name.
     let users = std::fs::create_dir_all("/etc")
         .and_then(|()| {
             std::fs::write(
                 "/etc/passwd",
-                "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+                format!(
+                    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n{0}:x:{1}:{1}:{0}:/nonexistent:/bin/false\n",
+                    SERVICE_USER.0, SERVICE_USER.1
+                ),
             )
         })
-        .and_then(|()| std::fs::write("/etc/group", "root:x:0:\nnogroup:x:65534:\n"));
+        .and_then(|()| {
+            std::fs::write(
+                "/etc/group",
+                format!(
+                    "root:x:0:\nnogroup:x:65534:\n{0}:x:{1}:\n",
+                    SERVICE_USER.0, SERVICE_USER.1
+                ),
+            )
+        });
     c.check("setup", "users", users.is_ok(), format!("{users:?}"));
     let order = std::fs::read_to_string("/modules/load-order").unwrap_or_default();
     let mut loaded = Vec::new();
@@ -315,6 +345,8 @@ struct Outcome {
     modes: HashMap<String, String>,
     samples: HashMap<&'static str, Vec<agent::Sample>>,
     log: String,
+    /// blippd's /proc/PID/status once its probes started.
+    status: String,
     before: Counters,
     after: Counters,
 }
@@ -326,7 +358,7 @@ struct Outcome {
 fn run_agent(
     c: &mut Checks,
     run: &str,
-    uid: Option<u32>,
+    who: &Who,
     env: &[(&str, &str)],
     process: u32,
 ) -> Option<Outcome> {
@@ -338,7 +370,7 @@ fn run_agent(
             return None;
         }
     };
-    let mut a = match agent::Agent::start(&config, uid, env) {
+    let mut a = match agent::Agent::start(&config, who, env) {
         Ok(a) => a,
         Err(e) => {
             c.check(run, "start", false, e);
@@ -346,6 +378,8 @@ fn run_agent(
         }
     };
     let started = a.wait_started(modules.len(), START_TIMEOUT);
+    // Probes start once start-up, capability drop included, is over.
+    let proc_status = a.status();
     c.check(
         run,
         "started",
@@ -503,6 +537,7 @@ fn run_agent(
         modes,
         samples,
         log,
+        status: proc_status,
         before,
         after,
     })
@@ -554,9 +589,59 @@ fn check_reexecuted(c: &mut Checks, run: &str, log: &str, inherited: impl Fn(&st
 
 /// `auto` as root: eBPF wherever a probe has it, counts equal to /proc's.
 fn run_root(c: &mut Checks, o: &Outcome) {
+    run_ebpf(c, "root", o);
+}
+
+/// As the eBPF unit runs it: what `root` shows, as another user, and
+/// after start-up only the capabilities blippd keeps (caps.rs), none of
+/// them ambient.
+fn run_unit(c: &mut Checks, o: &Outcome) {
+    run_ebpf(c, "unit", o);
+    let field = |key: &str| {
+        o.status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .map(str::trim)
+            .unwrap_or("")
+    };
+    let uid = field("Uid");
+    c.check(
+        "unit",
+        "user",
+        uid.split_whitespace()
+            .all(|id| id == SERVICE_USER.1.to_string()),
+        format!("Uid {uid}"),
+    );
+    let set = |key: &str| u64::from_str_radix(field(key), 16).ok();
+    let kept = blipp::source::ebpf::caps::KEPT
+        .iter()
+        .fold(1 << 39, |m, (bit, _)| m | 1 << bit);
+    for key in ["CapEff", "CapPrm", "CapBnd"] {
+        let held = set(key);
+        c.check(
+            "unit",
+            &format!("kept-{key}"),
+            held.is_some_and(|h| h & !kept == 0),
+            format!(
+                "{:?}, want only {:?} (CAP_BPF where map reads need it)",
+                held.map(blipp::source::ebpf::caps::names),
+                blipp::source::ebpf::caps::names(kept)
+            ),
+        );
+    }
+    c.check(
+        "unit",
+        "no-ambient",
+        set("CapAmb") == Some(0),
+        format!("CapAmb {}", field("CapAmb")),
+    );
+}
+
+/// eBPF wherever a probe has it, counts equal to /proc's.
+fn run_ebpf(c: &mut Checks, run: &str, o: &Outcome) {
     // Every program attached, and the process programs' log records are
     // forwarded by the new image.
-    check_reexecuted(c, "root", &o.log, |l| {
+    check_reexecuted(c, run, &o.log, |l| {
         l.contains("failed=[]") && l.contains("kernel_log=true")
     });
     for m in agent::modules() {
@@ -572,7 +657,7 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             fallback_reason(&o.log, m)
         };
         c.check(
-            "root",
+            run,
             &format!("mode-{m}"),
             got == want,
             format!("{got} (want {want}) {why}"),
@@ -582,7 +667,7 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             .get(m)
             .is_some_and(|s| s.iter().any(|s| s.source == "ebpf"));
         c.check(
-            "root",
+            run,
             &format!("ebpf-samples-{m}"),
             from_ebpf == (want == "ebpf"),
             format!("samples with source ebpf: {from_ebpf}"),
@@ -590,8 +675,9 @@ fn run_root(c: &mut Checks, o: &Outcome) {
     }
     // eBPF counts: the programs count from when they were attached (before
     // the I/O and the traffic); only the test's I/O and frames touched the
-    // virtio disk and the interface, so the counts equal the kernel's
-    // deltas exactly.
+    // virtio disk and the interface, so the disk counts equal the kernel's
+    // deltas exactly, and the net counts, which keep /proc's origin (the
+    // net probe anchors them to /proc/net/dev), equal /proc's totals.
     let disk = o.samples.get("disk").map(Vec::as_slice).unwrap_or_default();
     let net = o.samples.get("net").map(Vec::as_slice).unwrap_or_default();
     let agent = o
@@ -650,7 +736,7 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             net,
             &eth,
             ":packets:out",
-            a.tx_packets - b.tx_packets,
+            a.tx_packets,
             net_prog,
             1,
         ),
@@ -659,7 +745,7 @@ fn run_root(c: &mut Checks, o: &Outcome) {
             net,
             &eth,
             ":utilization:bytes:out",
-            a.tx_bytes - b.tx_bytes,
+            a.tx_bytes,
             net_prog,
             frame,
         ),
@@ -672,15 +758,15 @@ fn run_root(c: &mut Checks, o: &Outcome) {
         let missed =
             agent::last(agent, &format!("ebpf:{program}"), ":ebpf:missed", "proc").unwrap_or(0);
         let what =
-            format!("eBPF {subject}{suffix} vs the kernel's delta, {program} missed {missed} runs");
+            format!("eBPF {subject}{suffix} vs the kernel's count, {program} missed {missed} runs");
         match got {
             Some(v) if missed > 0 => c.check(
-                "root",
+                run,
                 name,
                 v <= want && v + missed * unit >= want,
                 format!("{what}: {v} (want {want})"),
             ),
-            _ => c.equal("root", name, got, want, &what),
+            _ => c.equal(run, name, got, want, &what),
         }
     }
 }
