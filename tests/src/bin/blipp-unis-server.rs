@@ -1,18 +1,27 @@
 //! The UNIS/MS test server as a process, for `cargo xtask bench startup`
 //! (and for trying blippd against a UNIS by hand): it prints its URL on the
 //! first line of stdout, then answers one line of stdin at a time:
-//! `requests` prints `{"unis": N, "ms": M, "own": K}`, the requests it has
-//! answered so far from clients to UNIS and to the MS, and its own `GET`s
-//! of `metadata_URL` (one per `POST /events`, as the real MS does); end of
-//! input stops it.
+//! `requests` prints `{"unis": N, "ms": M, "events": E, "own": K}`, the
+//! requests it has answered so far from clients to UNIS and to the MS (E
+//! of them to `/events`: collection lookups and creations), and its own `GET`s
+//! of `metadata_URL` (one per `POST /events`, as the real MS does);
+//! `collections` prints `{"metadata": N, "collections": M}`, the metadata
+//! records in UNIS and the MS collections created; `arrivals TEXT` prints
+//! `{"at": [...]}`, when (µs since the epoch) each accepted `POST /data`
+//! carrying a mid whose metadata's event type contains TEXT arrived; end
+//! of input stops it. `--events-delay SECONDS` makes each `POST /events`
+//! take that long, as the real MS's does (about 0.1 s).
 //!
 //! It validates bodies with the real server's schemas when `../shared` is
 //! there, and says so on stderr when it is not.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead as _, Write as _};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use blipp_tests::unis_server::{Options, Schemas, UnisServer};
+use serde_json::Value;
 
 /// MS paths; everything else is UNIS.
 fn is_ms(target: &str) -> bool {
@@ -29,8 +38,58 @@ fn is_own(method: &str, target: &str) -> bool {
             .is_some_and(|id| !id.is_empty() && !id.contains(['/', '?']))
 }
 
+/// `--events-delay SECONDS` from the command line, the only option.
+fn events_delay() -> Result<Option<Duration>, String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => Ok(None),
+        [flag, secs] if flag == "--events-delay" => secs
+            .parse::<f64>()
+            .ok()
+            .and_then(|s| Duration::try_from_secs_f64(s).ok())
+            .map(Some)
+            .ok_or_else(|| format!("--events-delay: {secs:?} is not a number of seconds")),
+        other => Err(format!(
+            "unexpected arguments {other:?}: the only option is --events-delay SECONDS"
+        )),
+    }
+}
+
+/// When each accepted `POST /data` with a mid among `mids` arrived.
+fn arrivals(server: &UnisServer, text: &str) -> Vec<u64> {
+    let mids: BTreeSet<String> = server
+        .records("metadata")
+        .iter()
+        .filter(|m| m["eventType"].as_str().is_some_and(|t| t.contains(text)))
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
+        .filter(|r| {
+            r.body
+                .as_ref()
+                .and_then(Value::as_array)
+                .is_some_and(|items| {
+                    items
+                        .iter()
+                        .any(|i| i["mid"].as_str().is_some_and(|m| mids.contains(m)))
+                })
+        })
+        .map(|r| r.at)
+        .collect()
+}
+
 #[expect(clippy::print_stderr, reason = "a tool's diagnostics")]
 fn main() -> ExitCode {
+    let events_delay = match events_delay() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("blipp-unis-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let schemas = match blipp_tests::shared::schema_dir() {
         Some(dir) => match Schemas::load(&dir) {
             Ok(s) => Some(std::sync::Arc::new(s)),
@@ -48,6 +107,7 @@ fn main() -> ExitCode {
     };
     let server = match UnisServer::start(Options {
         schemas,
+        events_delay,
         ..Options::default()
     }) {
         Ok(s) => s,
@@ -73,9 +133,20 @@ fn main() -> ExitCode {
                     .iter()
                     .filter(|r| is_own(&r.method, &r.target))
                     .count();
-                serde_json::json!({"unis": requests.len() - ms - own, "ms": ms, "own": own})
+                let events = requests
+                    .iter()
+                    .filter(|r| is_ms(&r.target) && r.target.starts_with("/events"))
+                    .count();
+                serde_json::json!({"unis": requests.len() - ms - own, "ms": ms, "events": events, "own": own})
             }
-            other => serde_json::json!({"error": format!("unknown command {other:?}")}),
+            "collections" => serde_json::json!({
+                "metadata": server.records("metadata").len(),
+                "collections": server.events().len(),
+            }),
+            other => match other.strip_prefix("arrivals ") {
+                Some(text) => serde_json::json!({"at": arrivals(&server, text)}),
+                None => serde_json::json!({"error": format!("unknown command {other:?}")}),
+            },
         };
         if writeln!(out, "{answer}")
             .and_then(|()| out.flush())

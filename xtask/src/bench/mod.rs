@@ -12,8 +12,10 @@ pub mod floor;
 mod machine;
 mod measure;
 mod scrape;
+mod series;
 mod startup;
 mod stats;
+mod test_server;
 mod userspace;
 
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ enum Part {
     /// Requests and wall time of blippd's registration with the UNIS/MS
     /// test server, default probes and 20 probes, first start and restart.
     Startup(startup::Args),
+    /// Delivery with many series against the test server with the real
+    /// MS's collection delay: a restart with 1000 existing and 10 new
+    /// series, and a burst of 1000 new series next to old ones.
+    Series(series::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -86,15 +92,17 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let (userspace, disk, startup) = match &args.part {
+    let (userspace, disk, startup, series) = match &args.part {
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
             Some(startup::Args::parse_from(["startup"])),
+            Some(series::Args::parse_from(["series"])),
         ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None, None),
-        Some(Part::Disk(a)) => (None, Some(a.clone()), None),
-        Some(Part::Startup(a)) => (None, None, Some(a.clone())),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None),
+        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None),
+        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None),
+        Some(Part::Series(a)) => (None, None, None, Some(a.clone())),
     };
     let mut packages: Vec<&str> = Vec::new();
     if userspace.is_some() {
@@ -122,6 +130,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = startup {
         startup::run(&a, &blippd)?;
+    }
+    if let Some(a) = series {
+        series::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())

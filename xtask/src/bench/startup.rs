@@ -6,9 +6,9 @@
 //! set and with 20 probes. The request counts come from both sides: blippd's
 //! own log lines and the server's count of what it answered.
 
-use std::io::{BufRead as _, BufReader, Write as _};
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::daemon::Daemon;
 use super::machine;
 use super::stats::Summary;
-use crate::sh;
+use super::test_server::{Server, build_server};
 
 /// Options of `cargo xtask bench startup`.
 #[derive(Clone, clap::Parser)]
@@ -103,78 +103,6 @@ struct Run {
     server_unis: u64,
     server_ms: u64,
     server_own: u64,
-}
-
-/// Builds the release test server and returns its path.
-fn build_server() -> Result<PathBuf> {
-    sh::run(sh::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "blipp-tests",
-        "--bin",
-        "blipp-unis-server",
-    ]))?;
-    Ok(sh::target_dir()?.join("release/blipp-unis-server"))
-}
-
-/// The test server, driven over its stdin and stdout.
-struct Server {
-    daemon: Daemon,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    url: String,
-}
-
-impl Server {
-    fn start(bin: &Path) -> Result<Self> {
-        let mut daemon = Daemon::spawn(
-            "blipp-unis-server",
-            Command::new(bin)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit()),
-        )?;
-        let (Some(stdin), Some(stdout), _) = daemon.pipes() else {
-            bail!("blipp-unis-server has no pipes");
-        };
-        let mut stdout = BufReader::new(stdout);
-        let mut url = String::new();
-        stdout
-            .read_line(&mut url)
-            .context("reading blipp-unis-server's URL")?;
-        let url = url.trim().to_owned();
-        if !url.starts_with("http") {
-            bail!("blipp-unis-server printed {url:?} instead of its URL");
-        }
-        Ok(Self {
-            daemon,
-            stdin,
-            stdout,
-            url,
-        })
-    }
-
-    /// (UNIS, MS, own) requests answered so far: from clients to UNIS and
-    /// to the MS, and the server's own fetches of `metadata_URL`.
-    fn requests(&mut self) -> Result<(u64, u64, u64)> {
-        writeln!(self.stdin, "requests")?;
-        self.stdin.flush()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        let v: Value = serde_json::from_str(&line)
-            .with_context(|| format!("blipp-unis-server answered {line:?}"))?;
-        match (v["unis"].as_u64(), v["ms"].as_u64(), v["own"].as_u64()) {
-            (Some(u), Some(m), Some(o)) => Ok((u, m, o)),
-            _ => bail!("blipp-unis-server answered {line:?}"),
-        }
-    }
-
-    fn stop(self) -> Result<()> {
-        drop(self.stdin);
-        self.daemon.stop()?;
-        Ok(())
-    }
 }
 
 /// `field=N` of a log line.
@@ -276,7 +204,7 @@ pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
     for round in 0..opts.rounds {
         for setup in SETUPS {
             // An empty server for each: a first start is one.
-            let mut server = Server::start(&server_bin)?;
+            let mut server = Server::start(&server_bin, None)?;
             let dir = scratch.join(format!("{setup:?}-{round}"));
             std::fs::create_dir_all(&dir)?;
             let config = write_config(&dir, &server.url, setup)?;
