@@ -11,7 +11,7 @@ pub mod stats;
 pub mod unis_ms;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
@@ -55,12 +55,28 @@ pub enum ReportError {
     },
 }
 
+/// Opens a data file for appending, and says which file it is (device and
+/// inode), so that two names of one file share a descriptor.
+fn open_data_file(path: &Path) -> std::io::Result<((u64, u64), std::fs::File)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok(((meta.dev(), meta.ino()), file))
+}
+
 /// Receives batches until every sender is gone, then flushes and returns.
 pub struct Reporter {
     rx: mpsc::Receiver<Batch>,
     unis: Option<mpsc::Sender<Batch>>,
     stdout: JsonLines<std::io::Stdout>,
-    files: HashMap<PathBuf, JsonLines<std::fs::File>>,
+    /// Open data files by identity (device, inode), with the name they
+    /// were first opened by.
+    files: HashMap<(u64, u64), (PathBuf, JsonLines<std::fs::File>)>,
+    /// Every name a probe gave, to the file it names.
+    aliases: HashMap<PathBuf, (u64, u64)>,
     /// Writes to stdout or a data file that failed: what a run that ends
     /// by itself (`--once`, `--duration`) reports in its exit status.
     failures: u64,
@@ -78,6 +94,7 @@ impl Reporter {
                 unis,
                 stdout: JsonLines::new(std::io::stdout()),
                 files: HashMap::new(),
+                aliases: HashMap::new(),
                 failures: 0,
             },
             tx,
@@ -120,14 +137,15 @@ impl Reporter {
             self.stdout.append(&batch.samples);
         }
         if let Some(path) = &batch.route.data_file {
-            if !self.files.contains_key(path) {
-                match std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                {
-                    Ok(file) => {
-                        self.files.insert(path.clone(), JsonLines::new(file));
+            if !self.aliases.contains_key(path) {
+                match open_data_file(path) {
+                    Ok((id, file)) => {
+                        // Another name of a file already open (`./x` and
+                        // `x`, a link) shares its descriptor.
+                        self.files
+                            .entry(id)
+                            .or_insert_with(|| (path.clone(), JsonLines::new(file)));
+                        self.aliases.insert(path.clone(), id);
                     }
                     Err(source) => {
                         self.failures += 1;
@@ -139,7 +157,7 @@ impl Reporter {
                     }
                 }
             }
-            if let Some(sink) = self.files.get_mut(path) {
+            if let Some((_, sink)) = self.aliases.get(path).and_then(|id| self.files.get_mut(id)) {
                 sink.append(&batch.samples);
             }
         }
@@ -155,7 +173,7 @@ impl Reporter {
                 destination: "stdout".into(),
                 source,
             });
-        let files = self.files.iter_mut().map(|(path, sink)| {
+        let files = self.files.values_mut().map(|(path, sink)| {
             sink.write_pending().map_err(|source| ReportError::Write {
                 destination: path.display().to_string(),
                 source,
@@ -213,5 +231,34 @@ mod tests {
         });
         reporter.encode(&batch("d", &bad));
         assert_eq!(reporter.failures, 1, "a directory cannot be appended to");
+    }
+
+    /// Other names of one file (`./x` for `x`, a symbolic or hard link)
+    /// are one descriptor too, and lines through each land in the file.
+    #[test]
+    fn other_names_of_a_data_file_share_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.jsonl");
+        let link = dir.path().join("link.jsonl");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        // A hard link made once the file exists (the first encode creates it).
+        let hard = dir.path().join("hard.jsonl");
+        let names = [file.clone(), link, hard.clone()];
+        let (mut reporter, _tx) = Reporter::new(4, None);
+        for (i, name) in names.iter().enumerate() {
+            if *name == hard {
+                std::fs::hard_link(&file, &hard).unwrap();
+            }
+            let route = Arc::new(Route {
+                data_file: Some(name.clone()),
+                ..Route::default()
+            });
+            reporter.encode(&batch(&format!("p{i}"), &route));
+        }
+        assert_eq!(reporter.files.len(), 1);
+        assert_eq!(reporter.aliases.len(), 3);
+        reporter.write_pending();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(text.lines().count(), 3);
     }
 }

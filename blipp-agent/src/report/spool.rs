@@ -21,7 +21,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::io::{BufRead as _, BufReader, BufWriter, Read as _, Write as _};
 use std::os::fd::AsRawFd as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -135,9 +135,22 @@ impl Spool {
         let mut segments: Vec<(u64, PathBuf, u64)> = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir, "listing"))? {
             let path = entry.map_err(io(dir, "listing"))?.path();
-            if let Some(n) = segment_number(&path) {
-                let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                segments.push((n, path, size));
+            let Some(n) = segment_number(&path) else {
+                continue;
+            };
+            // Only regular files are segments: anything else under a
+            // segment's name (a FIFO, a directory, a link) is not what
+            // blippd wrote, and reading it could block or never end.
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_file() => segments.push((n, path, m.len())),
+                Ok(m) => tracing::warn!(
+                    path = %path.display(),
+                    kind = ?m.file_type(),
+                    "spool: not a regular file, left alone"
+                ),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "spool: unreadable, left alone")
+                }
             }
         }
         segments.sort();
@@ -283,10 +296,12 @@ impl Spool {
     /// once they are delivered. Lines that do not parse are skipped with a
     /// warning.
     pub fn read(&self, path: PathBuf) -> Result<Oldest, SpoolError> {
-        let file = File::open(&path).map_err(io(&path, "opening"))?;
+        let file = crate::bounded::open_regular(&path).map_err(io(&path, "opening"))?;
         let mut out: Spooled = Vec::new();
         let mut bad = 0usize;
-        for line in BufReader::new(file).lines() {
+        // A segment is never longer than the spool's limit as blippd
+        // writes it; reading no further bounds what a foreign file costs.
+        for line in BufReader::new(file.take(self.limit)).lines() {
             let line = line.map_err(io(&path, "reading"))?;
             match parse(&line) {
                 Some((probe, sample)) => match out.last_mut() {
@@ -479,6 +494,30 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(left, ["lock"], "the marker goes with its segment");
+    }
+
+    /// What is not a regular file under a segment's name (a FIFO no one
+    /// writes to, a directory) is left alone: opening the spool neither
+    /// blocks on it nor delivers it.
+    #[test]
+    fn only_regular_files_are_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = std::ffi::CString::new(
+            dir.path()
+                .join(format!("{:020}.jsonl", 1))
+                .into_os_string()
+                .into_encoded_bytes(),
+        )
+        .unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::create_dir(dir.path().join(format!("{:020}.jsonl", 2))).unwrap();
+        let mut s = Spool::open(dir.path(), 1 << 30).unwrap();
+        assert!(s.is_empty());
+        assert!(s.oldest().unwrap().is_none());
+        s.append("net", &[sample(1, Value::Int(10))]).unwrap();
+        let got = s.oldest().unwrap().unwrap();
+        assert_eq!(got.batches.len(), 1);
     }
 
     #[test]
