@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod loopdev;
 pub mod netns;
 pub mod shared;
+pub mod skip;
 pub mod tls;
 pub mod unis_server;
 
@@ -25,7 +26,7 @@ pub fn real_schemas(what: &str) -> Option<Arc<unis_server::Schemas>> {
         ))
     });
     if loaded.is_none() {
-        shared::skip_without_shared(what);
+        skip::skip(what, shared::MISSING);
     }
     loaded.clone()
 }
@@ -122,11 +123,8 @@ pub fn cap_set(status: &str, key: &str) -> u64 {
     u64::from_str_radix(status_field(status, key), 16).unwrap()
 }
 
-/// True when `tool` runs (`tool -V`, else `tool --version`). Otherwise
-/// says loudly that `what` is skipped, or panics when
-/// `BLIPP_REQUIRE_ROOT=1` (CI, after `cargo xtask setup` installed it),
-/// where skipping is a failure.
-#[expect(clippy::print_stderr, reason = "a skipped test must say so")]
+/// True when `tool` runs (`tool -V`, else `tool --version`); otherwise
+/// [`skip::skip`]s `what`.
 pub fn require_tool(tool: &str, what: &str) -> bool {
     let runs = |flag: &str| {
         Command::new(tool)
@@ -136,31 +134,14 @@ pub fn require_tool(tool: &str, what: &str) -> bool {
             .status()
             .is_ok()
     };
-    if runs("-V") || runs("--version") {
-        return true;
-    }
-    assert!(
-        std::env::var("BLIPP_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "{what} needs {tool}, which cargo xtask setup installs; BLIPP_REQUIRE_ROOT=1 forbids skipping it"
-    );
-    eprintln!(
-        "SKIPPED: {what} needs {tool}, which is not installed (cargo xtask setup installs it)"
-    );
-    false
+    runs("-V")
+        || runs("--version")
+        || skip::skip(what, &format!("{tool} (cargo xtask setup installs it)"))
 }
 
-/// True when running as root. Otherwise says loudly that `what` is skipped,
-/// or panics when `BLIPP_REQUIRE_ROOT=1` (CI), where skipping is a failure.
-#[expect(clippy::print_stderr, reason = "a skipped test must say so")]
+/// True when running as root; otherwise [`skip::skip`]s `what`.
 pub fn require_root(what: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert!(
-        std::env::var("BLIPP_REQUIRE_ROOT").as_deref() != Ok("1"),
-        "{what} needs root, and BLIPP_REQUIRE_ROOT=1 forbids skipping it"
-    );
-    eprintln!("SKIPPED: {what} needs root (run the suite as root: cargo xtask test)");
-    false
+    let root = unsafe { libc::geteuid() } == 0;
+    root || skip::skip(what, "root (run the suite as root: cargo xtask test)")
 }

@@ -31,11 +31,5 @@ pub fn transcript_path() -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
-/// Says loudly that `what` is skipped because `../shared` is missing.
-#[expect(clippy::print_stderr, reason = "a skipped test must say so")]
-pub fn skip_without_shared(what: &str) {
-    eprintln!(
-        "SKIPPED: {what} needs ../shared/unis beside the repository (the real server's schemas \
-         and transcript; or set BLIPP_SHARED_DIR). It was not found, so this test did not run."
-    );
-}
+/// What a test that needs this material and finds none is missing.
+pub const MISSING: &str = "../shared/unis beside the repository (the real server's schemas and transcript; or set BLIPP_SHARED_DIR)";

@@ -173,12 +173,7 @@ fn a_setuid_root_program_gives_no_root_back() {
     );
     assert_ne!(value(&samples, "euid"), 0, "euid=0: {samples:?}");
 
-    if Command::new("sudo").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("BLIPP_REQUIRE_ROOT").is_none(),
-            "sudo is missing: cargo xtask setup installs it"
-        );
-        eprintln!("SKIPPED: sudo is not installed");
+    if !blipp_tests::require_tool("sudo", "a command trying sudo") {
         return;
     }
     let samples = samples_of(

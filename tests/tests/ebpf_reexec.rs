@@ -337,7 +337,10 @@ fn started_through_the_dynamic_loader_it_does_not_reexecute() {
         return;
     }
     let Some(loader) = dynamic_loader() else {
-        eprintln!("SKIPPED: this test process has no dynamic loader to start blippd through");
+        blipp_tests::skip::skip(
+            "starting blippd through the dynamic loader",
+            "a dynamically linked test process",
+        );
         return;
     };
     // /proc/self/exe is the loader then: executing it would start the

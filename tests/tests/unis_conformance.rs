@@ -283,7 +283,10 @@ fn replay(path: &Path, count: usize) -> (UnisServer, Replay) {
 #[test]
 fn replays_the_real_servers_transcript() {
     let Some(path) = shared::transcript_path() else {
-        shared::skip_without_shared("the conformance test of the UNIS/MS test server");
+        blipp_tests::skip::skip(
+            "the conformance test of the UNIS/MS test server",
+            shared::MISSING,
+        );
         return;
     };
     let (server, replay) = replay(&path, 26);
@@ -312,7 +315,10 @@ fn replays_the_real_servers_events_transcript() {
         .map(|p| p.with_file_name("transcript-real-server-events.json"))
         .filter(|p| p.is_file())
     else {
-        shared::skip_without_shared("the conformance test of the test server's MS side");
+        blipp_tests::skip::skip(
+            "the conformance test of the test server's MS side",
+            shared::MISSING,
+        );
         return;
     };
     let (server, _) = replay(&path, 9);

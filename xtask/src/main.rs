@@ -100,7 +100,7 @@ fn main() -> Result<()> {
             sh::run(
                 sh::cargo()
                     .args(["test", "--no-fail-fast"])
-                    .env("BLIPP_REQUIRE_ROOT", "1"),
+                    .env("BLIPP_NO_SKIP", "1"),
             )?;
             vm::run(None)
         }
