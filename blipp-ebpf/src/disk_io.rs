@@ -71,7 +71,7 @@ fn attribute(ctx: &TracePointContext, layout: &BioLayout) {
         return;
     }
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let io = match PROC_IO.get_ptr_mut(&tgid) {
+    let io = match PROC_IO.get_ptr_mut(tgid) {
         Some(io) => io,
         None => {
             let fresh = ProcIo {
@@ -79,8 +79,8 @@ fn attribute(ctx: &TracePointContext, layout: &BioLayout) {
                 ..ProcIo::default()
             };
             // BPF_NOEXIST: another CPU may have inserted it meanwhile.
-            let _ = PROC_IO.insert(&tgid, &fresh, 1);
-            match PROC_IO.get_ptr_mut(&tgid) {
+            let _ = PROC_IO.insert(tgid, fresh, 1);
+            match PROC_IO.get_ptr_mut(tgid) {
                 Some(io) => io,
                 None => return,
             }

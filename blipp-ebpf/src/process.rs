@@ -144,7 +144,7 @@ pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
     count(ProcCount::Exec);
     let ppid = parent_tgid(task, &l);
     emit(&ctx, ProcEventKind::Exec, tgid, ppid, |_| {});
-    if let Some(io) = PROC_IO.get_ptr_mut(&tgid) {
+    if let Some(io) = PROC_IO.get_ptr_mut(tgid) {
         // SAFETY: map value; a racing reader sees an old or new name.
         unsafe { (*io).comm = bpf_get_current_comm().unwrap_or_default() };
     }
@@ -200,7 +200,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     count(ProcCount::Exit);
     let ppid = parent_tgid(task, &l);
     // SAFETY: map value pointer, copied at once.
-    let io = PROC_IO.get_ptr(&tgid).map(|p| unsafe { *p });
+    let io = PROC_IO.get_ptr(tgid).map(|p| unsafe { *p });
     emit(&ctx, ProcEventKind::Exit, tgid, ppid, |e| {
         e.exit_status = status;
         e.start_ns = start;
@@ -209,7 +209,7 @@ pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
         }
     });
     if io.is_some() {
-        let _ = PROC_IO.remove(&tgid);
+        let _ = PROC_IO.remove(tgid);
     }
     0
 }

@@ -7,7 +7,7 @@ mod setup;
 mod sh;
 mod vm;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -47,6 +47,9 @@ enum Command {
         /// Files to read.
         files: Vec<std::path::PathBuf>,
     },
+    /// Clippy on the kernel programs (blipp-ebpf), for the BPF target with
+    /// the nightly that builds them; warnings are errors.
+    ClippyEbpf,
     /// Boot each kernel of vm-tests/kernels.txt under QEMU and check blippd
     /// there, in eBPF and /proc modes.
     VmTest {
@@ -103,6 +106,28 @@ fn main() -> Result<()> {
                     .env("BLIPP_NO_SKIP", "1"),
             )?;
             vm::run(None)
+        }
+        Command::ClippyEbpf => {
+            setup::build_chain()?;
+            let toolchain =
+                setup::ebpf_toolchain().context("no nightly toolchain for the kernel programs")?;
+            // Its own target directory: build-std artefacts for the BPF
+            // target would otherwise invalidate the host build's.
+            let target = sh::target_dir()?.join("ebpf-clippy");
+            sh::run(
+                std::process::Command::new("cargo")
+                    .arg(format!("+{toolchain}"))
+                    .args([
+                        "clippy",
+                        "-p",
+                        "blipp-ebpf",
+                        "--target",
+                        "bpfel-unknown-none",
+                    ])
+                    .args(["-Z", "build-std=core", "--target-dir"])
+                    .arg(target)
+                    .args(["--", "-D", "warnings"]),
+            )
         }
         Command::VmTest { kernel } => vm::run(kernel.as_deref()),
         Command::Bench(args) => bench::run(&args),

@@ -67,7 +67,7 @@ pub fn vm_tools() -> Result<()> {
 
 /// The toolchain name the agent's build script will use, as it decides:
 /// the pinned nightly when installed, else `nightly`.
-fn ebpf_toolchain() -> Option<&'static str> {
+pub fn ebpf_toolchain() -> Option<&'static str> {
     [NIGHTLY, "nightly"].into_iter().find(|t| {
         sh::output(Command::new("rustup").args(["run", t, "rustc", "--version"])).is_some()
     })
