@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use blipp_tests::daemon::wait_for;
 use blipp_tests::{agent_bin, require_root};
 use serde_json::Value;
 
@@ -162,14 +163,28 @@ fn sigint_flushes_buffered_samples_and_exits_zero() {
             "probes":{"mem":{"probe_module":"mem"}}}}}"#,
     )
     .unwrap();
+    let socket = dir.path().join("run/blippd.sock");
     let mut child = blippd()
         .arg("-c")
         .arg(&path)
+        .arg("--control-socket")
+        .arg(&socket)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // At least four collections held in memory, as blippd's status says.
+    let collections = || {
+        let out = Command::new(agent_bin("blippcmd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        status["probes"][0]["collections"].as_u64().unwrap_or(0)
+    };
+    wait_for(30, "four collections", String::new, || collections() >= 4);
     // SAFETY: kill(2) on our own child's pid.
     assert_eq!(
         unsafe { libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT) },

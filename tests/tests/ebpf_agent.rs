@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
+use blipp_tests::daemon::wait_for;
 use blipp_tests::loopdev::LoopDevice;
 use blipp_tests::{agent_bin, cap_set, json_lines, require_root};
 use serde_json::{Value, json};
@@ -43,11 +43,15 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
         .args(["--duration", "5", "-c"])
         .arg(&config)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
-    // Let the probes start and collect once before the child runs.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The probes started (start-up and the capability drop come first)
+    // before the child runs.
+    let log = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    wait_for(30, "the three probes to start", log, || {
+        log().matches("probe started").count() >= 3
+    });
     // Having attached its programs, blippd gave up what loading needed:
     // CAP_SYS_ADMIN (21), CAP_PERFMON (38) and CAP_BPF (39, kept only by
     // kernels that check it on map reads, which this one does not).
@@ -66,7 +70,7 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
         .unwrap();
     assert_eq!(child.code(), Some(3));
     let out = agent.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = log();
     assert!(out.status.success(), "{stderr}");
     let samples = json_lines(&String::from_utf8(out.stdout).unwrap());
     let find = |subject: &str, et: &str| -> Vec<&Value> {

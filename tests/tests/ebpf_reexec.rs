@@ -14,8 +14,8 @@
 #![allow(clippy::print_stderr, reason = "the figures are printed for the log")]
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
+use blipp_tests::daemon::wait_for;
 use blipp_tests::{agent_bin, cap_set, json_lines, require_root, require_tool, status_field};
 use serde_json::{Value, json};
 
@@ -49,6 +49,16 @@ fn start(dir: &tempfile::TempDir, secs: u32, extra: &[&str]) -> Child {
         .stderr(err)
         .spawn()
         .unwrap()
+}
+
+/// Waits until blippd's log (`stderr` in `dir`) says that `probes`
+/// probes started: start-up, the re-execution and the capability drop
+/// come before.
+fn wait_started(dir: &tempfile::TempDir, probes: usize) {
+    let log = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    wait_for(30, "the probes to start", log, || {
+        log().matches("probe started").count() >= probes
+    });
 }
 
 /// What the test saw of a running blippd.
@@ -127,7 +137,7 @@ fn reexecutes_in_the_same_process_and_leaves_the_loading_peak_behind() {
     let dir = tempfile::tempdir().unwrap();
     let child = start(&dir, 6, &[]);
     let pid = child.id();
-    std::thread::sleep(Duration::from_secs(4));
+    wait_started(&dir, 3);
     // The process the test started, by its PID: still there, in the new
     // image.
     let seen = look_at(pid);
@@ -216,7 +226,7 @@ fn no_reexec_keeps_the_loading_image() {
     let dir = tempfile::tempdir().unwrap();
     let child = start(&dir, 4, &["--no-reexec"]);
     let pid = child.id();
-    std::thread::sleep(Duration::from_secs(3));
+    wait_started(&dir, 3);
     let seen = look_at(pid);
     let (stderr, samples) = finish(child, &dir);
     assert!(!stderr.contains(REEXEC), "{stderr}");
@@ -275,7 +285,7 @@ fn a_failed_exec_carries_on_in_process() {
         .stderr(err)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    wait_started(&dir, 1);
     let seen = look_at(only_child(strace.id()));
     let (stderr, samples) = finish(strace, &dir);
     assert_eq!(stderr.matches(REEXEC).count(), 1, "{stderr}");
