@@ -627,3 +627,40 @@ fn without_a_delegated_cgroup_the_subreaper_leaves_nothing_behind() {
         "2",
     );
 }
+
+/// The real `ping` (Debian's carries `cap_net_raw=ep`) as a cmd probe:
+/// it always starts; it then pings through an ICMP datagram socket where
+/// `net.ipv4.ping_group_range` covers the command user's group, and says
+/// the socket is not permitted where it does not (blippd never changes
+/// the setting).
+#[test]
+fn the_real_ping_starts_and_pings_where_the_group_range_allows() {
+    if !require_root("ping run as the command user") || !require_tool("ping", "a ping probe") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blipp.json");
+    let doc = json!({"properties": {"configurations": {"probes": {"ping": {
+        "probe_module": "cmd", "command": "ping -c 1 -W 2 127.0.0.1",
+        "regex": "ttl=(?P<ttl>\\d+)", "eventTypes": {"ttl": "ps:tools:blipp:test:ttl"}}}}}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let out = Command::new(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--once", "--control-socket", "none"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("cannot start"), "{log}");
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").unwrap();
+    let (low, high) = range.trim().split_once('\t').unwrap();
+    let gid: u64 = blipp::source::command::sandbox::current().user.gid.into();
+    let allowed = (low.parse::<u64>().unwrap()..=high.parse().unwrap()).contains(&gid);
+    let samples = blipp_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    if allowed {
+        assert_eq!(value(&samples, "ttl"), 64, "{log}");
+    } else {
+        assert!(samples.is_empty(), "{samples:?}");
+        assert!(log.contains("socket: Operation not permitted"), "{log}");
+    }
+}
