@@ -503,7 +503,10 @@ impl TestCgroup {
     fn left_in_runs(&self) -> Vec<String> {
         let mut left = Vec::new();
         for run in std::fs::read_dir(&self.0).unwrap().flatten() {
-            let procs = run.path().join("cmd/cgroup.procs");
+            let procs = run.path().join("cgroup.procs");
+            if run.file_name() == "blippd" || !run.path().is_dir() {
+                continue;
+            }
             if let Ok(p) = std::fs::read_to_string(&procs) {
                 left.extend(p.lines().map(|l| format!("{}: {l}", procs.display())));
             }
@@ -524,7 +527,6 @@ impl Drop for TestCgroup {
                 .collect();
             subs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
             for sub in subs {
-                let _ = std::fs::remove_dir(sub.join("cmd"));
                 let _ = std::fs::remove_dir(sub);
             }
             std::fs::remove_dir(dir).is_ok()
@@ -552,8 +554,9 @@ impl Drop for KillOnDrop {
 /// output open, run every 0.3 s with a 60 s timeout. Each run ends when
 /// its command exits, its output becomes a sample, and no `sleep` it
 /// started survives: while blippd runs at most the one of a run under way
-/// exists, and none once it has stopped.
-fn nothing_started_survives(dir: &Path, cgroup: Option<&Path>, mode: &str, tag: &str) {
+/// exists, and none once it has stopped. With `per_run`, a third probe
+/// checks that its command ran in a run's cgroup, not in blippd's.
+fn nothing_started_survives(dir: &Path, cgroup: &TestCgroup, per_run: bool, tag: &str) {
     let probe = |command: String, event: &str| {
         json!({"probe_module": "cmd", "command": command, "command_timeout": 60,
                "schedule_params": {"every": 0.3},
@@ -561,11 +564,14 @@ fn nothing_started_survives(dir: &Path, cgroup: Option<&Path>, mode: &str, tag: 
     };
     let escaping = format!("sh -c 'setsid sleep 300.{tag} & (sleep 301.{tag} &) ; echo value 1'");
     let holding = format!("sh -c 'sleep 302.{tag} & echo value 1'");
-    let mut blippd = KillOnDrop(start_with(
-        dir,
-        &json!({"escaping": probe(escaping, "escaping"), "holding": probe(holding, "holding")}),
-        cgroup,
-    ));
+    let mut probes =
+        json!({"escaping": probe(escaping, "escaping"), "holding": probe(holding, "holding")});
+    if per_run {
+        let mut where_ = probe("grep ^0:: /proc/self/cgroup".into(), "run");
+        where_["regex"] = json!("^0::/\\S*/run-(?P<v>\\d+)$");
+        probes["where"] = where_;
+    }
+    let mut blippd = KillOnDrop(start_with(dir, &probes, Some(&cgroup.0)));
     let log = || std::fs::read_to_string(dir.join("stderr")).unwrap();
     let count = |event: &str| {
         std::fs::read_to_string(dir.join("stdout"))
@@ -576,8 +582,13 @@ fn nothing_started_survives(dir: &Path, cgroup: Option<&Path>, mode: &str, tag: 
     let markers = [300, 301, 302].map(|n| format!("sleep {n}.{tag}"));
     // Well before the 60 s timeout: every run ends with its command.
     wait_for("five samples of each probe", || {
-        count("escaping") >= 5 && count("holding") >= 5
+        count("escaping") >= 5 && count("holding") >= 5 && (!per_run || count("run") >= 5)
     });
+    let mode = if per_run {
+        "commands contained: each run in a cgroup of its own"
+    } else {
+        "commands contained by their supervisor, a child subreaper"
+    };
     assert!(log().contains(mode), "{}", log());
     for marker in &markers {
         let alive = running_with(marker);
@@ -604,12 +615,7 @@ fn runs_in_cgroups_of_their_own_leave_nothing_behind() {
         "this kernel has no cgroup.kill (5.14), which the cgroup per run needs"
     );
     let dir = open_dir("contain-cgroup");
-    nothing_started_survives(
-        &dir,
-        Some(&cgroup.0),
-        "commands contained: each run in a cgroup of its own",
-        "1",
-    );
+    nothing_started_survives(&dir, &cgroup, true, "1");
     assert_eq!(cgroup.left_in_runs(), Vec::<String>::new());
 }
 
@@ -620,12 +626,7 @@ fn without_a_delegated_cgroup_the_subreaper_leaves_nothing_behind() {
     }
     let cgroup = TestCgroup::new("blipp-test-plain", false);
     let dir = open_dir("contain-subreaper");
-    nothing_started_survives(
-        &dir,
-        Some(&cgroup.0),
-        "commands contained by their supervisor, a child subreaper",
-        "2",
-    );
+    nothing_started_survives(&dir, &cgroup, false, "2");
 }
 
 /// The real `ping` (Debian's carries `cap_net_raw=ep`) as a cmd probe:

@@ -11,11 +11,14 @@
 //!   `cgroup.kill` (5.14). At start-up blippd moves itself into the leaf
 //!   `<own>/blippd` (cgroup v2 lets only leaves hold processes once
 //!   controllers are enabled below a cgroup); each supervisor creates
-//!   `<own>/run-<pid>` and moves itself there while it is still root,
-//!   and its command into `run-<pid>/cmd`, which it kills as a whole with
-//!   `cgroup.kill` once the command has exited or timed out. No process
+//!   `<own>/run-<pid>` and opens its files while it is still root, its
+//!   command moves itself there before exec through that descriptor, and
+//!   the supervisor kills the cgroup as a whole with `cgroup.kill` once the
+//!   command has exited or timed out. The kernel checks such a move
+//!   against the credentials the descriptor was opened with (5.16, and
+//!   the 5.15 stable series); blippd tries it once at start-up. No process
 //!   can leave a cgroup without write access to an ancestor's
-//!   `cgroup.procs`, which the command user has only for `run-<pid>`.
+//!   `cgroup.procs`, which the command user has for none.
 //! - **a child subreaper** (`PR_SET_CHILD_SUBREAPER`), always: whatever
 //!   the command orphans is reparented to the supervisor instead of init,
 //!   so after the command's exit the supervisor kills and reaps its
@@ -36,8 +39,8 @@ use std::time::Instant;
 const LEAF: &str = "blippd";
 /// The prefix of a run's cgroup, followed by its supervisor's pid.
 const RUN_PREFIX: &str = "run-";
-/// A run's command, inside its run cgroup.
-const COMMAND: &str = "cmd";
+/// The cgroup blippd tries a move in at start-up.
+const TRIAL: &str = "trial";
 
 /// blippd's delegated cgroup, under which each run gets its own.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,12 +108,51 @@ fn move_into(dir: &Path, pid: libc::pid_t) -> io::Result<()> {
     fs::write(dir.join("cgroup.procs"), pid.to_string())
 }
 
+/// Whether a process that becomes `user` can still move itself into a
+/// cgroup through a `cgroup.procs` descriptor opened before, as each
+/// run's command does: a child tries it in `dir`.
+fn move_by_descriptor_works(dir: &Path, user: (libc::uid_t, libc::gid_t)) -> io::Result<bool> {
+    let trial = dir.join(TRIAL);
+    mkdir(&trial)?;
+    let procs = open(&trial.join("cgroup.procs"), libc::O_WRONLY);
+    let moved = procs.and_then(|procs| {
+        // SAFETY: the caller has one thread; the child makes system calls
+        // only and ends with _exit.
+        match unsafe { libc::fork() } {
+            -1 => Err(io::Error::last_os_error()),
+            0 => unsafe {
+                let (uid, gid) = user;
+                let ok = libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>())
+                    == 0
+                    && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+                    && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+                    && join(procs.as_raw_fd()).is_ok();
+                libc::_exit(i32::from(!ok))
+            },
+            child => {
+                let mut status = 0;
+                // SAFETY: waiting for our own child; `status` is valid.
+                while unsafe { libc::waitpid(child, &raw mut status, 0) } < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+                Ok(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0)
+            }
+        }
+    });
+    let _ = fs::remove_dir(&trial);
+    moved
+}
+
 /// Finds blippd's cgroup and, when it is delegated and can kill a whole
 /// cgroup, moves blippd into its leaf and removes runs a previous blippd
-/// left. Call it while blippd has one thread, before forking the
+/// left. `user` is the command user blippd's launcher switches to, if it
+/// does. Call it while blippd has one thread, before forking the
 /// launcher, which inherits the leaf. The error says why runs are not
 /// put in cgroups.
-pub fn prepare() -> Result<Base, String> {
+pub fn prepare(user: Option<(libc::uid_t, libc::gid_t)>) -> Result<Base, String> {
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(|e| e.to_string())?;
     let mount = cgroup2_mount(&mountinfo).ok_or("no cgroup v2 hierarchy is mounted")?;
     let cgroup = fs::read_to_string("/proc/self/cgroup").map_err(|e| e.to_string())?;
@@ -129,6 +171,18 @@ pub fn prepare() -> Result<Base, String> {
     if !dir.join("cgroup.kill").exists() {
         return Err("this kernel has no cgroup.kill (Linux 5.14)".into());
     }
+    if let Some(user) = user {
+        match move_by_descriptor_works(&dir, user) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(
+                    "this kernel checks a move into a cgroup against the mover, not the descriptor's opener (fixed in 5.16)"
+                        .into(),
+                );
+            }
+            Err(e) => return Err(format!("trying a move in {}: {e}", dir.display())),
+        }
+    }
     let leaf = dir.join(LEAF);
     mkdir(&leaf)
         .and_then(|()| move_into(&leaf, 0))
@@ -146,24 +200,23 @@ pub fn sweep(base: &Base) {
         return;
     };
     for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .as_bytes()
-            .starts_with(RUN_PREFIX.as_bytes())
-        {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(RUN_PREFIX))
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+        else {
             continue;
-        }
-        let run = entry.path();
-        let supervisor_gone =
-            fs::read_to_string(run.join("cgroup.procs")).is_ok_and(|procs| procs.trim().is_empty());
-        if supervisor_gone {
-            let command = run.join(COMMAND);
-            if fs::read_to_string(command.join("cgroup.procs")).is_ok_and(|p| !p.trim().is_empty())
-            {
-                let _ = fs::write(command.join("cgroup.kill"), "1");
+        };
+        // SAFETY: signal 0 only checks that the process exists; a reused
+        // pid merely keeps the cgroup until a later sweep.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let run = entry.path();
+            if fs::remove_dir(&run).is_err() {
+                let _ = fs::write(run.join("cgroup.kill"), "1");
             }
-            let _ = fs::remove_dir(&command);
-            let _ = fs::remove_dir(&run);
         }
     }
 }
@@ -171,7 +224,7 @@ pub fn sweep(base: &Base) {
 /// A run's cgroup, set up by its supervisor while it is still root.
 #[derive(Debug)]
 pub struct RunCgroup {
-    /// `cmd/cgroup.procs`: the command writes `0` there before exec.
+    /// `cgroup.procs`: the command writes `0` there before exec.
     join: OwnedFd,
     kill: OwnedFd,
     events: OwnedFd,
@@ -189,28 +242,18 @@ fn open(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
 }
 
 impl RunCgroup {
-    /// Creates `run-<pid>/cmd` under `base`, moves the calling supervisor
-    /// into `run-<pid>`, and lets `owner` (the command user it is about
-    /// to become, if another) move its command from there into `cmd`:
-    /// write access to both `cgroup.procs` files is what the kernel
-    /// checks. `cgroup.kill` stays root's, opened now.
-    pub fn create(base: &Base, owner: Option<(libc::uid_t, libc::gid_t)>) -> io::Result<Self> {
+    /// Creates `run-<pid>` under `base` for the calling supervisor and
+    /// opens its files while the supervisor may: the command, run as
+    /// another user, moves itself in through the descriptor.
+    pub fn create(base: &Base) -> io::Result<Self> {
         // SAFETY: getpid has no preconditions.
         let pid = unsafe { libc::getpid() };
         let run = base.dir.join(format!("{RUN_PREFIX}{pid}"));
-        let command = run.join(COMMAND);
         mkdir(&run)?;
-        mkdir(&command)?;
-        if let Some((uid, gid)) = owner {
-            for dir in [&run, &command] {
-                std::os::unix::fs::chown(dir.join("cgroup.procs"), Some(uid), Some(gid))?;
-            }
-        }
-        move_into(&run, 0)?;
         Ok(Self {
-            join: open(&command.join("cgroup.procs"), libc::O_WRONLY)?,
-            kill: open(&command.join("cgroup.kill"), libc::O_WRONLY)?,
-            events: open(&command.join("cgroup.events"), libc::O_RDONLY)?,
+            join: open(&run.join("cgroup.procs"), libc::O_WRONLY)?,
+            kill: open(&run.join("cgroup.kill"), libc::O_WRONLY)?,
+            events: open(&run.join("cgroup.events"), libc::O_RDONLY)?,
         })
     }
 
@@ -238,7 +281,7 @@ impl RunCgroup {
             .any(|l| l == "populated 1"))
     }
 
-    /// Kills every process in the command's cgroup and waits, until
+    /// Kills every process in the run's cgroup and waits, until
     /// `deadline`, for the cgroup to be empty (`cgroup.events` signals the
     /// change with `POLLPRI`).
     pub fn kill(&self, deadline: Instant) -> io::Result<()> {

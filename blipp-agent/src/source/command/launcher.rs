@@ -115,7 +115,9 @@ impl Launcher {
             1 => {}
             n => return Err(LaunchError::Threads(n)),
         }
-        let cgroups = contain::prepare();
+        let switching = sandbox::can_switch_user();
+        let user = &sandbox.user;
+        let cgroups = contain::prepare(switching.then_some((user.uid, user.gid)));
         match &cgroups {
             Ok(base) => tracing::info!(
                 cgroup = %base.dir().display(),
@@ -128,7 +130,7 @@ impl Launcher {
         }
         let setting = Setting {
             sandbox,
-            switching: sandbox::can_switch_user(),
+            switching,
             cgroups: cgroups.ok(),
         };
         let mut fds = [0; 2];
@@ -479,11 +481,10 @@ fn serve(stream: &mut UnixStream, setting: &Setting<'_>) -> io::Result<()> {
     let _ = contain::become_subreaper();
     // A run whose cgroup cannot be made is still contained by the
     // subreaper.
-    let owner = setting.switching.then_some((user.uid, user.gid));
     let cgroup = setting
         .cgroups
         .as_ref()
-        .and_then(|base| RunCgroup::create(base, owner).ok());
+        .and_then(|base| RunCgroup::create(base).ok());
     // SAFETY: getuid has no preconditions.
     let expected = if setting.switching {
         user.uid
