@@ -665,3 +665,45 @@ fn the_real_ping_starts_and_pings_where_the_group_range_allows() {
         assert!(log.contains("socket: Operation not permitted"), "{log}");
     }
 }
+
+/// Where blippd cannot switch users (as under blippd-proc.service: an
+/// unprivileged user, no capabilities), a launcher still runs its
+/// commands and its supervisors still contain them.
+#[test]
+fn an_unprivileged_blippd_contains_its_commands_too() {
+    if !require_root("blippd started as nobody")
+        || !require_tool("setpriv", "blippd started as nobody")
+    {
+        return;
+    }
+    let dir = open_dir("contain-unprivileged");
+    let config = dir.join("blipp.json");
+    let probe = |command: &str, event: &str| {
+        json!({"probe_module": "cmd", "command": command, "command_timeout": 60,
+               "regex": "value (?P<v>\\d+)", "eventTypes": {"v": format!("ps:tools:blipp:test:{event}")}})
+    };
+    let doc = json!({"properties": {"configurations": {"probes": {
+        "escaping": probe("sh -c 'setsid sleep 300.3 & (sleep 301.3 &) ; echo value 1'", "escaping"),
+        "holding": probe("sh -c 'sleep 302.3 & echo value 1'", "holding")}}}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let started = Instant::now();
+    let out = Command::new("setpriv")
+        .args(["--reuid", "nobody", "--regid", "nogroup", "--clear-groups"])
+        .args(["--bounding-set", "-all", "--inh-caps", "-all"])
+        .arg(agent_bin("blippd"))
+        .arg("-c")
+        .arg(&config)
+        .args(["--once", "--control-socket", "none"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{log}");
+    assert!(log.contains("command launcher started"), "{log}");
+    let samples = blipp_tests::json_lines(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(value(&samples, "escaping"), 1, "{log}");
+    assert_eq!(value(&samples, "holding"), 1, "{log}");
+    for marker in ["sleep 300.3", "sleep 301.3", "sleep 302.3"] {
+        assert_eq!(running_with(marker), Vec::<u32>::new(), "{marker} survived");
+    }
+}
