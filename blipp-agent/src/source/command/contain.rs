@@ -14,11 +14,12 @@
 //!   `<own>/run-<pid>` and opens its files while it is still root, its
 //!   command moves itself there before exec through that descriptor, and
 //!   the supervisor kills the cgroup as a whole with `cgroup.kill` once the
-//!   command has exited or timed out. The kernel checks such a move
-//!   against the credentials the descriptor was opened with (5.16, and
-//!   the 5.15 stable series); blippd tries it once at start-up. No process
-//!   can leave a cgroup without write access to an ancestor's
-//!   `cgroup.procs`, which the command user has for none.
+//!   command has exited or timed out. Kernels with the fix for
+//!   CVE-2021-4197 (early 2022) check such a move against the credentials
+//!   the descriptor was opened with; blippd tries one at start-up. No
+//!   process can leave a cgroup without write access to an ancestor's
+//!   `cgroup.procs`, which a command user other than blippd's own has for
+//!   none.
 //! - **a child subreaper** (`PR_SET_CHILD_SUBREAPER`), always: whatever
 //!   the command orphans is reparented to the supervisor instead of init,
 //!   so after the command's exit the supervisor kills and reaps its
@@ -176,7 +177,7 @@ pub fn prepare(user: Option<(libc::uid_t, libc::gid_t)>) -> Result<Base, String>
             Ok(true) => {}
             Ok(false) => {
                 return Err(
-                    "this kernel checks a move into a cgroup against the mover, not the descriptor's opener (fixed in 5.16)"
+                    "this kernel checks a move into a cgroup against the mover, not the descriptor's opener (CVE-2021-4197)"
                         .into(),
                 );
             }
