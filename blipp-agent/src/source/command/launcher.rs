@@ -11,13 +11,13 @@
 //! containment while it is root ([`contain`]), drops everything but
 //! `CAP_SETPCAP` ([`sandbox::enter_keeping_setpcap`]) and only then reads
 //! the command from that socket; it cuts its bounding set to what the
-//! program's file capabilities need ([`filecaps`](super::filecaps)), drops `CAP_SETPCAP`
-//! too, runs the command as the command user (so it can kill and reap it
-//! without `CAP_KILL`), kills whatever the command left, writes the reply
-//! ([`wire`]) and exits. The privileged process thus parses nothing
-//! blippd (or a command) could have shaped, and the supervisor reads the
-//! request holding only the right to shrink its own bounding set, under
-//! `no_new_privs`.
+//! program's file capabilities need ([`filecaps`](super::filecaps)),
+//! drops `CAP_SETPCAP` too, runs the command as the command user (so it
+//! can kill and reap it without `CAP_KILL`), kills whatever the command
+//! left, writes the reply ([`wire`]) and exits. The privileged process
+//! thus parses nothing blippd (or a command) could have shaped, and the
+//! supervisor reads the request holding only the right to shrink its own
+//! bounding set, under `no_new_privs`.
 //!
 //! Where blippd cannot switch users, the launcher still runs every
 //! command, as blippd's own user: its supervisors are what contains them.
@@ -443,8 +443,9 @@ fn launcher_main(socket: OwnedFd, setting: &Setting<'_>, parent: libc::pid_t) ->
     }
 }
 
-/// A per-run supervisor: becomes the command user, then runs the command
-/// it reads from `reply` and answers there.
+/// A per-run supervisor: contains the run, becomes the command user, then
+/// runs the command it reads from `reply`, kills what it left and answers
+/// there.
 fn supervise(reply: OwnedFd, launcher: RawFd, setting: &Setting<'_>) -> ! {
     // SAFETY: closing the launcher's socket in this copy: neither the
     // supervisor nor the command may send the launcher anything.
@@ -477,7 +478,8 @@ fn refuse(stream: &mut UnixStream, message: String) -> io::Result<()> {
 fn serve(stream: &mut UnixStream, setting: &Setting<'_>) -> io::Result<()> {
     let sandbox = setting.sandbox;
     let user = &sandbox.user;
-    // Without a subreaper the process group still is.
+    // Should prctl fail, the process group and the cgroup still contain
+    // the run.
     let _ = contain::become_subreaper();
     // A run whose cgroup cannot be made is still contained by the
     // subreaper.
