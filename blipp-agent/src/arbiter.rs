@@ -278,9 +278,10 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
 
 /// Fixes who commands run as (the start-up configuration's
 /// `command_user` and `command_limits`) and forks the launcher that runs
-/// them. Returns the capabilities blippd must keep for commands itself:
-/// `CAP_SETUID` and `CAP_SETGID` when it can switch users but the launcher
-/// could not be started, none otherwise.
+/// and contains them, also where blippd cannot switch users. Returns the
+/// capabilities blippd must keep for commands itself: `CAP_SETUID` and
+/// `CAP_SETGID` when it can switch users but the launcher could not be
+/// started, none otherwise.
 fn start_launcher(config: &Config) -> u64 {
     let settings = &config.settings;
     sandbox::configure(sandbox::Sandbox {
@@ -288,7 +289,8 @@ fn start_launcher(config: &Config) -> u64 {
         limits: settings.command_limits,
     });
     let user = &settings.command_user;
-    if !sandbox::can_switch_user() {
+    let switching = sandbox::can_switch_user();
+    if !switching {
         // SAFETY: geteuid has no preconditions.
         let uid = unsafe { libc::geteuid() };
         tracing::info!(
@@ -296,10 +298,9 @@ fn start_launcher(config: &Config) -> u64 {
             command_user = %user.name,
             "blippd cannot switch users (no CAP_SETUID and CAP_SETGID): commands run as blippd's own user, without capabilities"
         );
-        return 0;
     }
     match Launcher::start(sandbox::current()) {
-        Ok(pid) => {
+        Ok(pid) if switching => {
             tracing::info!(
                 pid,
                 command_user = %user.name,
@@ -308,12 +309,23 @@ fn start_launcher(config: &Config) -> u64 {
             );
             0
         }
+        Ok(pid) => {
+            tracing::info!(pid, "command launcher started");
+            0
+        }
+        Err(e) if switching => {
+            tracing::warn!(
+                error = %e,
+                "no command launcher: blippd keeps CAP_SETUID and CAP_SETGID to run commands as the command user itself, and only their process group contains them"
+            );
+            sandbox::mask(&[6, 7])
+        }
         Err(e) => {
             tracing::warn!(
                 error = %e,
-                "no command launcher: blippd keeps CAP_SETUID and CAP_SETGID to run commands as the command user itself"
+                "no command launcher: blippd runs commands itself, and only their process group contains them"
             );
-            sandbox::mask(&[6, 7])
+            0
         }
     }
 }

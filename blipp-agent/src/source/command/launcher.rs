@@ -7,18 +7,28 @@
 //! capabilities; it dies with blippd (`PR_SET_PDEATHSIG`, and end of file
 //! on its socket). It never reads what blippd sends: each request is one
 //! byte carrying a stream socket (`SCM_RIGHTS`), for which it forks a
-//! per-run supervisor and goes on. The supervisor drops everything
-//! ([`sandbox::enter`]) and only then reads the command from that socket,
-//! runs it as the command user (so it can kill and reap it without
-//! `CAP_KILL`), writes the reply ([`wire`]) and exits. The privileged
-//! process thus parses nothing blippd (or a command) could have shaped.
+//! per-run supervisor and goes on. The supervisor sets up the run's
+//! containment while it is root ([`contain`]), drops everything but
+//! `CAP_SETPCAP` ([`sandbox::enter_keeping_setpcap`]) and only then reads
+//! the command from that socket; it cuts its bounding set to what the
+//! program's file capabilities need ([`filecaps`](super::filecaps)),
+//! drops `CAP_SETPCAP` too, runs the command as the command user (so it
+//! can kill and reap it without `CAP_KILL`), kills whatever the command
+//! left, writes the reply ([`wire`]) and exits. The privileged process
+//! thus parses nothing blippd (or a command) could have shaped, and the
+//! supervisor reads the request holding only the right to shrink its own
+//! bounding set, under `no_new_privs`.
+//!
+//! Where blippd cannot switch users, the launcher still runs every
+//! command, as blippd's own user: its supervisors are what contains them.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use super::contain::{self, Base, RunCgroup};
 use super::sandbox::{self, Sandbox};
 use super::wire::{self, Outcome, Reply, Request};
 use super::{CommandError, Runner};
@@ -26,6 +36,26 @@ use super::{CommandError, Runner};
 /// What the launcher keeps: switching users, and emptying the bounding
 /// set of each run (linux/capability.h numbers).
 const LAUNCHER_CAPS: u64 = sandbox::mask(&[6, 7, 8]);
+
+/// File capabilities a command's program may carry and still be
+/// executed (`CAP_NET_RAW`: ping, arping, fping, mtr-packet): the
+/// launcher's bounding set keeps them so that a run can keep its
+/// program's in its own, which it never gains under `no_new_privs`. A
+/// program with others is refused at exec (EPERM).
+const STARTABLE_FILE_CAPS: u64 = sandbox::mask(&[13]);
+
+/// How long a supervisor waits for its command's cgroup to empty.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// What every supervisor of a launcher needs to know.
+#[derive(Debug)]
+struct Setting<'a> {
+    sandbox: &'a Sandbox,
+    /// Whether it can become the command user (else it stays blippd's).
+    switching: bool,
+    /// blippd's delegated cgroup, when runs get cgroups of their own.
+    cgroups: Option<Base>,
+}
 
 /// blippd's end of the launcher's socket.
 #[derive(Debug)]
@@ -77,13 +107,32 @@ fn threads() -> usize {
 impl Launcher {
     /// Forks the launcher for commands run in `sandbox`, and registers it
     /// for every [`Runner`] of this process. Call it while the process
-    /// has one thread (checked) and still holds `CAP_SETUID` and
-    /// `CAP_SETGID`.
+    /// has one thread (checked) and, to run commands as the command user,
+    /// still holds `CAP_SETUID` and `CAP_SETGID`. Logs how runs are
+    /// contained.
     pub fn start(sandbox: &Sandbox) -> Result<libc::pid_t, LaunchError> {
         match threads() {
             1 => {}
             n => return Err(LaunchError::Threads(n)),
         }
+        let switching = sandbox::can_switch_user();
+        let user = &sandbox.user;
+        let cgroups = contain::prepare(switching.then_some((user.uid, user.gid)));
+        match &cgroups {
+            Ok(base) => tracing::info!(
+                cgroup = %base.dir().display(),
+                "commands contained: each run in a cgroup of its own, killed as a whole when the command ends"
+            ),
+            Err(reason) => tracing::info!(
+                reason = %reason,
+                "commands contained by their supervisor, a child subreaper that kills what they leave: no cgroup per run"
+            ),
+        }
+        let setting = Setting {
+            sandbox,
+            switching,
+            cgroups: cgroups.ok(),
+        };
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors.
         let rc = unsafe {
@@ -108,7 +157,7 @@ impl Launcher {
             -1 => Err(sys("fork")(io::Error::last_os_error())),
             0 => {
                 drop(ours);
-                launcher_main(theirs, sandbox, parent)
+                launcher_main(theirs, &setting, parent)
             }
             pid => {
                 drop(theirs);
@@ -322,7 +371,7 @@ fn exit(code: libc::c_int) -> ! {
 }
 
 /// The launcher process.
-fn launcher_main(socket: OwnedFd, sandbox: &Sandbox, parent: libc::pid_t) -> ! {
+fn launcher_main(socket: OwnedFd, setting: &Setting<'_>, parent: libc::pid_t) -> ! {
     // SAFETY: prctl and getppid with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
@@ -338,8 +387,15 @@ fn launcher_main(socket: OwnedFd, sandbox: &Sandbox, parent: libc::pid_t) -> ! {
     set_signal(libc::SIGTERM, libc::SIG_IGN);
     // Supervisors are reaped by the kernel.
     set_signal(libc::SIGCHLD, libc::SIG_IGN);
-    // Its runs' bounding set keeps sandbox::BOUNDING_KEPT: so must its own.
-    let dropped = sandbox::drop_bounding(LAUNCHER_CAPS | sandbox::BOUNDING_KEPT).and_then(|()| {
+    // Without CAP_SETPCAP (blippd cannot switch users) there is nothing
+    // to drop and nothing a command could gain.
+    let held = sandbox::effective().unwrap_or(0);
+    let bounded = if held & 1 << 8 == 0 {
+        Ok(())
+    } else {
+        sandbox::drop_bounding(LAUNCHER_CAPS | STARTABLE_FILE_CAPS)
+    };
+    let dropped = bounded.and_then(|()| {
         // SAFETY: prctl with integer arguments.
         if unsafe {
             libc::prctl(
@@ -353,28 +409,44 @@ fn launcher_main(socket: OwnedFd, sandbox: &Sandbox, parent: libc::pid_t) -> ! {
         {
             return Err(io::Error::last_os_error());
         }
-        sandbox::capset(LAUNCHER_CAPS)
+        sandbox::capset(LAUNCHER_CAPS & held)
     });
     if dropped.is_err() {
         exit(1);
     }
+    let sweep = || {
+        if let Some(base) = &setting.cgroups {
+            contain::sweep(base);
+        }
+    };
     loop {
         match recv_fd(socket) {
-            // SAFETY: this process has one thread.
-            Ok(Some(reply)) => match unsafe { libc::fork() } {
-                0 => supervise(reply, socket, sandbox),
-                // A failed fork drops the socket: blippd reads end of file.
-                _ => drop(reply),
-            },
-            Ok(None) => exit(0),
+            Ok(Some(reply)) => {
+                sweep();
+                // SAFETY: this process has one thread.
+                match unsafe { libc::fork() } {
+                    0 => supervise(reply, socket, setting),
+                    // A failed fork drops the socket: blippd reads end of file.
+                    _ => drop(reply),
+                }
+            }
+            Ok(None) => {
+                // With SIGCHLD ignored, wait returns once every supervisor
+                // has ended; their cgroups can then go.
+                // SAFETY: wait with a null status pointer.
+                while unsafe { libc::wait(std::ptr::null_mut()) } > 0 {}
+                sweep();
+                exit(0)
+            }
             Err(_) => exit(1),
         }
     }
 }
 
-/// A per-run supervisor: becomes the command user, then runs the command
-/// it reads from `reply` and answers there.
-fn supervise(reply: OwnedFd, launcher: RawFd, sandbox: &Sandbox) -> ! {
+/// A per-run supervisor: contains the run, becomes the command user, then
+/// runs the command it reads from `reply`, kills what it left and answers
+/// there.
+fn supervise(reply: OwnedFd, launcher: RawFd, setting: &Setting<'_>) -> ! {
     // SAFETY: closing the launcher's socket in this copy: neither the
     // supervisor nor the command may send the launcher anything.
     unsafe {
@@ -386,37 +458,54 @@ fn supervise(reply: OwnedFd, launcher: RawFd, sandbox: &Sandbox) -> ! {
         set_signal(signal, libc::SIG_DFL);
     }
     let mut stream = UnixStream::from(reply);
-    let code = i32::from(serve(&mut stream, sandbox).is_err());
+    let code = i32::from(serve(&mut stream, setting).is_err());
     drop(stream);
     exit(code)
 }
 
-fn serve(stream: &mut UnixStream, sandbox: &Sandbox) -> io::Result<()> {
-    let entered = sandbox::enter(&sandbox.user, None).and_then(|()| {
+fn refuse(stream: &mut UnixStream, message: String) -> io::Result<()> {
+    let reply = Reply {
+        outcome: Outcome::Spawn {
+            errno: None,
+            message,
+        },
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    wire::write_reply(stream, &reply)
+}
+
+fn serve(stream: &mut UnixStream, setting: &Setting<'_>) -> io::Result<()> {
+    let sandbox = setting.sandbox;
+    let user = &sandbox.user;
+    // Should prctl fail, the process group and the cgroup still contain
+    // the run.
+    let _ = contain::become_subreaper();
+    // A run whose cgroup cannot be made is still contained by the
+    // subreaper.
+    let cgroup = setting
+        .cgroups
+        .as_ref()
+        .and_then(|base| RunCgroup::create(base).ok());
+    // SAFETY: getuid has no preconditions.
+    let expected = if setting.switching {
+        user.uid
+    } else {
+        unsafe { libc::getuid() }
+    };
+    let entered = sandbox::enter_keeping_setpcap(user).and_then(|()| {
         // SAFETY: getuid/geteuid have no preconditions.
         let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
-        if uid == sandbox.user.uid && euid == sandbox.user.uid {
+        if uid == expected && euid == expected {
             Ok(())
         } else {
             Err(io::Error::other(format!(
-                "still uid {uid}, euid {euid}, not {}",
-                sandbox.user.uid
+                "still uid {uid}, euid {euid}, not {expected}"
             )))
         }
     });
     if let Err(e) = entered {
-        let outcome = Outcome::Spawn {
-            errno: None,
-            message: format!("becoming user {}: {e}", sandbox.user.name),
-        };
-        return wire::write_reply(
-            stream,
-            &Reply {
-                outcome,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            },
-        );
+        return refuse(stream, format!("becoming user {}: {e}", user.name));
     }
     let request = wire::read_request(stream)?;
     let mut runner = Runner::new(
@@ -425,7 +514,15 @@ fn serve(stream: &mut UnixStream, sandbox: &Sandbox) -> io::Result<()> {
         request.timeout,
         request.output_limit,
     );
-    let result = runner.run_here(sandbox);
+    let (_, bounding) = runner.executable();
+    if let Err(e) = sandbox::settle(bounding) {
+        return refuse(stream, format!("dropping capabilities: {e}"));
+    }
+    let result = runner.run_here(sandbox, cgroup.as_ref().map(RunCgroup::join_fd));
+    if let Some(cgroup) = &cgroup {
+        let _ = cgroup.kill(Instant::now() + KILL_WAIT);
+    }
+    contain::reap_descendants();
     let reply = Reply {
         outcome: outcome_of(&result),
         stdout: std::mem::take(&mut runner.stdout),

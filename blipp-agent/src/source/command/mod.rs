@@ -9,7 +9,11 @@
 //! - working directory `/`, standard input `/dev/null`;
 //! - its own process group, killed as a whole (SIGKILL) when the command
 //!   outlives its timeout or prints more than its output limit, and after
-//!   it exits (so nothing it left behind in the group lingers);
+//!   it exits; through the launcher, also a cgroup of its own or a
+//!   subreaper that kills whatever left the group ([`contain`]);
+//! - a run ends when the command exits, even if something it left
+//!   behind still holds its standard output open: what it printed so far
+//!   is used, and the leftovers are killed;
 //! - bounded memory: at most `output_limit` bytes of standard output and
 //!   [`STDERR_KEPT`] bytes of standard error are kept;
 //! - an unprivileged user, no capabilities, no new privileges and resource
@@ -22,12 +26,15 @@
 //! pool).
 
 pub mod argv;
+pub mod contain;
+pub mod filecaps;
 pub mod launcher;
 pub mod sandbox;
 pub mod wire;
 
+use std::ffi::OsString;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd as _, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -49,6 +56,10 @@ pub const STDERR_KEPT: usize = 4096;
 /// How much longer than a command's timeout blippd waits for the
 /// launcher's reply.
 const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
+
+/// Without a pidfd (before Linux 5.3), how often the wait for output
+/// checks whether the command has exited.
+const EXIT_CHECK: Duration = Duration::from_millis(20);
 
 /// The calls a run reports failures of, as they cross from the launcher.
 const IO_CALLS: [&str; 5] = ["fcntl", "poll", "read", "waitid", "wait"];
@@ -127,10 +138,32 @@ impl From<ExitStatus> for Exit {
 /// The child's process group, killed and reaped however the run ends.
 struct Group {
     child: Child,
+    /// Readable once the leader has exited; `None` before Linux 5.3.
+    pidfd: Option<OwnedFd>,
     reaped: bool,
 }
 
 impl Group {
+    fn new(child: Child) -> Self {
+        // SAFETY: pidfd_open with integer arguments; the leader is not
+        // reaped yet, so its pid is its own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+        let pidfd = RawFd::try_from(fd)
+            .ok()
+            .filter(|fd| *fd >= 0)
+            // SAFETY: a fresh descriptor nobody else owns.
+            .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+        Self {
+            child,
+            pidfd,
+            reaped: false,
+        }
+    }
+
+    fn pidfd(&self) -> Option<RawFd> {
+        self.pidfd.as_ref().map(AsRawFd::as_raw_fd)
+    }
+
     fn kill(&self) {
         let pgid = libc::pid_t::try_from(self.child.id()).unwrap_or(0);
         if pgid > 0 {
@@ -263,6 +296,26 @@ impl Runner {
         self.argv.first().cloned().unwrap_or_default()
     }
 
+    /// The `PATH` the command is looked up in: its own environment's.
+    fn path_var(&self) -> OsString {
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_str())
+            .or_else(|| BASE_ENV.iter().find(|(k, _)| *k == "PATH").map(|(_, v)| *v))
+            .unwrap_or_default()
+            .into()
+    }
+
+    /// The file the command executes, when it can be found, and the
+    /// bounding set its run keeps ([`filecaps`]).
+    fn executable(&self) -> (Option<std::path::PathBuf>, u64) {
+        let path = filecaps::resolve(&self.program(), &self.path_var());
+        let bounding = filecaps::bounding_for(path.as_deref().and_then(filecaps::read));
+        (path, bounding)
+    }
+
     fn io(&self, call: &'static str) -> impl FnOnce(io::Error) -> CommandError + '_ {
         move |source| CommandError::Io {
             program: self.program(),
@@ -276,7 +329,7 @@ impl Runner {
     pub fn run(&mut self) -> Result<Exit, CommandError> {
         match launcher::registered() {
             Some(l) => self.run_launched(l),
-            None => self.run_here(sandbox::current()),
+            None => self.run_here(sandbox::current(), None),
         }
     }
 
@@ -337,8 +390,14 @@ impl Runner {
     }
 
     /// Runs the command as a child of this process, in `sandbox` as far as
-    /// this process's privileges allow (see [`sandbox::enter`]).
-    fn run_here(&mut self, sandbox: &sandbox::Sandbox) -> Result<Exit, CommandError> {
+    /// this process's privileges allow (see [`sandbox::enter`]), and in
+    /// the cgroup whose `cgroup.procs` is `cgroup` when given
+    /// ([`contain::join`]).
+    fn run_here(
+        &mut self,
+        sandbox: &sandbox::Sandbox,
+        cgroup: Option<RawFd>,
+    ) -> Result<Exit, CommandError> {
         self.stdout.clear();
         self.stderr.clear();
         let deadline = Instant::now() + self.timeout;
@@ -348,13 +407,20 @@ impl Runner {
         })?;
         let user = sandbox.user.clone();
         let limits = sandbox.limits;
-        let mut command = Command::new(program);
-        // SAFETY: `enter` makes system calls only, no allocation and no
-        // lock, as a hook between fork and exec must.
+        let (path, bounding) = self.executable();
+        let mut command = Command::new(path.as_deref().map_or(program.as_ref(), |p| p.as_os_str()));
+        // SAFETY: `join` and `enter` make system calls only, no
+        // allocation and no lock, as a hook between fork and exec must.
         unsafe {
-            command.pre_exec(move || sandbox::enter(&user, Some(&limits)));
+            command.pre_exec(move || {
+                if let Some(fd) = cgroup {
+                    contain::join(fd)?;
+                }
+                sandbox::enter(&user, Some(&limits), bounding)
+            });
         }
         let child = command
+            .arg0(program)
             .args(args)
             .env_clear()
             .envs(BASE_ENV)
@@ -369,10 +435,7 @@ impl Runner {
                 program: program.clone(),
                 source,
             })?;
-        let mut group = Group {
-            child,
-            reaped: false,
-        };
+        let mut group = Group::new(child);
         let mut out = Stream {
             pipe: group.child.stdout.take(),
             buf: std::mem::take(&mut self.stdout),
@@ -394,8 +457,10 @@ impl Runner {
         result
     }
 
-    /// Reads both pipes until they close, then waits for the leader to
-    /// exit, all before `deadline`.
+    /// Reads both pipes until they close or the leader exits, whichever
+    /// comes first, then waits for the leader to exit, all before
+    /// `deadline`. A leader that exits while something it started still
+    /// holds a pipe open ends the run: what is in the pipes then is kept.
     fn pump(
         &self,
         group: &mut Group,
@@ -408,20 +473,26 @@ impl Runner {
             timeout: self.timeout,
         };
         let mut chunk = [0u8; 8192];
-        while out.pipe.is_some() || err.pipe.is_some() {
+        let mut exited = false;
+        while !exited && (out.pipe.is_some() || err.pipe.is_some()) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(timeout());
             }
-            let mut fds = [out.fd(), err.fd()].map(|fd| libc::pollfd {
+            let mut fds = [out.fd(), err.fd(), group.pidfd()].map(|fd| libc::pollfd {
                 fd: fd.unwrap_or(-1),
                 events: libc::POLLIN,
                 revents: 0,
             });
-            let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
-            // SAFETY: `fds` is a valid array of two pollfd; a negative fd is
-            // ignored by poll.
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            let wait = if group.pidfd.is_some() {
+                left
+            } else {
+                left.min(EXIT_CHECK)
+            };
+            let ms = libc::c_int::try_from(wait.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+            // SAFETY: `fds` is a valid array of three pollfd; a negative fd
+            // is ignored by poll.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 3, ms) };
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -429,13 +500,21 @@ impl Runner {
                 }
                 return Err(self.io("poll")(e));
             }
-            if fds[0].revents != 0 && out.drain(&mut chunk).map_err(self.io("read"))? > 0 {
+            exited = if group.pidfd.is_some() {
+                fds[2].revents != 0
+            } else {
+                group.exited().map_err(self.io("waitid"))?
+            };
+            // Once the leader is gone, what is in the pipes is all it wrote.
+            if (exited || fds[0].revents != 0)
+                && out.drain(&mut chunk).map_err(self.io("read"))? > 0
+            {
                 return Err(CommandError::TooMuchOutput {
                     program: self.program(),
                     limit: self.output_limit,
                 });
             }
-            if fds[1].revents != 0 {
+            if exited || fds[1].revents != 0 {
                 err.drain(&mut chunk).map_err(self.io("read"))?;
             }
         }

@@ -167,6 +167,7 @@ pub fn current() -> &'static Sandbox {
 const CAP_MAX: u32 = 63;
 const CAP_SETGID: u32 = 6;
 const CAP_SETUID: u32 = 7;
+const CAP_SETPCAP: u32 = 8;
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 #[repr(C)]
@@ -240,15 +241,6 @@ pub fn drop_bounding(keep: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// What the bounding set of a command keeps: `CAP_NET_RAW` alone. It
-/// grants nothing: under `no_new_privs` an exec adds no capability to the
-/// permitted set, whatever the file says. But a program with file
-/// capabilities and the effective bit (Debian's `/usr/bin/ping` has
-/// `cap_net_raw=ep`) cannot even be executed (EPERM) when the bounding set
-/// lacks one of them; with it, ping starts unprivileged and uses an ICMP
-/// datagram socket where `net.ipv4.ping_group_range` allows.
-pub const BOUNDING_KEPT: u64 = mask(&[13]);
-
 /// Whether this thread can switch to another user (`CAP_SETUID` and
 /// `CAP_SETGID` effective).
 pub fn can_switch_user() -> bool {
@@ -289,8 +281,9 @@ pub fn apply_limits(limits: &Limits) -> io::Result<()> {
 }
 
 /// Makes this process unprivileged for good: the bounding set emptied but
-/// for [`BOUNDING_KEPT`] (where `CAP_SETPCAP` allows it), ambient capabilities cleared, the
-/// user switched to `user` with only its primary group (where
+/// for `bounding` (where `CAP_SETPCAP` allows it: see
+/// [`filecaps`](super::filecaps) for what a run keeps), ambient
+/// capabilities cleared, the user switched to `user` with only its primary group (where
 /// `CAP_SETUID` and `CAP_SETGID` allow it and it is not that user
 /// already), every capability set emptied, no new privileges, and
 /// `limits` when given.
@@ -299,12 +292,12 @@ pub fn apply_limits(limits: &Limits) -> io::Result<()> {
 /// multi-threaded parent. The user switch uses the raw system calls,
 /// which act on the calling thread only; a process that calls this has,
 /// or will have after `exec`, one thread.
-pub fn enter(user: &Account, limits: Option<&Limits>) -> io::Result<()> {
+pub fn enter(user: &Account, limits: Option<&Limits>, bounding: u64) -> io::Result<()> {
     let switch = can_switch_user();
-    // Only the bounding set needs CAP_SETPCAP; without it (already
-    // dropped by an earlier step) `no_new_privs` makes the bounding set
-    // meaningless anyway: it bounds only what exec could grant.
-    let _ = drop_bounding(BOUNDING_KEPT);
+    // Only the bounding set needs CAP_SETPCAP; without it (a supervisor
+    // that already set it, or no privileges to start with) it stays as
+    // it is.
+    let _ = drop_bounding(bounding);
     // SAFETY: prctl with integer arguments.
     check(
         unsafe {
@@ -346,6 +339,61 @@ pub fn enter(user: &Account, limits: Option<&Limits>) -> io::Result<()> {
     // SAFETY: prctl with integer arguments.
     check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
     Ok(())
+}
+
+/// The supervisor's half of [`enter`], before it knows which program it
+/// will run: ambient capabilities cleared, the user switched to `user`
+/// (where `CAP_SETUID` and `CAP_SETGID` allow it), no new privileges, and
+/// every capability dropped but `CAP_SETPCAP`, which [`settle`] needs to
+/// set the run's bounding set once the program is known.
+pub fn enter_keeping_setpcap(user: &Account) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments.
+    check(
+        unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        }
+        .into(),
+    )?;
+    // SAFETY: prctl with integer arguments.
+    check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())?;
+    let held = effective()?;
+    // SAFETY: geteuid has no preconditions.
+    if can_switch_user() && unsafe { libc::geteuid() } != user.uid {
+        let groups = [user.gid];
+        // SAFETY: as in `enter`; the permitted set survives the switch
+        // (PR_SET_KEEPCAPS), the effective one is set again below.
+        unsafe {
+            check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).into())?;
+            check(libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()))?;
+            check(libc::syscall(
+                libc::SYS_setresgid,
+                user.gid,
+                user.gid,
+                user.gid,
+            ))?;
+            check(libc::syscall(
+                libc::SYS_setresuid,
+                user.uid,
+                user.uid,
+                user.uid,
+            ))?;
+            check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).into())?;
+        }
+    }
+    capset(held & 1 << CAP_SETPCAP)
+}
+
+/// The supervisor's other half: the bounding set cut to `bounding`, then
+/// every capability dropped.
+pub fn settle(bounding: u64) -> io::Result<()> {
+    let _ = drop_bounding(bounding);
+    capset(0)
 }
 
 #[cfg(test)]
