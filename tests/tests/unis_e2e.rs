@@ -692,7 +692,12 @@ fn unis_down_at_start_samples_are_spooled_and_delivered_when_it_comes_back() {
     agent_bin("blippd");
     let run1_start = now_us();
     let blippd = Blippd::start(&cfg, &[], &dir.path().join("run1.log"));
-    std::thread::sleep(Duration::from_secs(4));
+    wait_for(
+        30,
+        "UNIS found unreachable and samples spooled",
+        || blippd.log(),
+        || blippd.log().contains("UNIS unreachable") && segments() > 0,
+    );
     let log1 = blippd.stop();
     let run1_end = now_us();
     assert!(log1.contains("UNIS unreachable"), "{log1}");
@@ -701,7 +706,12 @@ fn unis_down_at_start_samples_are_spooled_and_delivered_when_it_comes_back() {
     // Second run: still down for a while, then UNIS comes up.
     let run2_start = now_us();
     let blippd = Blippd::start(&cfg, &[], &dir.path().join("run2.log"));
-    std::thread::sleep(Duration::from_secs(3));
+    wait_for(
+        30,
+        "the second run to find UNIS unreachable",
+        || blippd.log(),
+        || blippd.log().contains("UNIS unreachable"),
+    );
     let up = now_us();
     let server = UnisServer::start_on(
         port,
@@ -755,7 +765,20 @@ fn an_ms_outage_loses_nothing() {
         status: 503,
         after_handling: false,
     });
-    std::thread::sleep(Duration::from_secs(5));
+    // The outage lasts until the MS has refused three deliveries.
+    let refused = || {
+        server
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 503)
+            .count()
+    };
+    wait_for(
+        30,
+        "three refused deliveries",
+        || blippd.log(),
+        || refused() >= 3,
+    );
     server.clear_faults();
     let healed = now_us();
     wait_for(
