@@ -23,9 +23,32 @@ impl Blippd {
 
     /// As [`Blippd::start`], under `wrapper` (e.g. `strace -f -o FILE`),
     /// whose process is then the one signalled.
-    #[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
     pub fn start_under(wrapper: &[&str], config: &Path, args: &[&str], log: &Path) -> Self {
+        let mut all = vec!["-d", "debug"];
+        all.extend_from_slice(args);
+        Self::launch(wrapper, config, &all, log, None)
+    }
+
+    /// As [`Blippd::start`] at blippd's default log level (tests of the
+    /// log level need that), with what blippd prints (its samples, when
+    /// no sink is configured) in the file `stdout`.
+    pub fn start_printing(config: &Path, args: &[&str], log: &Path, stdout: &Path) -> Self {
+        Self::launch(&[], config, args, log, Some(stdout))
+    }
+
+    #[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+    fn launch(
+        wrapper: &[&str],
+        config: &Path,
+        args: &[&str],
+        log: &Path,
+        stdout: Option<&Path>,
+    ) -> Self {
         let file = std::fs::File::create(log).unwrap();
+        let out = match stdout {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::null(),
+        };
         let bin = agent_bin("blippd");
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -38,10 +61,9 @@ impl Blippd {
         let child = cmd
             .arg("-c")
             .arg(config)
-            .args(["-d", "debug"])
             .args(args)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(file)
             .spawn()
             .unwrap();

@@ -9,16 +9,16 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use blipp_tests::{agent_bin, require_root};
+use blipp_tests::{agent_bin, daemon, require_root};
 use serde_json::{Value, json};
 
 /// A blippd with its control socket in `dir`, stdout (samples) and stderr
 /// (log) in files there; killed on drop.
 struct Blippd {
-    child: Child,
+    daemon: daemon::Blippd,
     dir: PathBuf,
 }
 
@@ -26,18 +26,16 @@ impl Blippd {
     fn start(dir: &Path, config: &Value, args: &[&str]) -> Self {
         let cfg = dir.join("blipp.json");
         std::fs::write(&cfg, config.to_string()).unwrap();
-        let child = Command::new(agent_bin("blippd"))
-            .arg("-c")
-            .arg(&cfg)
-            .arg("--control-socket")
-            .arg(dir.join("run/blippd.sock"))
-            .args(args)
-            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
-            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
-            .spawn()
-            .unwrap();
+        let socket = dir.join("run/blippd.sock");
+        let mut all = vec!["--control-socket", socket.to_str().unwrap()];
+        all.extend_from_slice(args);
         let b = Self {
-            child,
+            daemon: daemon::Blippd::start_printing(
+                &cfg,
+                &all,
+                &dir.join("stderr"),
+                &dir.join("stdout"),
+            ),
             dir: dir.to_owned(),
         };
         b.wait_for(60, "the control socket and a first collection", || {
@@ -51,12 +49,16 @@ impl Blippd {
         b
     }
 
+    fn pid(&self) -> u32 {
+        u32::try_from(self.daemon.pid()).unwrap()
+    }
+
     fn socket(&self) -> PathBuf {
         self.dir.join("run/blippd.sock")
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+        self.daemon.log()
     }
 
     /// Every sample printed so far.
@@ -117,15 +119,8 @@ impl Blippd {
             .unwrap_or_else(|| panic!("no probe {name} in status"))
     }
 
-    fn wait_for(&self, secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-        let end = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < end {
-            if cond() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("timed out waiting for {what}; blippd log:\n{}", self.log());
+    fn wait_for(&self, secs: u64, what: &str, cond: impl FnMut() -> bool) {
+        daemon::wait_for(secs, what, || self.log(), cond);
     }
 
     /// Still running, and still collecting.
@@ -134,13 +129,6 @@ impl Blippd {
         self.wait_for(20, "cpu to collect again", || {
             self.probe("cpu")["collections"].as_u64().unwrap() > before
         });
-    }
-}
-
-impl Drop for Blippd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -184,7 +172,7 @@ fn status_shows_the_probes_and_tail_returns_the_latest_samples() {
         assert_eq!(cells[5], "1s", "{row}");
     }
     let status = b.status();
-    assert_eq!(status["pid"].as_u64(), Some(u64::from(b.child.id())));
+    assert_eq!(status["pid"].as_u64(), Some(u64::from(b.pid())));
     let mem = b.probe("mem");
     assert_eq!(mem["mode"], "proc");
     assert_eq!(mem["schedule"]["collection_schedule"], "builtins.simple");
@@ -475,7 +463,7 @@ fn oversized_and_garbage_requests_are_refused_without_harm() {
     w.write_all(b"{\"request\":\"status\"}\n").unwrap();
     assert_eq!(
         answer(&mut r)["ok"]["pid"].as_u64(),
-        Some(u64::from(b.child.id()))
+        Some(u64::from(b.pid()))
     );
 
     // A line longer than the limit: refused unread, connection closed.
@@ -603,7 +591,7 @@ fn sighup_reloads_the_file_and_blippd_runs_on() {
     edited["properties"]["configurations"]["probes"]["mem"]["status"] = json!("OFF");
     std::fs::write(dir.path().join("blipp.json"), edited.to_string()).unwrap();
     let hup = || {
-        let pid = i32::try_from(b.child.id()).unwrap();
+        let pid = i32::try_from(b.pid()).unwrap();
         // SAFETY: kill sends a signal to the blippd this test started.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
     };
