@@ -12,7 +12,7 @@ pub mod policy;
 mod probe;
 pub mod schema;
 
-pub use error::{ConfigError, escape_controls};
+pub use error::{ConfigError, escape_controls, regex_error};
 pub use load::{
     DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, LocalSource, Overrides, Precedence,
     builtin_defaults, load, load_checked, load_local, read_text, resolve,
