@@ -112,13 +112,25 @@ pub fn status(report: &StatusReport, now_us: u64) -> String {
         line(row);
     }
     for p in &report.probes {
-        if let Some(e) = &p.last_error {
-            let _ = writeln!(
-                out,
-                "{}: last error {}: {e}",
-                p.name,
-                ago(now_us, p.last_error_at)
-            );
+        match (&p.last_error, p.next_attempt) {
+            (Some(e), Some(next)) => {
+                let _ = writeln!(
+                    out,
+                    "{}: not built ({} attempt(s)), trying again in {}: {e}",
+                    p.name,
+                    p.attempts,
+                    span(next.saturating_sub(now_us) as f64 / 1e6)
+                );
+            }
+            (Some(e), None) => {
+                let _ = writeln!(
+                    out,
+                    "{}: last error {}: {e}",
+                    p.name,
+                    ago(now_us, p.last_error_at)
+                );
+            }
+            (None, _) => {}
         }
     }
     if let Some(s) = &report.sink {
