@@ -491,7 +491,7 @@ impl Supervisor {
             self.retries.remove(&p.name);
             tracing::error!(probe = %p.name, error = %fault, "probe not started");
             self.failed
-                .insert(p.name.clone(), (p.clone(), fault.to_string()));
+                .insert(p.name.clone(), (p.clone(), failure(p, &fault).error));
         }
         self.publish_failed();
     }
