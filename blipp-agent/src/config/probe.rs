@@ -15,7 +15,7 @@ pub enum Mode {
     /// eBPF where this kernel allows it, /proc otherwise.
     #[default]
     Auto,
-    /// eBPF or a start-up error.
+    /// eBPF, else the probe does not start (blippd tries it again).
     Ebpf,
     /// /proc, /sys and netlink only.
     Proc,
