@@ -435,3 +435,33 @@ fn blippd_exits_only_when_no_probe_can_run() {
     );
     assert_eq!(run("blippd", &["--check"], &path).status.code(), Some(0));
 }
+
+/// `--check` and `blippcmd check` build a probe without starting it: the
+/// command it would run does not run and its data file is not created,
+/// which a run then does.
+#[test]
+fn check_runs_no_command_and_creates_no_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    // Commands run as the command user (nobody), who must be able to
+    // write here.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let ran = dir.path().join("ran");
+    let data = dir.path().join("data.jsonl");
+    let path = write_config(
+        dir.path(),
+        "blipp",
+        &json!({"touch": {"probe_module": "cmd", "command": format!("touch {}", ran.display()),
+            "regex": "(?P<n>\\d+)", "eventTypes": {"n": "ps:test:n"}},
+            "mem": {"probe_module": "mem", "data_file": data}}),
+    );
+    for (program, args) in [("blippd", &["--check"][..]), ("blippcmd", &[][..])] {
+        let out = run(program, args, &path);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(!ran.exists(), "{program} ran the command");
+        assert!(!data.exists(), "{program} created the data file");
+    }
+    let out = run("blippd", &["--once"], &path);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(ran.exists() && data.exists(), "a run does both: {out:?}");
+}
