@@ -373,6 +373,25 @@ fn a_faulty_probe_is_reported_and_the_others_run() {
         agent_figure(&socket, "node", "probes:failed") == Some(json!(1))
     });
     assert_eq!(probe(&status(&socket), "ping")["state"], "failed");
+
+    // An edit of another probe is not refused because of the faulty one.
+    blippcmd(&socket, &["set", "mem", "schedule_params.every", "2"]);
+    // Starting the faulty one builds it again, and says why it cannot
+    // (naming the running configuration rather than the file, which edits
+    // and UNIS may have changed since).
+    let out = Command::new(agent_bin("blippcmd"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["probe", "start", "ping"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let (_, why) = line.split_once(": ").unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(why),
+        "{out:?}"
+    );
+    assert_eq!(probe(&status(&socket), "ping")["state"], "failed");
     b.stop();
 }
 
