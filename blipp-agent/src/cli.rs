@@ -170,6 +170,9 @@ mod tests {
         assert!(b.override_unis && b.new_service && b.no_query);
         assert!(Args::try_parse_from(["blippd", "--once", "--duration", "3"]).is_err());
         assert!(Args::try_parse_from(["blippd", "-e", "maybe"]).is_err());
+        assert!(Args::try_parse_from(["blippd", "--strict"]).unwrap().strict);
+        // --check refuses what --strict would: both at once says nothing more.
+        assert!(Args::try_parse_from(["blippd", "--check", "--strict"]).is_err());
         let none = Args::try_parse_from(["blippd", "--control-socket", "none"]).unwrap();
         assert_eq!(none.control_socket(), None);
         let path = Args::try_parse_from(["blippd", "--control-socket", "/tmp/b.sock"]).unwrap();
