@@ -6,6 +6,8 @@
 //! probe's pending samples. [`steer`] answers the control socket.
 
 mod alarm;
+mod faulty;
+mod retry;
 mod steer;
 
 use std::collections::BTreeMap;
@@ -19,7 +21,7 @@ use crate::config::{Config, LocalSource, Mode, ProbeConfig, Status};
 use crate::control::Command;
 use crate::control::protocol::{Changes, Failure};
 use crate::probe::cost::CostBoard;
-use crate::probe::{self, BuildContext, Built, Fallback, Probe, ProbeError};
+use crate::probe::{self, BuildContext, Built, Fallback, Fault, Probe, ProbeError};
 use crate::report::collector::Collector;
 use crate::report::{Batch, Reporter, Route};
 use crate::sample::{Name, Sample, Source, Timestamp};
@@ -30,27 +32,12 @@ use crate::source::ebpf::handover::{self, Handover};
 use crate::source::ebpf::{Kernel, KernelAccess, caps, klog};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
 use alarm::Alarms;
-
-/// Why the agent could not start its probes.
-#[derive(Debug, thiserror::Error)]
-pub enum ArbiterError {
-    /// A probe could not be built.
-    #[error("probe {probe}: {source}")]
-    Probe {
-        /// The probe's name.
-        probe: String,
-        /// Why.
-        #[source]
-        source: ProbeError,
-    },
-}
+use faulty::{Faulty, failure};
+use retry::Retries;
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Its probes could not be built.
-    #[error(transparent)]
-    Build(#[from] ArbiterError),
     /// A run that ends by itself (`--once`, `--duration`) could not write
     /// everything it collected to stdout or a data file (each failure was
     /// logged when it happened).
@@ -131,7 +118,25 @@ pub struct Prepared {
     /// Whether loading the object was tried (some probe wanted eBPF).
     kernel_tried: bool,
     running: Vec<Running>,
+    /// The probes that could not be built.
+    faulty: Vec<Faulty>,
     costs: CostBoard,
+}
+
+impl Prepared {
+    /// Why each probe that could not be built was not, in name order.
+    pub fn faults(&self) -> impl Iterator<Item = &Fault> {
+        self.faulty.iter().map(|f| &f.fault)
+    }
+
+    /// Whether the configuration wants probes and none of them can run:
+    /// none was built and, when the run would try them again (`retries`),
+    /// none failed only because of its environment.
+    pub fn none_can_run(&self, retries: bool) -> bool {
+        self.running.is_empty()
+            && !self.faulty.is_empty()
+            && (!retries || self.faulty.iter().all(|f| f.fault.is_config()))
+    }
 }
 
 /// Hands the heap that start-up freed back to the kernel. Loading the eBPF
@@ -196,28 +201,18 @@ fn reexecute(config: &Config, kernel: &mut KernelAccess, config_file: Option<&st
     if !matches!(kernel, KernelAccess::Loaded(_)) {
         return;
     }
-    let rehearsal = tracing::subscriber::with_default(
-        tracing::subscriber::NoSubscriber::default(),
-        || -> Result<(), ArbiterError> {
-            let mut ctx = BuildContext {
-                kernel: &mut *kernel,
-                node: Name::from("node"),
-                costs: CostBoard::default(),
-            };
-            for p in wanted(config).into_values().filter(|p| probe_wants_ebpf(p)) {
-                probe::build(p, &mut ctx).map_err(|source| ArbiterError::Probe {
-                    probe: p.name.clone(),
-                    source,
-                })?;
-            }
-            Ok(())
-        },
-    );
-    if let Err(e) = rehearsal {
-        // Building the probes again here says why, and fails as before.
-        tracing::debug!(error = %e, "not re-executing: a probe cannot be built");
-        return;
-    }
+    // A probe that cannot be built here is not built by the next image
+    // either, which says why: it does not stop the others' handover.
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        let mut ctx = BuildContext {
+            kernel: &mut *kernel,
+            node: Name::from("node"),
+            costs: CostBoard::default(),
+        };
+        for p in wanted(config).into_values().filter(|p| probe_wants_ebpf(p)) {
+            let _ = probe::build(p, &mut ctx);
+        }
+    });
     if let KernelAccess::Loaded(k) = kernel {
         match handover::reexecute(k, config_file) {
             Ok(never) => match never {},
@@ -238,7 +233,12 @@ fn reexecute(config: &Config, kernel: &mut KernelAccess, config_file: Option<&st
 /// [`launcher`](crate::source::command::launcher)). Capabilities are per
 /// thread and the launcher is forked: blippd calls this before it starts
 /// any other thread.
-pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> {
+///
+/// A probe that cannot be built does not stop the others: its fault is
+/// kept (see [`Prepared::faults`]), naming `origin` (the configuration
+/// file) when the configuration is at fault, and the caller decides
+/// whether the run goes on.
+pub fn prepare(config: &Config, start: Start, origin: &str) -> Prepared {
     let costs = CostBoard::default();
     let drop_capabilities = !matches!(start, Start::Library);
     let (kernel, kernel_tried) = match start {
@@ -260,7 +260,7 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
     } else {
         0
     };
-    let (mut kernel, running) = build_all(config, &costs, kernel)?;
+    let (mut kernel, running, faulty) = build_all(config, &costs, kernel, origin);
     if let KernelAccess::Loaded(k) = &mut kernel {
         k.loading_done();
     }
@@ -268,12 +268,13 @@ pub fn prepare(config: &Config, start: Start) -> Result<Prepared, ArbiterError> 
         drop_to_runtime(&kernel, switch_caps);
     }
     release_startup_memory();
-    Ok(Prepared {
+    Prepared {
         kernel,
         kernel_tried,
         running,
+        faulty,
         costs,
-    })
+    }
 }
 
 /// Fixes who commands run as (the start-up configuration's
@@ -360,34 +361,41 @@ fn drop_to_runtime(kernel: &KernelAccess, extra: u64) {
 }
 
 /// Builds the probes of `config` with `kernel`, which keeps the eBPF
-/// programs attached and must outlive the probes.
+/// programs attached and must outlive the probes; those that cannot be
+/// built are returned with their fault.
 fn build_all(
     config: &Config,
     costs: &CostBoard,
     mut kernel: KernelAccess,
-) -> Result<(KernelAccess, Vec<Running>), ArbiterError> {
+    origin: &str,
+) -> (KernelAccess, Vec<Running>, Vec<Faulty>) {
     let mut ctx = BuildContext {
         kernel: &mut kernel,
         node: Name::from("node"),
         costs: costs.clone(),
     };
     let mut running = Vec::new();
+    let mut faulty = Vec::new();
     for p in &config.probes {
         if p.status == Status::Off || config.status == Status::Off {
             tracing::info!(probe = %p.name, "status OFF, not started");
             continue;
         }
-        let built = probe::build(p, &mut ctx).map_err(|source| ArbiterError::Probe {
-            probe: p.name.clone(),
-            source,
-        })?;
-        tracing::debug!(probe = %p.name, module = %p.module, source = built.source.as_str(), "probe built");
-        running.push(Running {
-            config: p.clone(),
-            built,
-        });
+        match probe::build(p, &mut ctx) {
+            Ok(built) => {
+                tracing::debug!(probe = %p.name, module = %p.module, source = built.source.as_str(), "probe built");
+                running.push(Running {
+                    config: p.clone(),
+                    built,
+                });
+            }
+            Err(e) => faulty.push(Faulty {
+                config: p.clone(),
+                fault: Fault::of(p, e, origin),
+            }),
+        }
     }
-    Ok((kernel, running))
+    (kernel, running, faulty)
 }
 
 /// A probe task.
@@ -426,6 +434,9 @@ struct Supervisor {
     /// Probes built before the run (by [`prepare`]), used when the
     /// configuration still wants them as they are.
     prepared: Vec<Running>,
+    /// Probes [`prepare`] could not build, whose fault stands while the
+    /// configuration wants them as they are.
+    prepared_faults: Vec<Faulty>,
     tasks: BTreeMap<String, Task>,
     tx: mpsc::Sender<Batch>,
     done: mpsc::UnboundedSender<u64>,
@@ -435,16 +446,23 @@ struct Supervisor {
     /// The record of every probe that ran, by name (kept after it stops,
     /// so that `status` and `tail` show its last collections).
     health: BTreeMap<String, Arc<ProbeHealth>>,
-    /// Probes the configuration wants that could not be built, and why.
-    failed: BTreeMap<String, String>,
+    /// Probes the configuration wants that could not be built, as they
+    /// were configured, and why: their configuration is at fault, or (in a
+    /// `--once` run, which has no later) their environment.
+    failed: BTreeMap<String, (ProbeConfig, String)>,
+    /// Probes whose environment failed, waiting to be built again.
+    retries: Retries,
     /// The one timer every probe waits on.
     alarms: Alarms,
 }
 
 impl Supervisor {
-    fn build(&mut self, p: &ProbeConfig) -> Result<Built, ArbiterError> {
+    fn build(&mut self, p: &ProbeConfig) -> Result<Built, Fault> {
         if let Some(i) = self.prepared.iter().position(|r| r.config == *p) {
             return Ok(self.prepared.swap_remove(i).built);
+        }
+        if let Some(i) = self.prepared_faults.iter().position(|f| f.config == *p) {
+            return Err(self.prepared_faults.swap_remove(i).fault);
         }
         if !self.kernel_tried && probe_wants_ebpf(p) {
             self.kernel_tried = true;
@@ -458,10 +476,7 @@ impl Supervisor {
             node: Name::from("node"),
             costs: self.costs.clone(),
         };
-        probe::build(p, &mut ctx).map_err(|source| ArbiterError::Probe {
-            probe: p.name.clone(),
-            source,
-        })
+        probe::build(p, &mut ctx).map_err(|e| Fault::of(p, e, "configuration"))
     }
 
     /// Starts `r`'s task. Probes started together get the same `start`, so
@@ -493,6 +508,7 @@ impl Supervisor {
         let health = ProbeHealth::new();
         self.health.insert(config.name.clone(), Arc::clone(&health));
         self.failed.remove(&config.name);
+        self.retries.remove(&config.name);
         let source = r.built.source;
         let wires = Wires {
             start,
@@ -522,8 +538,9 @@ impl Supervisor {
     }
 
     /// Starts every probe `config` wants. The local configuration's probes
-    /// were built (and refused when broken) by [`prepare`]; one that UNIS
-    /// changed or added and that cannot be built is logged and left out.
+    /// were built by [`prepare`]; one that cannot be built (there, or now
+    /// because UNIS changed or added it) is logged once and left out, or
+    /// tried again later when its environment failed.
     fn start_all(&mut self, config: &Config) -> Vec<ProbeStatus> {
         for p in &config.probes {
             if p.status == Status::Off || config.status == Status::Off {
@@ -537,14 +554,13 @@ impl Supervisor {
                     config: p.clone(),
                     built: b,
                 }),
-                Err(e) => {
-                    tracing::error!(error = %e, "probe not started");
-                    self.failed.insert(p.name.clone(), e.to_string());
-                }
+                Err(fault) => self.fault(p, fault),
             }
         }
         let start = Timestamp::now();
-        built.into_iter().map(|r| self.spawn(r, start)).collect()
+        let statuses = built.into_iter().map(|r| self.spawn(r, start)).collect();
+        self.publish_failed();
+        statuses
     }
 
     /// Stops a probe, flushing its pending samples.
@@ -559,15 +575,17 @@ impl Supervisor {
 
     /// Moves to `config`: stops the probes it no longer wants, restarts
     /// those whose configuration changed, starts new ones. The new probes
-    /// are built before any is stopped. `strict` (a change through the
-    /// control socket) refuses the whole change when one cannot be built,
-    /// and nothing changes; otherwise (UNIS) that probe is logged and left
-    /// out, and the others run on.
+    /// are built before any is stopped; a probe known not to build as it
+    /// is configured is left to its fault (or its next attempt). `strict`
+    /// (a change through the control socket) refuses the whole change
+    /// when a probe it builds cannot be built, and nothing changes;
+    /// otherwise (UNIS) that probe is logged and left out, and the others
+    /// run on.
     async fn apply(&mut self, config: &Config, strict: bool) -> Result<Changes, Failure> {
         let wanted = wanted(config);
         let mut builds = Vec::new();
         for (name, p) in &wanted {
-            if !self.tasks.get(*name).is_some_and(|t| t.config == **p) {
+            if !self.tasks.get(*name).is_some_and(|t| t.config == **p) && !self.known_fault(p) {
                 builds.push(*p);
             }
         }
@@ -579,14 +597,11 @@ impl Supervisor {
                     config: p.clone(),
                     built: b,
                 }),
-                Err(ArbiterError::Probe { probe, source }) => failed.push(Failure {
-                    probe,
-                    error: source.to_string(),
-                }),
+                Err(fault) => failed.push((p, fault)),
             }
         }
-        if strict && let Some(f) = failed.first() {
-            return Err(f.clone());
+        if strict && let Some((p, fault)) = failed.first() {
+            return Err(failure(p, fault));
         }
         let mut changes = Changes::default();
         let names: Vec<String> = self.tasks.keys().cloned().collect();
@@ -613,15 +628,17 @@ impl Supervisor {
             }
             self.spawn(r, start);
         }
-        for f in &failed {
-            tracing::error!(probe = %f.probe, error = %f.error, "probe not started");
-            self.failed.insert(f.probe.clone(), f.error.clone());
-        }
         self.failed
             .retain(|name, _| wanted.contains_key(name.as_str()));
+        self.retries
+            .retain(|p| wanted.get(p.name.as_str()).is_some_and(|w| **w == *p));
+        changes.failed = failed.iter().map(|(p, f)| failure(p, f)).collect();
+        for (p, fault) in failed {
+            self.fault(p, fault);
+        }
         self.health
             .retain(|name, _| config.probes.iter().any(|p| p.name == *name));
-        changes.failed = failed;
+        self.publish_failed();
         Ok(changes)
     }
 
@@ -634,12 +651,7 @@ impl Supervisor {
                 error: "not running".to_owned(),
             });
         };
-        let built = self
-            .build(&config)
-            .map_err(|ArbiterError::Probe { probe, source }| Failure {
-                probe,
-                error: source.to_string(),
-            })?;
+        let built = self.build(&config).map_err(|f| failure(&config, &f))?;
         self.stop(name).await;
         tracing::info!(probe = %name, "probe restarted through the control socket");
         self.spawn(Running { config, built }, Timestamp::now());
@@ -658,6 +670,7 @@ impl Supervisor {
                     match self.tasks.get(&p.name) {
                         Some(t) if t.finished => ProbeState::Finished,
                         Some(_) => ProbeState::Running,
+                        None if self.retries.get(&p.name).is_some() => ProbeState::Retrying,
                         None => ProbeState::Failed,
                     }
                 };
@@ -677,7 +690,17 @@ impl Supervisor {
                 if r.state == ProbeState::Failed
                     && let Some(e) = self.failed.get(&p.name)
                 {
-                    r.last_error = Some(e.clone());
+                    r.last_error = Some(e.1.clone());
+                }
+                if r.state == ProbeState::Retrying
+                    && let Some(retry) = self.retries.get(&p.name)
+                {
+                    r.last_error = Some(retry.error.clone());
+                    r.attempts = retry.attempts;
+                    let wait = retry
+                        .at
+                        .saturating_duration_since(tokio::time::Instant::now());
+                    r.next_attempt = Some(Timestamp::now().0 + wait.as_micros() as u64);
                 }
                 r
             })
@@ -698,9 +721,10 @@ impl Supervisor {
         }
     }
 
-    /// Whether every task has finished its schedule (or none runs).
+    /// Whether every task has finished its schedule (or none runs) and
+    /// no probe waits to be built again.
     fn all_finished(&self) -> bool {
-        self.tasks.values().all(|t| t.finished)
+        self.tasks.values().all(|t| t.finished) && self.retries.is_empty()
     }
 }
 
@@ -726,7 +750,7 @@ pub async fn run(
 ) -> Result<Vec<ProbeStatus>, RunError> {
     run_prepared(
         config,
-        prepare(config, Start::Library)?,
+        prepare(config, Start::Library, "configuration"),
         options,
         links,
         shutdown,
@@ -748,6 +772,7 @@ pub async fn run_prepared(
         mut kernel,
         kernel_tried,
         running,
+        faulty,
         costs,
     } = prepared;
     if let KernelAccess::Loaded(k) = &mut kernel
@@ -767,6 +792,7 @@ pub async fn run_prepared(
         kernel_tried,
         costs,
         prepared: running,
+        prepared_faults: faulty,
         tasks: BTreeMap::new(),
         tx,
         done,
@@ -775,11 +801,13 @@ pub async fn run_prepared(
         unis: links.unis.is_some(),
         health: BTreeMap::new(),
         failed: BTreeMap::new(),
+        retries: Retries::default(),
         alarms,
     };
     let statuses = sup.start_all(config);
     // Built for a configuration that no longer wants them: never run.
     sup.prepared.clear();
+    sup.prepared_faults.clear();
     let mut updates = if once { None } else { links.updates };
     let mut commands = if once { None } else { links.commands };
     let mut steer = steer::Steer::new(config, links.reload);
@@ -796,8 +824,15 @@ pub async fn run_prepared(
         if updates.is_none() && sup.all_finished() && !steer.steered() {
             break;
         }
+        let next_retry = sup.retries.next_at();
         tokio::select! {
             Some(id) = finished.recv() => sup.finished(id),
+            () = async {
+                match next_retry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => sup.retry_due(),
             changed = async {
                 match &mut updates {
                     Some(u) => u.changed().await,

@@ -86,9 +86,15 @@ pub struct Args {
     /// Print samples on stdout even when they also go to UNIS or files.
     #[arg(long)]
     pub stdout: bool,
-    /// Check the configuration, print the resolved probes, exit.
+    /// Check the configuration (every probe built, none started), print
+    /// the resolved probes, exit; exit 2 with one line per faulty probe.
     #[arg(long)]
     pub check: bool,
+    /// Refuse at start-up, with exit 2, what --check refuses: a probe
+    /// whose configuration is at fault. Without it, such a probe is
+    /// reported as failed and the others run.
+    #[arg(long, conflicts_with = "check")]
+    pub strict: bool,
     /// Do not re-execute blippd after loading the eBPF programs (for a
     /// debugger or tracer that must not lose the process at exec).
     ///
@@ -164,6 +170,9 @@ mod tests {
         assert!(b.override_unis && b.new_service && b.no_query);
         assert!(Args::try_parse_from(["blippd", "--once", "--duration", "3"]).is_err());
         assert!(Args::try_parse_from(["blippd", "-e", "maybe"]).is_err());
+        assert!(Args::try_parse_from(["blippd", "--strict"]).unwrap().strict);
+        // --check refuses what --strict would: both at once says nothing more.
+        assert!(Args::try_parse_from(["blippd", "--check", "--strict"]).is_err());
         let none = Args::try_parse_from(["blippd", "--control-socket", "none"]).unwrap();
         assert_eq!(none.control_socket(), None);
         let path = Args::try_parse_from(["blippd", "--control-socket", "/tmp/b.sock"]).unwrap();

@@ -157,8 +157,13 @@ pub enum ProbeState {
     Finished,
     /// Its status (or the service's) is OFF.
     Off,
-    /// Its configuration is ON but it could not be built (see `last_error`).
+    /// Its configuration is ON but it could not be built (see
+    /// `last_error`): its configuration is at fault, and only a new one
+    /// (an edit, a reload, UNIS) builds it again.
     Failed,
+    /// It could not be built because something it needs from the host
+    /// failed (see `last_error`); it is tried again at `next_attempt`.
+    Retrying,
 }
 
 /// One probe, as `blippcmd status` shows it.
@@ -192,6 +197,12 @@ pub struct ProbeReport {
     pub last_error: Option<String>,
     /// When that failure happened, µs since the epoch.
     pub last_error_at: Option<u64>,
+    /// Failed attempts to build it, while it is [`ProbeState::Retrying`].
+    #[serde(default)]
+    pub attempts: u32,
+    /// When it is tried again, µs since the epoch.
+    #[serde(default)]
+    pub next_attempt: Option<u64>,
 }
 
 impl ProbeReport {
@@ -212,6 +223,8 @@ impl ProbeReport {
             last_duration_ms: None,
             last_error: None,
             last_error_at: None,
+            attempts: 0,
+            next_attempt: None,
         }
     }
 }

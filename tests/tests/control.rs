@@ -371,7 +371,7 @@ fn a_bad_change_is_refused_precisely_and_the_agent_runs_on() {
             "/properties/configurations/probes/ping",
             r#"{"probe_module": "cmd", "command": "true", "regex": "(?P<x>", "eventTypes": {"x": "ps:x"}}"#,
         ],
-        "blippcmd: probe ping: configuration: /properties/configurations/probes/ping/regex: \"(?P<x>\" is invalid: regex parse error:\\n    (?P<x>\\n    ^\\nerror: unclosed group; nothing was changed",
+        "blippcmd: probe ping: configuration: /properties/configurations/probes/ping/regex: \"(?P<x>\" is invalid: a regular expression: unclosed group at character 1; nothing was changed",
     );
     assert_eq!(b.status()["edits"], 0, "nothing was kept");
     assert_eq!(b.probe("cpu")["state"], "running");

@@ -253,13 +253,21 @@ impl Steer {
         if sup.tasks.contains_key(name) {
             sup.restart(name).await?;
         } else {
-            let changes = sup.apply(&self.current, true).await?;
-            if !changes.started.iter().any(|n| n == name) {
+            let wanted = (self.current.status == Status::On)
+                .then(|| {
+                    self.current
+                        .probes
+                        .iter()
+                        .find(|p| p.name == name && p.status == Status::On)
+                })
+                .flatten();
+            let Some(p) = wanted else {
                 return Err(CommandError::NotRunning {
                     probe: name.to_owned(),
                     why: "the configuration does not run it",
                 });
-            }
+            };
+            sup.build_again(&p.clone())?;
         }
         self.steered = true;
         Ok(Changes {

@@ -184,12 +184,19 @@ enum ServiceAction {
     Reload,
 }
 
-/// A failure, printed as `blippcmd: ...`, and the exit status.
-struct Failed(String, u8);
+/// A failure: its lines, each printed as `blippcmd: ...`, and the exit
+/// status.
+struct Failed(Vec<String>, u8);
+
+impl Failed {
+    fn new(message: String, code: u8) -> Self {
+        Failed(vec![message], code)
+    }
+}
 
 impl<E: std::error::Error> From<E> for Failed {
     fn from(e: E) -> Self {
-        Failed(e.to_string(), 1)
+        Failed::new(e.to_string(), 1)
     }
 }
 
@@ -222,7 +229,7 @@ fn change(cli: &Cli, request: &Request) -> Result<(), Failed> {
         (
             e @ ClientError::Refused(_),
             Request::Set { .. } | Request::Delete { .. } | Request::Reload {},
-        ) => Failed(e.to_string(), 2),
+        ) => Failed::new(e.to_string(), 2),
         (e, _) => Failed::from(e),
     })?;
     if cli.json {
@@ -269,7 +276,7 @@ fn service_cmd(cli: &Cli, which: &ServiceArgs, action: &ServiceAction) -> Result
         return Ok(());
     }
     let Some(url) = &cli.unis else {
-        return Err(Failed(
+        return Err(Failed::new(
             "service: --unis URL names the UNIS that holds the service".into(),
             2,
         ));
@@ -304,14 +311,14 @@ fn service_cmd(cli: &Cli, which: &ServiceArgs, action: &ServiceAction) -> Result
                     let text = std::io::read_to_string(std::io::stdin().take(cap + 1))?;
                     if text.len() as u64 > cap {
                         let e = blipp::bounded::too_large(cap);
-                        return Err(Failed(format!("standard input: {e}"), 2));
+                        return Err(Failed::new(format!("standard input: {e}"), 2));
                     }
                     text
                 } else {
-                    config::read_text(file).map_err(|e| Failed(e.to_string(), 2))?
+                    config::read_text(file).map_err(|e| Failed::new(e.to_string(), 2))?
                 };
                 let doc: Value = serde_json::from_str(&text)
-                    .map_err(|e| Failed(format!("{}: not JSON: {e}", file.display()), 2))?;
+                    .map_err(|e| Failed::new(format!("{}: not JSON: {e}", file.display()), 2))?;
                 let id = service::put(&endpoint, &doc, &file.display().to_string()).await?;
                 print(&format!(
                     "service {id} written; blippd follows it at its next poll (blippcmd service reload: now)\n"
@@ -401,7 +408,13 @@ fn run(cli: &Cli) -> Result<(), Failed> {
         }
         Command::Service { which, action } => service_cmd(cli, which, action),
         Command::Check { file } => match config::load(Some(file), &config::Overrides::default()) {
+            // As `blippd --check` and `blippd --strict`: every probe built,
+            // none started.
             Ok(c) => {
+                let refused = blipp::probe::check(&c, &config::origin(Some(file)));
+                if !refused.is_empty() {
+                    return Err(Failed(refused.iter().map(ToString::to_string).collect(), 2));
+                }
                 let mut text = String::new();
                 for p in &c.probes {
                     text.push_str(&format!(
@@ -412,7 +425,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 print(&text);
                 Ok(())
             }
-            Err(e) => Err(Failed(e.to_string(), 2)),
+            Err(e) => Err(Failed::new(e.to_string(), 2)),
         },
         Command::Probes => {
             let mut text = String::new();
@@ -451,8 +464,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failed(message, code)) => {
-            eprintln!("blippcmd: {}", config::escape_controls(&message));
+        Err(Failed(lines, code)) => {
+            for line in lines {
+                eprintln!("blippcmd: {}", config::escape_controls(&line));
+            }
             ExitCode::from(code)
         }
     }

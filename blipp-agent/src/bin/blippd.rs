@@ -12,7 +12,7 @@ use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
 use blipp::source::ebpf::handover;
 use blipp::unis::{self, Endpoint, Session, UnisError};
-use blipp::{config, logging};
+use blipp::{config, logging, probe};
 use clap::Parser;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -41,6 +41,19 @@ fn fail(code: u8, error: &dyn std::error::Error) -> ExitCode {
         source = e.source();
     }
     eprintln!("{}", config::escape_controls(&message));
+    ExitCode::from(code)
+}
+
+/// Refuses to run with one line per fault on stderr, each as [`fail`]
+/// prints one.
+#[expect(
+    clippy::print_stderr,
+    reason = "the binary reports fatal errors on stderr"
+)]
+fn refuse<T: std::fmt::Display>(code: u8, faults: impl IntoIterator<Item = T>) -> ExitCode {
+    for fault in faults {
+        eprintln!("{}", config::escape_controls(&format!("blippd: {fault}")));
+    }
     ExitCode::from(code)
 }
 
@@ -209,6 +222,16 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(EXIT_CONFIG, &e),
     };
+    // What a probe refuses when it is built, refused before anything
+    // starts: `--check` and `--strict` refuse the same configurations with
+    // the same lines.
+    let origin = config::origin(args.config_file.as_deref());
+    if args.check || args.strict {
+        let refused = probe::check(&config, &origin);
+        if !refused.is_empty() {
+            return refuse(EXIT_CONFIG, refused);
+        }
+    }
     if args.check {
         print_check(&config);
         return ExitCode::SUCCESS;
@@ -243,10 +266,14 @@ fn main() -> ExitCode {
             config_file: local.file_text.clone(),
         },
     };
-    let prepared = match arbiter::prepare(&config, start) {
-        Ok(p) => p,
-        Err(e) => return fail(1, &e),
-    };
+    let prepared = arbiter::prepare(&config, start, &origin);
+    // Without `--strict`, a faulty probe is reported and the others run;
+    // blippd stops only when none can (a `--once` run does not try a probe
+    // again, so a host's failure counts there too).
+    if prepared.none_can_run(length != RunLength::Once) {
+        let config_only = prepared.faults().all(probe::Fault::is_config);
+        return refuse(if config_only { EXIT_CONFIG } else { 1 }, prepared.faults());
+    }
     // One thread: the work of a tick is a few reads and a write, and a
     // second worker only added cross-thread wake-ups (futex, eventfd) to
     // every tick. Probes that may block run on the blocking pool.
@@ -328,7 +355,6 @@ fn main() -> ExitCode {
         }
         ran.map_err(|e| match e {
             RunError::Undelivered { .. } => fail(EXIT_UNDELIVERED, &e),
-            _ => fail(1, &e),
         })
     });
     match result {

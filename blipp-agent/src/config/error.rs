@@ -97,6 +97,59 @@ impl ConfigError {
             expected: expected.into(),
         }
     }
+
+    /// The same error naming `origin`: probes are built from a resolved
+    /// configuration that no longer knows its file, so the caller that
+    /// does (start-up, `--check`) names it, and the line a probe's build
+    /// error gives is the line the file's other errors give.
+    #[must_use]
+    pub fn with_origin(self, origin: &str) -> Self {
+        let origin = escape_controls(origin).into_owned();
+        match self {
+            ConfigError::Invalid {
+                pointer,
+                value,
+                expected,
+                ..
+            } => ConfigError::Invalid {
+                origin,
+                pointer,
+                value,
+                expected,
+            },
+            ConfigError::Missing { pointer, .. } => ConfigError::Missing { origin, pointer },
+            other => other,
+        }
+    }
+}
+
+/// A regex compilation error on one line: regex prints the pattern and a
+/// caret under the fault on lines of their own, which a refusal (one line
+/// per fault) cannot hold. Keeps the error and where it is
+/// (`unclosed group at character 1`).
+pub fn regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(what) = lines.iter().rev().find_map(|l| l.strip_prefix("error: ")) else {
+        return lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    };
+    // `regex parse error:`, the pattern, the carets, the error: the
+    // pattern is on one line, indented by four spaces, and the carets
+    // under it count characters.
+    if let [_, _, carets, _] = lines.as_slice()
+        && let Some(column) = carets.find('^')
+        && carets.trim().chars().all(|c| c == '^')
+        && column >= 4
+    {
+        let first = column - 3;
+        let last = first + carets.trim().chars().count() - 1;
+        return if first == last {
+            format!("{what} at character {first}")
+        } else {
+            format!("{what} at characters {first}-{last}")
+        };
+    }
+    what.to_owned()
 }
 
 #[cfg(test)]
@@ -119,5 +172,26 @@ mod tests {
             "f\\u{1b}[2J.json: /properties/configurations/probes/a\\nb/probe_module: \"gpu\\n\" is invalid: expected one of cpu"
         );
         assert!(matches!(escape_controls("plain"), Cow::Borrowed(_)));
+    }
+
+    /// Issue 16: regex errors took four lines.
+    #[test]
+    fn regex_errors_fit_on_one_line() {
+        let e = |p: &str| regex_error(&regex::Regex::new(p).unwrap_err());
+        assert_eq!(e("("), "unclosed group at character 1");
+        assert_eq!(e("ab\\q"), "unrecognized escape sequence at characters 3-4");
+        assert_eq!(e("a\n("), "unclosed group", "a pattern of two lines");
+        let big = regex::RegexBuilder::new("\\w{1000}")
+            .size_limit(100)
+            .build()
+            .unwrap_err();
+        assert_eq!(regex_error(&big).lines().count(), 1);
+    }
+
+    #[test]
+    fn with_origin_names_the_file() {
+        let e = ConfigError::invalid("configuration", "/p", &serde_json::json!(1), "x")
+            .with_origin("/etc/b\nlipp.json");
+        assert_eq!(e.to_string(), "/etc/b\\nlipp.json: /p: 1 is invalid: x");
     }
 }

@@ -88,6 +88,15 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
+/// How messages name the local configuration: its file, else the
+/// built-in defaults.
+pub fn origin(file: Option<&Path>) -> String {
+    file.map_or_else(
+        || "built-in defaults".to_owned(),
+        |path| path.display().to_string(),
+    )
+}
+
 fn parse_json(path: &Path, text: &str) -> Result<Value, ConfigError> {
     serde_json::from_str(text).map_err(|e| ConfigError::Syntax {
         path: path.to_owned(),
@@ -175,11 +184,10 @@ fn merge_local(
     let mut own = Value::Object(Map::new());
     let mut builtin_probes = true;
     let mut file_text = None;
-    let mut origin = "built-in defaults".to_owned();
+    let origin = origin(file.as_ref().map(|(path, _)| *path));
     if let Some((path, text)) = file {
         let file_doc = parse_json(path, &text)?;
         file_text = Some(text);
-        origin = path.display().to_string();
         if check {
             schema::validate(&origin, &file_doc)?;
         }

@@ -12,10 +12,10 @@ pub mod policy;
 mod probe;
 pub mod schema;
 
-pub use error::{ConfigError, escape_controls};
+pub use error::{ConfigError, escape_controls, regex_error};
 pub use load::{
     DEFAULT_SPOOL_DIR, DEFAULT_SPOOL_LIMIT_MB, Local, LocalSource, Overrides, Precedence,
-    builtin_defaults, load, load_checked, load_local, read_text, resolve,
+    builtin_defaults, load, load_checked, load_local, origin, read_text, resolve,
 };
 pub(crate) use load::{merge_service, resolve_probe};
 pub use probe::{Mode, ProbeConfig, Status};

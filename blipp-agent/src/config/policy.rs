@@ -205,10 +205,7 @@ impl Policy {
                                     origin,
                                     &format!("{pointer}/args/{j}"),
                                     &Value::String(p.clone()),
-                                    format!(
-                                        "a regular expression: {}",
-                                        e.to_string().replace('\n', " ")
-                                    ),
+                                    format!("a regular expression: {}", super::regex_error(&e)),
                                 )
                             })
                         })

@@ -15,7 +15,7 @@ pub enum Mode {
     /// eBPF where this kernel allows it, /proc otherwise.
     #[default]
     Auto,
-    /// eBPF or a start-up error.
+    /// eBPF, else the probe does not start (blippd tries it again).
     Ebpf,
     /// /proc, /sys and netlink only.
     Proc,
@@ -200,13 +200,32 @@ impl ProbeConfig {
     /// on failure.
     pub fn options<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigError> {
         let value = Value::Object(self.options.clone());
+        let pointer = format!("/properties/configurations/probes/{}", self.name);
         serde_json::from_value(value.clone()).map_err(|e| {
-            ConfigError::invalid(
-                "configuration",
-                &format!("/properties/configurations/probes/{}", self.name),
-                &value,
-                e.to_string(),
-            )
+            // Point at the key at fault (`pid: 1e20`) rather than at the
+            // whole probe, as for the common keys.
+            match self.option_at_fault::<T>() {
+                Some((key, value, why)) => {
+                    ConfigError::invalid("configuration", &format!("{pointer}/{key}"), value, why)
+                }
+                None => ConfigError::invalid("configuration", &pointer, &value, e.to_string()),
+            }
+        })
+    }
+
+    /// The first of the module's own keys that `T` refuses on its own, its
+    /// value and why; a key refused only because others are missing is
+    /// not at fault.
+    fn option_at_fault<T: serde::de::DeserializeOwned>(&self) -> Option<(&str, &Value, String)> {
+        self.options.iter().find_map(|(key, value)| {
+            let mut alone = Map::new();
+            alone.insert(key.clone(), value.clone());
+            match serde_json::from_value::<T>(Value::Object(alone)) {
+                Err(e) if !e.to_string().starts_with("missing field") => {
+                    Some((key.as_str(), value, e.to_string()))
+                }
+                _ => None,
+            }
         })
     }
 }
@@ -233,6 +252,38 @@ mod tests {
         assert_eq!(
             e,
             "f.json: /p/c/reporting_params: 1.8446744073709552e+19 is invalid: invalid type: floating point `1.8446744073709552e+19`, expected u32"
+        );
+    }
+
+    /// Issue 16: `pid: 1e20` named the whole probe.
+    #[test]
+    fn a_bad_own_key_is_named_alone() {
+        #[derive(Deserialize, Debug)]
+        #[expect(dead_code, reason = "only parsed")]
+        struct Own {
+            regex: String,
+            pid: Option<i32>,
+        }
+        let Value::Object(obj) = json!({"probe_module": "process", "schedule_params": {"every": 1}, "regex": "x", "pid": 1e20})
+        else {
+            unreachable!()
+        };
+        let p = ProbeConfig::resolve("f.json", "/p/c", "c", obj).unwrap();
+        let e = p.options::<Own>().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "configuration: /properties/configurations/probes/c/pid: 1e+20 is invalid: invalid type: floating point `1e+20`, expected i32"
+        );
+        let Value::Object(obj) =
+            json!({"probe_module": "process", "schedule_params": {"every": 1}, "pid": 1})
+        else {
+            unreachable!()
+        };
+        let p = ProbeConfig::resolve("f.json", "/p/c", "c", obj).unwrap();
+        let e = p.options::<Own>().unwrap_err().to_string();
+        assert!(
+            e.contains("/probes/c: {\"pid\":1} is invalid: missing field `regex`"),
+            "{e}"
         );
     }
 }

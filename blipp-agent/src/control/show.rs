@@ -112,13 +112,28 @@ pub fn status(report: &StatusReport, now_us: u64) -> String {
         line(row);
     }
     for p in &report.probes {
-        if let Some(e) = &p.last_error {
-            let _ = writeln!(
-                out,
-                "{}: last error {}: {e}",
-                p.name,
-                ago(now_us, p.last_error_at)
-            );
+        match (&p.last_error, p.next_attempt) {
+            (Some(e), Some(next)) => {
+                let _ = writeln!(
+                    out,
+                    "{}: not built ({} attempt(s)), trying again in {}: {e}",
+                    p.name,
+                    p.attempts,
+                    span(next.saturating_sub(now_us) as f64 / 1e6)
+                );
+            }
+            (Some(e), None) if p.last_error_at.is_none() => {
+                let _ = writeln!(out, "{}: not built: {e}", p.name);
+            }
+            (Some(e), None) => {
+                let _ = writeln!(
+                    out,
+                    "{}: last error {}: {e}",
+                    p.name,
+                    ago(now_us, p.last_error_at)
+                );
+            }
+            (None, _) => {}
         }
     }
     if let Some(s) = &report.sink {
@@ -230,13 +245,19 @@ mod tests {
         let mut disk = ProbeReport::new("disk", "disk", ProbeState::Off, "auto", json!({}));
         disk.last_error = Some("boom".into());
         disk.last_error_at = Some(5_000_000);
+        let mut ping = ProbeReport::new("ping", "cmd", ProbeState::Failed, "auto", json!({}));
+        ping.last_error = Some("f.json: /p: \"(\" is invalid: a regex".into());
+        let mut numa = ProbeReport::new("numa", "numa", ProbeState::Retrying, "auto", json!({}));
+        numa.last_error = Some("reading online: denied".into());
+        numa.attempts = 3;
+        numa.next_attempt = Some(14_000_000);
         let r = StatusReport {
             version: "0.1.0".into(),
             pid: 7,
             uptime_s: 75.0,
             service_status: "ON".into(),
             edits: 1,
-            probes: vec![cpu, disk],
+            probes: vec![cpu, disk, ping, numa],
             sink: None,
             refused: vec![Refusal::new(
                 "UNIS service s1",
@@ -249,10 +270,14 @@ mod tests {
         assert_eq!(
             text,
             "blippd 0.1.0 (pid 7), up 1m15s, service ON, 1 edit(s) in effect\n\
-             PROBE  MODULE  STATE    SOURCE  SCHEDULE   RUNS  ERRORS  SAMPLES  LAST      TOOK\n\
-             cpu    cpu     running  proc    simple 5s  12    0       144      1.0s ago  0.31ms\n\
-             disk   disk    off      -       simple     0     0       0        -         -\n\
+             PROBE  MODULE  STATE     SOURCE  SCHEDULE   RUNS  ERRORS  SAMPLES  LAST      TOOK\n\
+             cpu    cpu     running   proc    simple 5s  12    0       144      1.0s ago  0.31ms\n\
+             disk   disk    off       -       simple     0     0       0        -         -\n\
+             ping   cmd     failed    -       simple     0     0       0        -         -\n\
+             numa   numa    retrying  -       simple     0     0       0        -         -\n\
              disk: last error 5.0s ago: boom\n\
+             ping: not built: f.json: /p: \"(\" is invalid: a regex\n\
+             numa: not built (3 attempt(s)), trying again in 4.0s: reading online: denied\n\
              REFUSED by the local trust policy (1), the rest applies:\n  \
              UNIS service s1: /properties/configurations/probes/pwn: [\"/usr/bin/touch\",\"/tmp/PWNED\"] refused: \
              trust.programs of the local file does not list /usr/bin/touch\n"

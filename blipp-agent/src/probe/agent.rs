@@ -1,5 +1,7 @@
 //! The agent's own cost: how long each probe's last collection took
-//! (subject `probe:<name>`) and, per eBPF program (subject
+//! (subject `probe:<name>`), which probes the configuration wants and
+//! could not be built (`probe:<name>`'s `probe:failed`, 1, and the node's
+//! `probes:failed`, their count) and, per eBPF program (subject
 //! `ebpf:<program>`), its runs, run time and skipped runs from the kernel's
 //! BPF run-time statistics; and, when blippd reports to UNIS, what the
 //! UNIS/MS sink does (subject `node`): requests to UNIS and to the MS,
@@ -65,7 +67,7 @@ fn build(_config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Pro
 
 impl Probe for AgentProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
-        self.board.collect(ts, &self.types, out);
+        self.board.collect(ts, &self.types, &self.node, out);
         if let Some(now) = SINK.read() {
             self.sink(ts, now, out);
         }

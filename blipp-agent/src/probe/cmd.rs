@@ -138,7 +138,13 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
         .multi_line(true)
         .dot_matches_new_line(true)
         .build()
-        .map_err(|e| invalid("regex", options.regex.clone().into(), e.to_string()))?;
+        .map_err(|e| {
+            invalid(
+                "regex",
+                options.regex.clone().into(),
+                format!("a regular expression: {}", crate::config::regex_error(&e)),
+            )
+        })?;
     if options.event_types.is_empty() {
         return Err(invalid(
             "eventTypes",

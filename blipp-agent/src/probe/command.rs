@@ -63,12 +63,22 @@ fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation,
     let mut argv = argv::build(&keys.command, |k| {
         config.options.get(k).or_else(|| config.raw.get(k))
     })
-    .map_err(|e| {
-        invalid(
+    .map_err(|e| match e {
+        // The value at fault is the key's, not the command's.
+        argv::ArgvError::NotScalar { key, .. } => invalid(
+            &key,
+            config
+                .options
+                .get(&key)
+                .or_else(|| config.raw.get(&key))
+                .unwrap_or(&Value::Null),
+            format!("a string, number or boolean (the command's ${key})"),
+        ),
+        e => invalid(
             "command",
             &Value::String(keys.command.clone()),
             e.to_string(),
-        )
+        ),
     })?;
     let mut env = Vec::new();
     for (name, value) in keys.environment.iter().flatten() {

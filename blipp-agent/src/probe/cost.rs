@@ -22,6 +22,9 @@ struct Board {
     programs: Vec<(ProgramHandle, Name)>,
     /// Whether the kernel's run-time statistics are on.
     stats_enabled: bool,
+    /// `probe:<name>` of the probes the configuration wants that could
+    /// not be built.
+    failed: Vec<Name>,
 }
 
 /// Shared between the arbiter, the probes that attach programs, and the
@@ -49,6 +52,12 @@ impl CostBoard {
         });
     }
 
+    /// Sets the probes that the configuration wants and that could not be
+    /// built (subjects `probe:<name>`).
+    pub fn set_failed(&self, probes: Vec<Name>) {
+        self.with(|b| b.failed = probes);
+    }
+
     /// Records how long `probe`'s collection took.
     pub fn record(&self, probe: &Name, seconds: f64) {
         self.with(|b| match b.durations.iter_mut().find(|(p, _)| p == probe) {
@@ -61,6 +70,8 @@ impl CostBoard {
 /// The `agent` probe's event types, interned once.
 pub struct CostTypes {
     collect: Name,
+    failed: Name,
+    failed_count: Name,
     runs: Name,
     run_time: Name,
     missed: Name,
@@ -72,6 +83,8 @@ impl CostTypes {
         let name = |s: &str| Name::from(format!("{AGENT_PREFIX}{s}"));
         Self {
             collect: name("probe:collect_seconds"),
+            failed: name("probe:failed"),
+            failed_count: name("probes:failed"),
             runs: name("ebpf:runs"),
             run_time: name("ebpf:run_time_ns"),
             missed: name("ebpf:missed"),
@@ -86,10 +99,27 @@ impl Default for CostTypes {
 }
 
 impl CostBoard {
-    /// Appends what the board holds as samples. A program whose statistics
-    /// cannot be read is logged and skipped.
-    pub fn collect(&self, ts: Timestamp, t: &CostTypes, out: &mut Vec<Sample>) {
+    /// Appends what the board holds as samples, the count of probes that
+    /// could not be built as `node`'s. A program whose statistics cannot
+    /// be read is logged and skipped.
+    pub fn collect(&self, ts: Timestamp, t: &CostTypes, node: &Name, out: &mut Vec<Sample>) {
         self.with(|b| {
+            out.push(Sample::new(
+                ts,
+                node,
+                &t.failed_count,
+                Value::Int(b.failed.len() as u64),
+                Source::Proc,
+            ));
+            for probe in &b.failed {
+                out.push(Sample::new(
+                    ts,
+                    probe,
+                    &t.failed,
+                    Value::Int(1),
+                    Source::Proc,
+                ));
+            }
             for (probe, seconds) in &b.durations {
                 out.push(Sample::new(
                     ts,

@@ -2,12 +2,14 @@
 //! samples. [`REGISTRY`] is the one table of every probe blipp has.
 
 pub mod agent;
+mod check;
 pub mod cmd;
 pub(crate) mod command;
 pub mod cost;
 pub mod cpu;
 pub mod disk;
 mod error;
+mod fault;
 pub mod mem;
 pub mod nagios;
 pub mod net;
@@ -24,7 +26,9 @@ use crate::config::{Mode, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
 use crate::source::ebpf::KernelAccess;
 
+pub use check::check;
 pub use error::ProbeError;
+pub use fault::Fault;
 
 /// Reads one quantity out of a parsed record; `None` when this kernel does
 /// not provide it. Probes list their quantities as `(name, Getter)` tables.

@@ -139,7 +139,7 @@ impl Options {
                 invalid(
                     "/regex",
                     re.clone().into(),
-                    &format!("a regular expression: {e}"),
+                    &format!("a regular expression: {}", crate::config::regex_error(&e)),
                 )
             })?;
             chosen.push(Selector::Regex(compiled));

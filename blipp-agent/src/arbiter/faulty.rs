@@ -1,0 +1,118 @@
+//! The probes a configuration wants that could not be built: each fault
+//! is kept for `status` and the `agent` probe and logged once; a probe
+//! whose configuration is at fault waits for a new configuration, one
+//! whose environment failed is built again with back-off (see
+//! [`super::retry`]).
+
+use super::{RunLength, Running, Supervisor};
+use crate::config::ProbeConfig;
+use crate::control::protocol::Failure;
+use crate::probe::Fault;
+use crate::sample::{Name, Timestamp};
+
+/// A probe that could not be built, and why.
+pub(super) struct Faulty {
+    pub(super) config: ProbeConfig,
+    pub(super) fault: Fault,
+}
+
+/// What a control-socket client is told about `fault`, which building `p`
+/// gave.
+pub(super) fn failure(p: &ProbeConfig, fault: &Fault) -> Failure {
+    Failure {
+        probe: p.name.clone(),
+        error: match fault {
+            Fault::Config(e) => e.to_string(),
+            Fault::Environment { error, .. } => error.to_string(),
+        },
+    }
+}
+
+impl Supervisor {
+    /// Keeps `fault`, which building `p` gave, for `status` and the
+    /// `agent` probe, and says so once: a probe whose environment failed
+    /// is tried again later (but not in a `--once` run).
+    pub(super) fn fault(&mut self, p: &ProbeConfig, fault: Fault) {
+        let retry = !fault.is_config() && self.options.length != RunLength::Once;
+        if retry {
+            let again = self.retries.get(&p.name).is_some();
+            let wait =
+                self.retries
+                    .failed(p, failure(p, &fault).error, tokio::time::Instant::now());
+            if again {
+                tracing::debug!(probe = %p.name, error = %fault, retry_in = ?wait, "probe still not built");
+            } else {
+                tracing::warn!(probe = %p.name, error = %fault, retry_in = ?wait, "probe not started: what it needs from the host failed; trying again with back-off");
+            }
+            self.failed.remove(&p.name);
+        } else {
+            self.retries.remove(&p.name);
+            tracing::error!(probe = %p.name, error = %fault, "probe not started");
+            self.failed
+                .insert(p.name.clone(), (p.clone(), failure(p, &fault).error));
+        }
+        self.publish_failed();
+    }
+
+    /// Whether `p`, as configured, is known not to build: building it
+    /// again gives the same fault (its configuration), or waits for its
+    /// next attempt (its environment).
+    pub(super) fn known_fault(&self, p: &ProbeConfig) -> bool {
+        self.failed.get(&p.name).is_some_and(|(c, _)| c == p)
+            || self.retries.get(&p.name).is_some_and(|r| r.config == *p)
+    }
+
+    /// Builds `p`, which is not running, now (`blippcmd probe start`),
+    /// and starts it; its fault is kept and returned when it still
+    /// cannot be built.
+    pub(super) fn build_again(&mut self, p: &ProbeConfig) -> Result<(), Failure> {
+        match self.build(p) {
+            Ok(built) => {
+                self.spawn(
+                    Running {
+                        config: p.clone(),
+                        built,
+                    },
+                    Timestamp::now(),
+                );
+                self.publish_failed();
+                Ok(())
+            }
+            Err(fault) => {
+                let refused = failure(p, &fault);
+                self.fault(p, fault);
+                Err(refused)
+            }
+        }
+    }
+
+    /// Tells the `agent` probe which probes the configuration wants and
+    /// cannot run.
+    pub(super) fn publish_failed(&self) {
+        let names = self
+            .failed
+            .keys()
+            .map(String::as_str)
+            .chain(self.retries.names())
+            .map(|n| Name::from(format!("probe:{n}")))
+            .collect();
+        self.costs.set_failed(names);
+    }
+
+    /// Builds the probes whose next attempt is due, and starts those that
+    /// can now be built.
+    pub(super) fn retry_due(&mut self) {
+        let now = tokio::time::Instant::now();
+        for p in self.retries.due(now) {
+            match self.build(&p) {
+                Ok(built) => {
+                    let attempts = self.retries.remove(&p.name).map_or(0, |r| r.attempts);
+                    tracing::info!(probe = %p.name, failed_attempts = attempts, "probe built at last");
+                    self.spawn(Running { config: p, built }, Timestamp::now());
+                }
+                Err(fault) => self.fault(&p, fault),
+            }
+        }
+        self.publish_failed();
+    }
+}
