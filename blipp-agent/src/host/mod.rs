@@ -19,6 +19,8 @@ use serde::Serialize;
 use crate::limits::{KERNEL_FILE_MAX, SMALL_FILE_MAX};
 pub use crate::source::netlink::{Duplex, LinkSpeed, SpeedSource};
 use crate::source::netlink::{LinkSpeedReader, rtnetlink};
+use crate::source::procfs::{meminfo, stat};
+use crate::source::sysfs;
 pub use sysconf::{clock_ticks_per_second, page_size};
 pub use uname::{Uname, canonical_name, uname};
 
@@ -142,7 +144,7 @@ impl HostInfo {
             .find_map(|p| crate::bounded::read_to_string(p, SMALL_FILE_MAX).ok())
             .and_then(|t| parse::os_release(&t));
         let numa_nodes = read(&sys.join("devices/system/node/online"), SMALL_FILE_MAX)
-            .and_then(|t| parse::id_list(&t))
+            .and_then(|t| sysfs::id_list(&t))
             .unwrap_or_default();
         HostInfo {
             fqdn,
@@ -155,9 +157,8 @@ impl HostInfo {
             cpu_model: cpuinfo.as_deref().and_then(parse::cpu_model),
             cpus,
             mem_total_kb: read(&proc.join("meminfo"), KERNEL_FILE_MAX)
-                .and_then(|t| parse::keyed_number(&t, "MemTotal")),
-            boot_time: read(&proc.join("stat"), KERNEL_FILE_MAX)
-                .and_then(|t| parse::keyed_number(&t, "btime")),
+                .and_then(|t| meminfo::parse(&t).ok()?.total),
+            boot_time: read(&proc.join("stat"), KERNEL_FILE_MAX).and_then(|t| stat::boot_time(&t)),
             numa_nodes,
             interfaces: interfaces(sys),
             default_interface: read(&proc.join("net/route"), KERNEL_FILE_MAX)
@@ -235,7 +236,7 @@ pub fn online_cpus(sys_dir: &Path) -> u32 {
 
 fn online_cpus_listed(sys_dir: &Path) -> Option<u32> {
     let list = read(&sys_dir.join("devices/system/cpu/online"), SMALL_FILE_MAX)?;
-    u32::try_from(parse::id_list(&list)?.len())
+    u32::try_from(sysfs::id_list(&list)?.len())
         .ok()
         .filter(|n| *n > 0)
 }
@@ -327,7 +328,7 @@ mod tests {
         assert_eq!(h.hostname, u.nodename);
         assert_eq!(h.kernel.release, u.release);
         let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
-        assert_eq!(h.cpus as usize, parse::id_list(&online).unwrap().len());
+        assert_eq!(h.cpus as usize, sysfs::id_list(&online).unwrap().len());
         assert!(h.mem_total_kb.unwrap() > 0);
         assert!(h.boot_time.unwrap() > 1_000_000_000);
         assert!(!h.numa_nodes.is_empty());

@@ -27,20 +27,6 @@ pub fn cpu_model(cpuinfo: &str) -> Option<String> {
     best.map(|(_, v)| v.to_owned())
 }
 
-/// The first number after `key` at the start of a line (`btime 1716900000`
-/// in /proc/stat, `MemTotal:  263873516 kB` in /proc/meminfo). The host
-/// needs one key of each file, so it does not run the probes' parsers.
-pub fn keyed_number(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(key)?;
-        let rest = rest.strip_prefix(':').unwrap_or(rest);
-        if !rest.starts_with([' ', '\t']) {
-            return None;
-        }
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
-
 /// Number of `processor` entries in `/proc/cpuinfo`.
 pub fn cpuinfo_processors(cpuinfo: &str) -> usize {
     cpuinfo
@@ -50,30 +36,6 @@ pub fn cpuinfo_processors(cpuinfo: &str) -> usize {
                 .is_some_and(|(k, _)| k.trim() == "processor")
         })
         .count()
-}
-
-/// A kernel CPU or node list (`0-3,8,10-11`), as in
-/// `/sys/devices/system/cpu/online`; `None` if malformed.
-pub fn id_list(text: &str) -> Option<Vec<u32>> {
-    let mut ids = Vec::new();
-    let text = text.trim();
-    if text.is_empty() {
-        return Some(ids);
-    }
-    for part in text.split(',') {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (u32, u32) = (a.parse().ok()?, b.parse().ok()?);
-                // A list of more than a million CPUs is not a real kernel's.
-                if b < a || b - a > 1 << 20 {
-                    return None;
-                }
-                ids.extend(a..=b);
-            }
-            None => ids.push(part.parse().ok()?),
-        }
-    }
-    Some(ids)
 }
 
 /// A value of an os-release(5) line: shell-like, optionally quoted, with
@@ -170,25 +132,6 @@ mod tests {
     }
 
     #[test]
-    fn keyed_numbers() {
-        let stat = "cpu  1 2 3 4\nbtime 1716900000\nprocesses 5\n";
-        assert_eq!(keyed_number(stat, "btime"), Some(1_716_900_000));
-        let meminfo = "MemTotal:       263873516 kB\nMemTotalX: 1 kB\n";
-        assert_eq!(keyed_number(meminfo, "MemTotal"), Some(263_873_516));
-        assert_eq!(keyed_number("btimex 5\n", "btime"), None);
-        assert_eq!(keyed_number("btime x\n", "btime"), None);
-    }
-
-    #[test]
-    fn id_lists() {
-        assert_eq!(id_list("0-3,8,10-11\n"), Some(vec![0, 1, 2, 3, 8, 10, 11]));
-        assert_eq!(id_list("0\n"), Some(vec![0]));
-        assert_eq!(id_list("\n"), Some(vec![]));
-        assert_eq!(id_list("3-1"), None);
-        assert_eq!(id_list("x"), None);
-    }
-
-    #[test]
     fn os_releases() {
         let debian = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION=\"12 (bookworm)\"\n";
         assert_eq!(
@@ -220,8 +163,6 @@ mod tests {
         fn parsers_are_total(text in "\\PC*") {
             let _ = cpu_model(&text);
             let _ = cpuinfo_processors(&text);
-            let _ = keyed_number(&text, "btime");
-            let _ = id_list(&text);
             let _ = os_release(&text);
             let _ = default_route_interface(&text);
         }

@@ -153,16 +153,6 @@ fn wall(ts_ns: u64, now_mono: u64, now: Timestamp) -> Timestamp {
     Timestamp(now.0.saturating_sub(now_mono.saturating_sub(ts_ns) / 1000))
 }
 
-fn monotonic_ns() -> u64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut t) };
-    (t.tv_sec as u64) * 1_000_000_000 + t.tv_nsec as u64
-}
-
 impl EbpfVariant {
     fn subject(&mut self, pid: u32, comm: &[u8; 16]) -> Name {
         if self.subjects.len() > 65536 {
@@ -198,7 +188,10 @@ impl EbpfVariant {
     }
 
     fn push_events(&mut self, ts: Timestamp, out: &mut Vec<Sample>) {
-        let (mono, events) = (monotonic_ns(), std::mem::take(&mut self.drained));
+        let (mono, events) = (
+            crate::source::kernel::monotonic_ns(),
+            std::mem::take(&mut self.drained),
+        );
         let shown = if self.show_events {
             events.len().min(self.max_events)
         } else {

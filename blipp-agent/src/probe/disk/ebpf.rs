@@ -102,20 +102,11 @@ pub(super) fn build(
     }))
 }
 
-/// The device number of whole disk `name` if it is request-based, from
-/// sysfs (read once per disk).
+/// The device number of whole disk `name` if it is request-based, in the
+/// programs' encoding.
 fn blk_mq_dev(sys_dir: &Path, name: &str) -> Option<u32> {
-    let block = sys_dir.join("block").join(name);
-    if !block.join("mq").is_dir() {
-        return None;
-    }
-    let text =
-        crate::bounded::read_to_string(&block.join("dev"), crate::limits::SMALL_FILE_MAX).ok()?;
-    let (major, minor) = text.trim().split_once(':')?;
-    Some(blipp_common::disk::make_dev(
-        major.parse().ok()?,
-        minor.parse().ok()?,
-    ))
+    let (major, minor) = crate::source::sysfs::blk_mq_device(sys_dir, name)?;
+    Some(blipp_common::disk::make_dev(major, minor))
 }
 
 /// The values below which the fractions `qs` (ascending) of the counts

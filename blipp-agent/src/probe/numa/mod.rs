@@ -12,11 +12,11 @@ use serde::Deserialize;
 
 use super::{BuildContext, Built, Fallback, Getter, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::ProbeConfig;
-use crate::host::parse::id_list;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::procfs::ParseError;
 use crate::source::procfs::numa::{self, NodeMeminfo, Numastat};
 use crate::source::read::{FileError, KernelFile};
+use crate::source::sysfs::id_list;
 
 /// Registry row.
 pub const SPEC: ProbeSpec = ProbeSpec {

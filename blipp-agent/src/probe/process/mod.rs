@@ -241,33 +241,17 @@ fn build(config: &ProbeConfig, _ctx: &mut BuildContext<'_>) -> Result<Built, Pro
     })
 }
 
-/// Whether `dir` is a mounted procfs.
-fn is_procfs(dir: &Path) -> bool {
-    const PROC_SUPER_MAGIC: u64 = 0x9fa0;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
-        return false;
-    };
-    // SAFETY: statfs is plain C data; zeroed is valid.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid NUL-terminated path and a writable statfs.
-    unsafe {
-        // f_type is signed on glibc and unsigned on musl.
-        libc::statfs(c.as_ptr(), &mut s) == 0
-            && u64::try_from(s.f_type).is_ok_and(|t| t == PROC_SUPER_MAGIC)
-    }
-}
-
 impl ProcessProbe {
     fn new(selector: Selector, proc_dir: &Path, sys_dir: &Path) -> Self {
         let btime =
             crate::bounded::read_to_string(&proc_dir.join("stat"), crate::limits::KERNEL_FILE_MAX)
                 .ok()
-                .and_then(|t| crate::host::parse::keyed_number(&t, "btime"));
+                .and_then(|t| crate::source::procfs::stat::boot_time(&t));
         Self {
             subject: Name::from(format!("process:{}", selector.label())),
             selector,
             proc_dir: proc_dir.to_owned(),
-            procfs_mounted: is_procfs(proc_dir),
+            procfs_mounted: crate::source::kernel::is_procfs(proc_dir),
             types: Types::new(),
             states: Vec::new(),
             ticks_per_second: procfs::ticks_per_second().max(1),

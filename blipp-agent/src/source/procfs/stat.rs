@@ -118,6 +118,14 @@ fn cpu_times(
     })
 }
 
+/// The boot time (`btime`, seconds since the epoch), for readers that need
+/// nothing else of the file.
+pub fn boot_time(text: &str) -> Option<u64> {
+    let mut s = Stat::default();
+    parse_into(text, &mut s).ok()?;
+    s.btime
+}
+
 /// Parses `text` into `out`, reusing its per-CPU vector.
 pub fn parse_into(text: &str, out: &mut Stat) -> Result<(), ParseError> {
     out.cpus.clear();
@@ -181,6 +189,11 @@ mod tests {
         assert_eq!(s.all.total(), 36, "guest columns are part of user/nice");
         assert_eq!(s.cpus.len(), 1);
         assert_eq!(s.btime, Some(1_700_000_000));
+        assert_eq!(
+            boot_time("cpu  1 2 3 4 5 6 7 8 9 10\nbtime 1700000000\n"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(boot_time("cpu  1 2 3 4 5 6 7 8 9 10\n"), None);
         assert!(parse_into("cpu 1 2 3\n", &mut s).is_err());
         assert!(parse_into("intr 5\n", &mut s).is_err());
         assert!(parse_into("cpu 1 2 x 4\n", &mut s).is_err());
