@@ -13,6 +13,7 @@ pub mod netns;
 pub mod shared;
 pub mod skip;
 pub mod tls;
+pub mod unis_scenario;
 pub mod unis_server;
 
 /// The real server's schemas, loaded once per test process; `None` (and a

@@ -1,64 +1,26 @@
-//! blippd against the UNIS/MS test server, as an operator runs it: the
-//! default probes register node, ports, service, measurements and
+//! blippd registering with the UNIS/MS test server, as an operator runs it:
+//! the default probes register node, ports, service, measurements and
 //! metadata, create MS collections and deliver data under the right mids;
-//! a restart keeps every mid and costs a constant number of requests; a
-//! configuration changed in UNIS is followed at the next poll; service
-//! status OFF stops the data; samples taken while UNIS is down are spooled
-//! and delivered when it comes back; TLS with client certificates works.
+//! a restart keeps every mid and costs a constant number of requests;
+//! `-e new`, `--no-query`, `--override` and `-e use`; the service TTL;
+//! given ids, a deleted service and a bad configuration in UNIS; a port
+//! for an interface that appears later; `--once`.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use blipp::host::HostInfo;
 use blipp_tests::daemon::{Blippd, wait_for};
-use blipp_tests::tls::TlsMaterial;
-use blipp_tests::unis_server::{Fault, Options, UnisServer, free_port, now_us};
+use blipp_tests::unis_scenario::{
+    config, data_counts, ids, logged, measured_since, points_per_probe, probe_of_mids, server,
+};
+use blipp_tests::unis_server::{Options, UnisServer, now_us};
 use blipp_tests::{agent_bin, real_schemas};
 use serde_json::{Value, json};
-
-/// A configuration file for blippd: the default probes every second,
-/// UNIS at `url`, polled every second, the spool in `dir`.
-fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
-    let mut doc = json!({
-        "properties": {"configurations": {
-            "unis_url": url,
-            "unis_poll_interval": 1,
-            "unis_max_backoff": 2,
-            "spool_dir": dir.join("spool").display().to_string(),
-            "probe_defaults": {"schedule_params": {"every": 1}}
-        }}
-    });
-    blipp::config::merge::merge(&mut doc, extra.clone());
-    let path = dir.join("blipp.json");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
-}
-
-fn server() -> Option<UnisServer> {
-    blipp_tests::schema_checked_server(
-        "the blippd end-to-end tests against the UNIS/MS test server",
-    )
-}
-
-/// mids that have data, with their point counts.
-fn data_counts(server: &UnisServer) -> BTreeMap<String, usize> {
-    server
-        .data()
-        .into_iter()
-        .map(|(m, d)| (m, d.len()))
-        .collect()
-}
-
-fn ids(records: &[Value]) -> BTreeSet<String> {
-    records
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 #[test]
 fn default_probes_register_and_deliver_under_the_right_mids() {
@@ -68,7 +30,7 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
     let blippd = Blippd::start(&cfg, &[], &dir.path().join("run1.log"));
     wait_for(
         60,
-        "data of all four default probes",
+        "data of all four default probes, several mids in one POST /data",
         || blippd.log(),
         || {
             server.records("measurements").len() == 4
@@ -77,13 +39,45 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
                     .iter()
                     .all(|m| m["eventTypes"].as_array().is_some_and(|e| !e.is_empty()))
                 && server.data().len() >= 20
+                && server.requests().iter().any(|r| {
+                    r.target == "/data"
+                        && r.body
+                            .as_ref()
+                            .and_then(Value::as_array)
+                            .is_some_and(|a| a.len() > 1)
+                })
         },
     );
-    std::thread::sleep(Duration::from_secs(2));
     let log1 = blippd.stop();
     let host = HostInfo::gather(Path::new("/proc"), Path::new("/sys"));
+    let (nodes, ports) = check_node_and_ports(&server, &host);
+    let node_href = nodes[0]["selfRef"].as_str().unwrap();
+    let (services, measurements) = check_service_and_measurements(&server, node_href);
+    let metadata = check_series(&server, node_href, &ports, &measurements);
+    check_values(&server, &host, &metadata);
+    check_what_was_sent(&server, &log1);
+    let first = FirstRun {
+        nodes,
+        ports,
+        services,
+        measurements,
+        metadata,
+    };
+    restart_keeps_every_mid(&server, &cfg, dir.path(), &first);
+}
 
-    // The node, found by its URN, with the host's facts and its ports.
+/// What the first start registered.
+struct FirstRun {
+    nodes: Vec<Value>,
+    ports: Vec<Value>,
+    services: Vec<Value>,
+    measurements: Vec<Value>,
+    metadata: Vec<Value>,
+}
+
+/// The node, found by its URN, with the host's facts and its ports;
+/// returns the nodes and ports.
+fn check_node_and_ports(server: &UnisServer, host: &HostInfo) -> (Vec<Value>, Vec<Value>) {
     let nodes = server.records("nodes");
     assert_eq!(nodes.len(), 1, "{nodes:?}");
     let node = &nodes[0];
@@ -94,7 +88,6 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         host.kernel.release
     );
     assert_eq!(node["properties"]["system"]["cpus"], host.cpus);
-    let node_href = node["selfRef"].as_str().unwrap();
     let ports = server.records("ports");
     assert_eq!(ports.len(), host.interfaces.len(), "one port per interface");
     let linked: BTreeSet<&str> = node["ports"]
@@ -122,7 +115,15 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         assert_eq!(port["urn"], host.port_urn(&iface.name));
     }
 
-    // The service runs on the node; one measurement per probe.
+    (nodes, ports)
+}
+
+/// The service runs on the node; one measurement per probe. Returns the
+/// services and measurements.
+fn check_service_and_measurements(
+    server: &UnisServer,
+    node_href: &str,
+) -> (Vec<Value>, Vec<Value>) {
     let services = server.records("services");
     assert_eq!(services.len(), 1);
     let service = &services[0];
@@ -140,8 +141,18 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         assert_eq!(m["configuration"]["schedule_params"]["every"], 1);
     }
 
-    // Every mid with data has metadata of one of these measurements and an
-    // MS collection; every point has an integer ts in µs.
+    (services, measurements)
+}
+
+/// Every mid with data has metadata of one of the measurements and an MS
+/// collection; every point has an integer ts in µs; subjects are the
+/// node or its ports. Returns the metadata.
+fn check_series(
+    server: &UnisServer,
+    node_href: &str,
+    ports: &[Value],
+    measurements: &[Value],
+) -> Vec<Value> {
     let metadata = server.records("metadata");
     let by_mid: BTreeMap<&str, &Value> = metadata
         .iter()
@@ -196,8 +207,13 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
             None => assert_eq!(md["subject"]["href"], node_href, "{md}"),
         }
     }
-    // The right numbers under the right mids: free memory is under node,
-    // in kB, below MemTotal.
+    metadata
+}
+
+/// The right numbers under the right mids: free memory is under node, in
+/// kB, below MemTotal; CPU utilization is a fraction.
+fn check_values(server: &UnisServer, host: &HostInfo, metadata: &[Value]) {
+    let data = server.data();
     let free = metadata
         .iter()
         .find(|m| m["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
@@ -224,8 +240,16 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
             "{p}"
         );
     }
-    // Every record is valid under the real schemas (the server refused
-    // nothing blipp sent: no 4xx in its log).
+}
+
+/// Every record is valid under the real schemas (the server refused
+/// nothing blipp sent), bodies carry the perfSONAR content type, and one
+/// POST /data carries many mids.
+#[expect(
+    clippy::print_stderr,
+    reason = "the registration figures are printed for the log"
+)]
+fn check_what_was_sent(server: &UnisServer, log1: &str) {
     let schemas = real_schemas("schema check").unwrap();
     for (col, schema) in [
         ("nodes", "node"),
@@ -282,18 +306,31 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         .find(|l| l.contains("registered in UNIS"))
         .unwrap_or_else(|| panic!("no registration line:\n{log1}"));
     eprintln!("first start: {registered}");
+}
 
-    // A restart with the same configuration: nothing new is created, the
-    // same mids receive data, and registration costs a few requests.
+/// A restart with the same configuration: nothing new is created, the
+/// same mids receive data, and registration costs a few requests.
+#[expect(
+    clippy::print_stderr,
+    reason = "the registration figures are printed for the log"
+)]
+fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_run: &FirstRun) {
+    let FirstRun {
+        nodes,
+        ports,
+        services,
+        measurements,
+        metadata,
+    } = first_run;
     let before = server.requests().len();
-    let old_mids = data_counts(&server);
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run2.log"));
+    let old_mids = data_counts(server);
+    let blippd = Blippd::start(cfg, &[], &dir.join("run2.log"));
     wait_for(
         60,
         "new data after the restart",
         || blippd.log(),
         || {
-            let now = data_counts(&server);
+            let now = data_counts(server);
             now.iter()
                 .filter(|(m, n)| old_mids.get(*m).is_some_and(|o| *n > o))
                 .count()
@@ -302,10 +339,10 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
     );
     std::thread::sleep(Duration::from_secs(2));
     let log2 = blippd.stop();
-    assert_eq!(ids(&server.records("nodes")), ids(&nodes));
-    assert_eq!(ids(&server.records("ports")), ids(&ports));
-    assert_eq!(ids(&server.records("services")), ids(&services));
-    assert_eq!(ids(&server.records("measurements")), ids(&measurements));
+    assert_eq!(ids(&server.records("nodes")), ids(nodes));
+    assert_eq!(ids(&server.records("ports")), ids(ports));
+    assert_eq!(ids(&server.records("services")), ids(services));
+    assert_eq!(ids(&server.records("measurements")), ids(measurements));
     // Every series of the first run kept its mid; metadata was created only
     // for series the first run never saw (a disk's first I/O, say).
     let series = |md: &Value| {
@@ -333,7 +370,7 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         metadata.len() + fresh.len(),
         "duplicate metadata after the restart"
     );
-    for (mid, n) in data_counts(&server) {
+    for (mid, n) in data_counts(server) {
         if old_mids.get(&mid).is_some_and(|o| n > *o) || !old_mids.contains_key(&mid) {
             let md = now.iter().find(|m| m["id"] == mid.as_str()).unwrap();
             assert!(
@@ -414,456 +451,6 @@ fn default_probes_register_and_deliver_under_the_right_mids() {
         requests <= 8,
         "registration took {requests} requests: {registered}"
     );
-}
-
-/// The number blippd logged as `field` (e.g. `requests=`) on the first
-/// line of `log` that contains `line`.
-fn logged(log: &str, line: &str, field: &str) -> u64 {
-    log.lines()
-        .find(|l| l.contains(line))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(field)?.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
-}
-
-/// The probe each mid belongs to (metadata -> measurement -> probe name).
-fn probe_of_mids(server: &UnisServer) -> BTreeMap<String, String> {
-    let measurements = server.records("measurements");
-    server
-        .records("metadata")
-        .iter()
-        .filter_map(|md| {
-            let m = measurements
-                .iter()
-                .find(|m| m["selfRef"] == md["parameters"]["measurement"]["href"])?;
-            Some((
-                md["id"].as_str()?.to_owned(),
-                m["configuration"]["name"].as_str()?.to_owned(),
-            ))
-        })
-        .collect()
-}
-
-/// Points received per probe.
-fn points_per_probe(server: &UnisServer) -> BTreeMap<String, usize> {
-    let owners = probe_of_mids(server);
-    let mut out = BTreeMap::new();
-    for (mid, n) in data_counts(server) {
-        if let Some(p) = owners.get(&mid) {
-            *out.entry(p.clone()).or_default() += n;
-        }
-    }
-    out
-}
-
-fn set_status(server: &UnisServer, status: &str) {
-    let id = server.records("services")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        server
-            .put("services", &id, &json!({ "status": status }))
-            .unwrap(),
-        204
-    );
-}
-
-/// The newest point's timestamp per probe.
-fn latest_per_probe(server: &UnisServer) -> BTreeMap<String, u64> {
-    let owners = probe_of_mids(server);
-    let mut out: BTreeMap<String, u64> = BTreeMap::new();
-    for (mid, points) in server.data() {
-        if let Some(p) = owners.get(&mid) {
-            let newest = points
-                .iter()
-                .filter_map(|d| d["ts"].as_u64())
-                .max()
-                .unwrap_or(0);
-            let e = out.entry(p.clone()).or_default();
-            *e = (*e).max(newest);
-        }
-    }
-    out
-}
-
-/// Waits `secs` (for collections and their delivery), then tells for each
-/// probe whether it measured anything after `since` (µs). Samples taken
-/// before a probe stopped may arrive later; their timestamps are older.
-fn measured_since(
-    server: &UnisServer,
-    probes: &[&str],
-    since: u64,
-    secs: u64,
-) -> BTreeMap<String, bool> {
-    std::thread::sleep(Duration::from_secs(secs));
-    let latest = latest_per_probe(server);
-    probes
-        .iter()
-        .map(|p| ((*p).to_owned(), latest.get(*p).is_some_and(|t| *t > since)))
-        .collect()
-}
-
-#[test]
-fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
-    let Some(server) = server() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &server.url(), &json!({}));
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run.log"));
-    let all = ["cpu", "disk", "mem", "net"];
-    wait_for(
-        60,
-        "data of every probe",
-        || blippd.log(),
-        || points_per_probe(&server).len() == 4,
-    );
-
-    // A probe's configuration changes in UNIS: at the next poll that probe,
-    // and only it, restarts, and its measurement follows.
-    server.edit_service(|p| {
-        p["configurations"]["probes"]["mem"]["schedule_params"] = json!({"every": 2});
-    });
-    wait_for(
-        15,
-        "the mem measurement to follow",
-        || blippd.log(),
-        || {
-            server.records("measurements").iter().any(|m| {
-                m["configuration"]["name"] == "mem"
-                    && m["configuration"]["schedule_params"]["every"] == 2
-            })
-        },
-    );
-    wait_for(
-        15,
-        "the mem probe to restart",
-        || blippd.log(),
-        || blippd.log().contains("restarting it"),
-    );
-    // Time for any other (wrong) restart to show.
-    std::thread::sleep(Duration::from_secs(2));
-    let restarts: Vec<String> = blippd
-        .log()
-        .lines()
-        .filter(|l| l.contains("restarting it"))
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(restarts.len(), 1, "{restarts:?}");
-    assert!(restarts[0].contains("probe=mem"), "{restarts:?}");
-
-    // One probe OFF in UNIS: its data stops, the others' goes on.
-    server.edit_service(|p| {
-        p["configurations"]["probes"]["disk"]["status"] = json!("OFF");
-    });
-    wait_for(
-        15,
-        "the disk probe to stop",
-        || blippd.log(),
-        || {
-            blippd
-                .log()
-                .contains("probe stopped by the configuration probe=disk")
-        },
-    );
-    let disk_off = now_us();
-    let grew = measured_since(&server, &all, disk_off, 3);
-    assert!(!grew["disk"], "{grew:?}");
-    assert!(grew["cpu"] && grew["net"], "{grew:?}");
-
-    // The service OFF: every probe stops.
-    set_status(&server, "OFF");
-    wait_for(
-        15,
-        "every probe to stop",
-        || blippd.log(),
-        || {
-            ["cpu", "mem", "net"].iter().all(|p| {
-                blippd
-                    .log()
-                    .contains(&format!("probe stopped by the configuration probe={p}"))
-            })
-        },
-    );
-    let off = now_us();
-    let grew = measured_since(&server, &all, off, 3);
-    assert!(
-        grew.values().all(|g| !g),
-        "status OFF: no data, yet {grew:?}"
-    );
-
-    // ON again: the probes that are ON start again.
-    let on = now_us();
-    set_status(&server, "ON");
-    wait_for(
-        15,
-        "data again",
-        || blippd.log(),
-        || {
-            let latest = latest_per_probe(&server);
-            ["cpu", "net"]
-                .iter()
-                .all(|p| latest.get(*p).is_some_and(|t| *t > on))
-        },
-    );
-    let grew = measured_since(&server, &["disk"], disk_off, 2);
-    assert!(!grew["disk"], "disk stays OFF");
-    blippd.stop();
-    assert_eq!(server.records("services").len(), 1);
-    assert_eq!(
-        server.records("measurements").len(),
-        4,
-        "changes update the measurements, they do not add any"
-    );
-}
-
-/// Timestamps of the free-memory series, in order.
-fn free_memory_points(server: &UnisServer) -> Vec<u64> {
-    let md = server
-        .records("metadata")
-        .into_iter()
-        .find(|m| m["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
-        .expect("free memory metadata");
-    let mut ts: Vec<u64> = server
-        .data()
-        .get(md["id"].as_str().unwrap())
-        .map(|d| d.iter().map(|p| p["ts"].as_u64().unwrap()).collect())
-        .unwrap_or_default();
-    ts.sort_unstable();
-    ts
-}
-
-/// Collections every second: no two consecutive points of one series
-/// further apart than 1.6 s within [from, to].
-fn assert_no_gap(ts: &[u64], from: u64, to: u64, what: &str) {
-    let inside: Vec<u64> = ts
-        .iter()
-        .copied()
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    assert!(
-        !inside.is_empty(),
-        "{what}: no points between {from} and {to}"
-    );
-    assert!(
-        inside[0] < from + 2_000_000,
-        "{what}: first point {} ms after the start",
-        (inside[0] - from) / 1000
-    );
-    for w in inside.windows(2) {
-        assert!(
-            w[1] - w[0] < 1_600_000,
-            "{what}: a gap of {} µs: samples lost",
-            w[1] - w[0]
-        );
-    }
-}
-
-#[test]
-fn unis_down_at_start_samples_are_spooled_and_delivered_when_it_comes_back() {
-    let Some(schemas) = real_schemas("the spool test") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port().unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    // One report per probe in memory: the rest must go through the spool.
-    let cfg = config(
-        dir.path(),
-        &url,
-        &json!({"properties": {"configurations": {"probe_defaults": {"reporting_tolerance": 1}}}}),
-    );
-    let spool = dir.path().join("spool");
-    let segments = || {
-        std::fs::read_dir(&spool)
-            .map(|d| {
-                d.filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jsonl"))
-                })
-                .count()
-            })
-            .unwrap_or(0)
-    };
-
-    // First run: UNIS down all along; stopped, it leaves its samples in the
-    // spool.
-    agent_bin("blippd");
-    let run1_start = now_us();
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run1.log"));
-    wait_for(
-        30,
-        "UNIS found unreachable and samples spooled",
-        || blippd.log(),
-        || blippd.log().contains("UNIS unreachable") && segments() > 0,
-    );
-    let log1 = blippd.stop();
-    let run1_end = now_us();
-    assert!(log1.contains("UNIS unreachable"), "{log1}");
-    assert!(segments() > 0, "nothing spooled:\n{log1}");
-
-    // Second run: still down for a while, then UNIS comes up.
-    let run2_start = now_us();
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run2.log"));
-    wait_for(
-        30,
-        "the second run to find UNIS unreachable",
-        || blippd.log(),
-        || blippd.log().contains("UNIS unreachable"),
-    );
-    let up = now_us();
-    let server = UnisServer::start_on(
-        port,
-        Options {
-            schemas: Some(schemas),
-            ..Options::default()
-        },
-    )
-    .unwrap();
-    wait_for(
-        60,
-        "the spooled samples of the first run",
-        || blippd.log(),
-        || {
-            server
-                .records("metadata")
-                .iter()
-                .any(|m| m["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
-                && free_memory_points(&server)
-                    .first()
-                    .is_some_and(|t| *t < run1_end)
-                && free_memory_points(&server)
-                    .last()
-                    .is_some_and(|t| *t > up + 2_000_000)
-        },
-    );
-    let log2 = blippd.stop();
-    let ts = free_memory_points(&server);
-    assert_no_gap(&ts, run1_start, run1_end, "first run, UNIS down");
-    assert_no_gap(&ts, run2_start, now_us(), "second run, UNIS down then up");
-    assert!(log2.contains("registered in UNIS"), "{log2}");
-    assert_eq!(segments(), 0, "the spool is empty once delivered");
-}
-
-#[test]
-fn an_ms_outage_loses_nothing() {
-    let Some(server) = server() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(
-        dir.path(),
-        &server.url(),
-        &json!({"properties": {"configurations": {"probe_defaults": {"reporting_tolerance": 2}}}}),
-    );
-    agent_bin("blippd");
-    let start = now_us();
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run.log"));
-    wait_for(60, "data", || blippd.log(), || server.data().len() > 10);
-    server.inject(Fault {
-        method: Some("POST".into()),
-        path_prefix: "/data".into(),
-        status: 503,
-        after_handling: false,
-    });
-    // The outage lasts until the MS has refused three deliveries.
-    let refused = || {
-        server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 503)
-            .count()
-    };
-    wait_for(
-        30,
-        "three refused deliveries",
-        || blippd.log(),
-        || refused() >= 3,
-    );
-    server.clear_faults();
-    let healed = now_us();
-    wait_for(
-        30,
-        "delivery after the outage",
-        || blippd.log(),
-        || {
-            free_memory_points(&server)
-                .last()
-                .is_some_and(|t| *t > healed + 1_000_000)
-        },
-    );
-    let log = blippd.stop();
-    assert!(
-        log.contains("delivery failed"),
-        "the outage was seen:\n{log}"
-    );
-    assert_no_gap(
-        &free_memory_points(&server),
-        start,
-        now_us(),
-        "across an MS outage",
-    );
-}
-
-#[test]
-fn tls_with_a_client_certificate() {
-    let Some(schemas) = real_schemas("the TLS end-to-end test") else {
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let tls = TlsMaterial::generate(dir.path()).unwrap();
-    let server = UnisServer::start(Options {
-        tls: Some(tls.clone()),
-        schemas: Some(schemas),
-        ..Options::default()
-    })
-    .unwrap();
-    let with = |cert: &str, key: &str| {
-        json!({"properties": {"configurations": {
-            "use_ssl": true,
-            "ssl_cert": tls.path(cert).display().to_string(),
-            "ssl_key": tls.path(key).display().to_string(),
-            "ssl_cafile": tls.path("ca.pem").display().to_string()
-        }}})
-    };
-    // A certificate the server does not trust: blippd measures, but no
-    // request gets through.
-    let stranger_dir = dir.path().join("stranger");
-    std::fs::create_dir(&stranger_dir).unwrap();
-    let cfg = config(
-        &stranger_dir,
-        &server.url(),
-        &with("stranger.pem", "stranger.key"),
-    );
-    let blippd = Blippd::start(&cfg, &[], &stranger_dir.join("run.log"));
-    wait_for(
-        30,
-        "a failed TLS attempt",
-        || blippd.log(),
-        || blippd.log().contains("UNIS unreachable"),
-    );
-    blippd.stop();
-    assert!(
-        server.requests().is_empty(),
-        "the server must refuse an untrusted client certificate"
-    );
-
-    let cfg = config(dir.path(), &server.url(), &with("client.pem", "client.key"));
-    let blippd = Blippd::start(&cfg, &[], &dir.path().join("run.log"));
-    wait_for(
-        60,
-        "data over TLS",
-        || blippd.log(),
-        || server.data().len() > 10,
-    );
-    blippd.stop();
-    assert!(server.url().starts_with("https://"));
-    assert_eq!(server.records("services").len(), 1);
-    assert!(server.events().values().all(|e| {
-        e.record["metadata_URL"]
-            .as_str()
-            .unwrap()
-            .starts_with("https://")
-    }));
 }
 
 #[test]

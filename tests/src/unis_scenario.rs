@@ -1,0 +1,183 @@
+//! What the UNIS end-to-end tests share: blippd's configuration for
+//! them, the schema-checked test server, and readings of what the server
+//! holds (points per mid and probe, the latest sample of each probe, the
+//! free-memory series and its gaps).
+
+#![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::unis_server::UnisServer;
+use serde_json::{Value, json};
+
+/// A configuration file for blippd: the default probes every second,
+/// UNIS at `url`, polled every second, the spool in `dir`.
+pub fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
+    let mut doc = json!({
+        "properties": {"configurations": {
+            "unis_url": url,
+            "unis_poll_interval": 1,
+            "unis_max_backoff": 2,
+            "spool_dir": dir.join("spool").display().to_string(),
+            "probe_defaults": {"schedule_params": {"every": 1}}
+        }}
+    });
+    blipp::config::merge::merge(&mut doc, extra.clone());
+    let path = dir.join("blipp.json");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+pub fn server() -> Option<UnisServer> {
+    crate::schema_checked_server("the blippd end-to-end tests against the UNIS/MS test server")
+}
+
+/// mids that have data, with their point counts.
+pub fn data_counts(server: &UnisServer) -> BTreeMap<String, usize> {
+    server
+        .data()
+        .into_iter()
+        .map(|(m, d)| (m, d.len()))
+        .collect()
+}
+
+pub fn ids(records: &[Value]) -> BTreeSet<String> {
+    records
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The number blippd logged as `field` (e.g. `requests=`) on the first
+/// line of `log` that contains `line`.
+pub fn logged(log: &str, line: &str, field: &str) -> u64 {
+    log.lines()
+        .find(|l| l.contains(line))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(field)?.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
+}
+
+/// The probe each mid belongs to (metadata -> measurement -> probe name).
+pub fn probe_of_mids(server: &UnisServer) -> BTreeMap<String, String> {
+    let measurements = server.records("measurements");
+    server
+        .records("metadata")
+        .iter()
+        .filter_map(|md| {
+            let m = measurements
+                .iter()
+                .find(|m| m["selfRef"] == md["parameters"]["measurement"]["href"])?;
+            Some((
+                md["id"].as_str()?.to_owned(),
+                m["configuration"]["name"].as_str()?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Points received per probe.
+pub fn points_per_probe(server: &UnisServer) -> BTreeMap<String, usize> {
+    let owners = probe_of_mids(server);
+    let mut out = BTreeMap::new();
+    for (mid, n) in data_counts(server) {
+        if let Some(p) = owners.get(&mid) {
+            *out.entry(p.clone()).or_default() += n;
+        }
+    }
+    out
+}
+
+pub fn set_status(server: &UnisServer, status: &str) {
+    let id = server.records("services")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        server
+            .put("services", &id, &json!({ "status": status }))
+            .unwrap(),
+        204
+    );
+}
+
+/// The newest point's timestamp per probe.
+pub fn latest_per_probe(server: &UnisServer) -> BTreeMap<String, u64> {
+    let owners = probe_of_mids(server);
+    let mut out: BTreeMap<String, u64> = BTreeMap::new();
+    for (mid, points) in server.data() {
+        if let Some(p) = owners.get(&mid) {
+            let newest = points
+                .iter()
+                .filter_map(|d| d["ts"].as_u64())
+                .max()
+                .unwrap_or(0);
+            let e = out.entry(p.clone()).or_default();
+            *e = (*e).max(newest);
+        }
+    }
+    out
+}
+
+/// Waits `secs` (for collections and their delivery), then tells for each
+/// probe whether it measured anything after `since` (µs). Samples taken
+/// before a probe stopped may arrive later; their timestamps are older.
+pub fn measured_since(
+    server: &UnisServer,
+    probes: &[&str],
+    since: u64,
+    secs: u64,
+) -> BTreeMap<String, bool> {
+    std::thread::sleep(Duration::from_secs(secs));
+    let latest = latest_per_probe(server);
+    probes
+        .iter()
+        .map(|p| ((*p).to_owned(), latest.get(*p).is_some_and(|t| *t > since)))
+        .collect()
+}
+
+/// Timestamps of the free-memory series, in order.
+pub fn free_memory_points(server: &UnisServer) -> Vec<u64> {
+    let md = server
+        .records("metadata")
+        .into_iter()
+        .find(|m| m["eventType"] == "ps:tools:blipp:linux:memory:utilization:free")
+        .expect("free memory metadata");
+    let mut ts: Vec<u64> = server
+        .data()
+        .get(md["id"].as_str().unwrap())
+        .map(|d| d.iter().map(|p| p["ts"].as_u64().unwrap()).collect())
+        .unwrap_or_default();
+    ts.sort_unstable();
+    ts
+}
+
+/// Collections every second: no two consecutive points of one series
+/// further apart than 1.6 s within [from, to].
+pub fn assert_no_gap(ts: &[u64], from: u64, to: u64, what: &str) {
+    let inside: Vec<u64> = ts
+        .iter()
+        .copied()
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    assert!(
+        !inside.is_empty(),
+        "{what}: no points between {from} and {to}"
+    );
+    assert!(
+        inside[0] < from + 2_000_000,
+        "{what}: first point {} ms after the start",
+        (inside[0] - from) / 1000
+    );
+    for w in inside.windows(2) {
+        assert!(
+            w[1] - w[0] < 1_600_000,
+            "{what}: a gap of {} µs: samples lost",
+            w[1] - w[0]
+        );
+    }
+}
