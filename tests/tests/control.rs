@@ -426,6 +426,15 @@ fn connect(b: &Blippd) -> (BufReader<UnixStream>, UnixStream) {
     (BufReader::new(s.try_clone().unwrap()), s)
 }
 
+/// How many sockets process `pid` holds.
+fn sockets(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
 fn answer(reader: &mut BufReader<UnixStream>) -> Value {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
@@ -490,8 +499,12 @@ fn oversized_and_garbage_requests_are_refused_without_harm() {
 fn idle_clients_cannot_lock_out_status_and_refusals_are_logged_rate_limited() {
     let dir = tempfile::tempdir().unwrap();
     let b = Blippd::start(dir.path(), &config(), &[]);
+    let before = sockets(b.pid());
     let held: Vec<_> = (0..8).map(|_| connect(&b)).collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // blippd accepted all eight: it holds a socket for each.
+    b.wait_for(10, "the eight idle clients accepted", || {
+        sockets(b.pid()) >= before + 8
+    });
     let start = Instant::now();
     let out = b.cmd(&["status"]);
     assert!(out.status.success(), "{out:?}");
