@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use blipp_tests::daemon::wait_for;
 use blipp_tests::{agent_bin, blippd_samples, cap_set, require_root, require_tool, status_field};
 use serde_json::{Value, json};
 
@@ -260,14 +261,6 @@ fn start_with(dir: &Path, probes: &Value, cgroup: Option<&Path>) -> Child {
         .unwrap()
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn only_the_launcher_keeps_setuid_and_dies_with_blippd() {
     if !require_root("blippd's command launcher") {
@@ -277,12 +270,17 @@ fn only_the_launcher_keeps_setuid_and_dies_with_blippd() {
     let mut blippd = start(&dir);
     let pid = blippd.id();
     let log = || std::fs::read_to_string(dir.join("stderr")).unwrap();
-    wait_for("the capability drop and a first sample", || {
-        log().contains("capabilities only loading needed are dropped")
-            && std::fs::read_to_string(dir.join("stdout"))
-                .unwrap()
-                .contains("ps:tools:blipp:test:x")
-    });
+    wait_for(
+        20,
+        "the capability drop and a first sample",
+        String::new,
+        || {
+            log().contains("capabilities only loading needed are dropped")
+                && std::fs::read_to_string(dir.join("stdout"))
+                    .unwrap()
+                    .contains("ps:tools:blipp:test:x")
+        },
+    );
     let status = live_status(pid).unwrap_or_else(|| panic!("blippd ended: {}", log()));
     for set in ["CapEff", "CapPrm", "CapBnd"] {
         assert_eq!(
@@ -331,7 +329,7 @@ fn only_the_launcher_keeps_setuid_and_dies_with_blippd() {
 
     blippd.kill().unwrap();
     blippd.wait().unwrap();
-    wait_for("the launcher to die with blippd", || {
+    wait_for(20, "the launcher to die with blippd", String::new, || {
         live_status(launcher).is_none()
     });
 }
@@ -403,9 +401,12 @@ fn through_the_launcher_big_output_arrives_and_a_timeout_kills_the_group() {
     );
     assert!(samples.is_empty(), "{samples:?}");
     assert!(started.elapsed() < Duration::from_secs(10));
-    wait_for("the timed-out command's group to be killed", || {
-        running_with("918.25").is_empty() && running_with("918.5").is_empty()
-    });
+    wait_for(
+        20,
+        "the timed-out command's group to be killed",
+        String::new,
+        || running_with("918.25").is_empty() && running_with("918.5").is_empty(),
+    );
 }
 
 /// Issue 15: a program with file capabilities (a copy of cat with
@@ -576,7 +577,7 @@ fn nothing_started_survives(dir: &Path, cgroup: &TestCgroup, per_run: bool, tag:
     };
     let markers = [300, 301, 302].map(|n| format!("sleep {n}.{tag}"));
     // Well before the 60 s timeout: every run ends with its command.
-    wait_for("five samples of each probe", || {
+    wait_for(20, "five samples of each probe", String::new, || {
         count("escaping") >= 5 && count("holding") >= 5 && (!per_run || count("run") >= 5)
     });
     let mode = if per_run {
