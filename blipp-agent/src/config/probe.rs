@@ -21,7 +21,9 @@ pub enum Mode {
     Proc,
 }
 
-/// ON or OFF, as the original wrote it (any case).
+/// ON or OFF. As the original read it, `OFF` in any case stops and any
+/// other value (`ON`, `RUNNING`, a typo) runs: a service record written by
+/// another tool never stops a host by accident.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Status {
     /// Running.
@@ -238,6 +240,24 @@ pub(super) fn parse_status(value: Option<&str>) -> Status {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Issue 19: anything but OFF means ON, as in the original; the schema
+    /// takes any string.
+    #[test]
+    fn only_off_stops() {
+        for off in ["OFF", "off", "Off"] {
+            assert_eq!(parse_status(Some(off)), Status::Off, "{off}");
+        }
+        for on in ["ON", "on", "RUNNING", "", "OFFLINE"] {
+            assert_eq!(parse_status(Some(on)), Status::On, "{on}");
+        }
+        assert_eq!(parse_status(None), Status::On);
+        let doc = json!({"properties": {"configurations": {"probes": {
+            "c": {"probe_module": "cpu", "status": "RUNNING", "schedule_params": {"every": 1}}}}}});
+        crate::config::schema::validate("f.json", &doc).unwrap();
+        let c = crate::config::load::resolve(doc).unwrap();
+        assert_eq!(c.probes[0].status, Status::On);
+    }
 
     /// Issue 16: `reporting_params` = 2^64 printed the whole probe object.
     #[test]
