@@ -341,3 +341,59 @@ fn once_exits_3_when_a_sink_failed() {
         "cpu still printed"
     );
 }
+
+/// Issue 19: a file that is a UNIS measurement record (as the original's
+/// `ping_measurement.json`) runs as that one probe, not as the built-in
+/// probes; another kind of record is refused saying what it is.
+#[test]
+fn a_measurement_record_runs_as_its_probe_and_other_records_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("measurement.json");
+    std::fs::write(
+        &path,
+        r#"{"$schema": "http://unis.crest.iu.edu/schema/20140214/measurement#",
+            "service": "http://localhost:8888/services/0123456789abcdef01234567",
+            "eventTypes": ["ps:tools:blipp:linux:memory:utilization:free"],
+            "configuration": {"name": "memory", "probe_module": "mem",
+                              "collection_schedule": "builtins.simple",
+                              "schedule_params": {"every": 5}, "reporting_params": 1}}"#,
+    )
+    .unwrap();
+    let out = blippd()
+        .arg("-c")
+        .arg(&path)
+        .args(["--once", "--mode", "proc", "--control-socket", "none"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the file is a UNIS measurement record"),
+        "{err}"
+    );
+    let types: std::collections::BTreeSet<String> = samples(&out.stdout)
+        .iter()
+        .map(|s| s["eventType"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        types.contains("ps:tools:blipp:linux:memory:utilization:free"),
+        "{types:?}"
+    );
+    assert!(
+        types.iter().all(|t| t.contains(":memory:")),
+        "only the measurement's probe ran: {types:?}"
+    );
+
+    let node = dir.path().join("node.json");
+    std::fs::write(
+        &node,
+        r#"{"$schema": "http://unis.crest.iu.edu/schema/20151104/node#", "name": "h"}"#,
+    )
+    .unwrap();
+    for args in [&["--check"][..], &["--once"][..]] {
+        let out = blippd().arg("-c").arg(&node).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a node record"), "{err}");
+    }
+}

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::policy::Policy;
 use super::probe::parse_status;
+use super::record;
 use super::{
     Config, ConfigError, Mode, ProbeConfig, Settings, Tls, commands, merge::merge, schema,
 };
@@ -186,7 +187,14 @@ fn merge_local(
     let mut file_text = None;
     let origin = origin(file.as_ref().map(|(path, _)| *path));
     if let Some((path, text)) = file {
-        let file_doc = parse_json(path, &text)?;
+        let (file_doc, measurement) = record::as_service(&origin, parse_json(path, &text)?)?;
+        if let Some(probe) = measurement {
+            tracing::info!(
+                file = %origin,
+                probe,
+                "the file is a UNIS measurement record: running it as that one probe"
+            );
+        }
         file_text = Some(text);
         if check {
             schema::validate(&origin, &file_doc)?;

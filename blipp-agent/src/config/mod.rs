@@ -10,6 +10,7 @@ mod load;
 pub mod merge;
 pub mod policy;
 mod probe;
+mod record;
 pub mod schema;
 
 pub use error::{ConfigError, escape_controls, regex_error};
