@@ -105,6 +105,13 @@ pub struct Args {
     /// stays part of its peak and resident sizes.
     #[arg(long = "no-reexec")]
     pub no_reexec: bool,
+    /// Run as a daemon, as the original's `-D`: detach from the terminal
+    /// and the session, standard streams on /dev/null (log with `-l`).
+    #[arg(short = 'D', long, conflicts_with_all = ["check", "once"])]
+    pub daemonize: bool,
+    /// Write blippd's pid to FILE (removed when blippd ends).
+    #[arg(long, value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
     /// Serve the control socket (blippcmd) at PATH; `none` serves none.
     /// Default: $RUNTIME_DIRECTORY/blippd.sock, else /run/blipp/blippd.sock.
     #[arg(long, value_name = "PATH")]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod counter;
+pub mod daemon;
 pub mod fdlimit;
 pub mod host;
 pub mod limits;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
 use std::io::Read as _;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -396,4 +397,64 @@ fn a_measurement_record_runs_as_its_probe_and_other_records_are_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not a node record"), "{err}");
     }
+}
+
+/// Issue 19: `-D` (the original's unit runs `blippd -D -l FILE`) detaches
+/// into a session of its own and writes `--pid-file` before the command
+/// returns 0; SIGTERM to that pid stops it and removes the file.
+#[test]
+fn daemonize_detaches_writes_the_pid_file_and_removes_it_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data.jsonl");
+    let path = dir.path().join("blipp.json");
+    std::fs::write(
+        &path,
+        serde_json::json!({"properties": {"configurations": {"probes": {"m": {
+            "probe_module": "mem", "data_file": data, "schedule_params": {"every": 1}}}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let pid_file = dir.path().join("blippd.pid");
+    let log = dir.path().join("log");
+    let status = blippd()
+        .arg("-D")
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .arg("-l")
+        .arg(&log)
+        .arg("-c")
+        .arg(&path)
+        .args(["--mode", "proc", "--control-socket", "none"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    // Written before the command returned.
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let (ppid, session): (u32, i32) = (fields[1].parse().unwrap(), fields[3].parse().unwrap());
+    assert_ne!(ppid, std::process::id(), "detached from the caller");
+    // SAFETY: getsid(0) has no preconditions.
+    assert_ne!(session, unsafe { libc::getsid(0) }, "a session of its own");
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for(30, "samples in the data file", logged, || {
+        std::fs::read_to_string(&data).is_ok_and(|t| t.lines().count() > 0)
+    });
+    // SAFETY: kill(2) on the daemon's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    wait_for(
+        30,
+        "the daemon to end and remove its pid file",
+        logged,
+        || !pid_file.exists() && !Path::new(&format!("/proc/{pid}")).exists(),
+    );
 }

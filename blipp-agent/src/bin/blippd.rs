@@ -7,6 +7,7 @@ use blipp::arbiter::{self, Links, RunError, RunLength, RunOptions, Start};
 use blipp::cli::{Args, Existing};
 use blipp::config::{Config, Local, LocalSource, Precedence};
 use blipp::control::{Command, ControlSocket, hangup};
+use blipp::daemon::{self, PidFile};
 use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
@@ -236,6 +237,27 @@ fn main() -> ExitCode {
         print_check(&config);
         return ExitCode::SUCCESS;
     }
+    // Detached (and the pid file written) once the configuration is known
+    // good, so that a bad file is still refused on the terminal; an image
+    // re-executed after loading is already detached, under the same pid.
+    let _pid_file = if inherited.is_some() {
+        args.pid_file.as_deref().map(PidFile::adopt)
+    } else if args.daemonize {
+        if args.log.is_none() {
+            tracing::warn!("daemonizing without -l/--log: blippd's log lines are discarded");
+        }
+        // SAFETY: nothing started a thread yet: the runtime, the launcher
+        // and the probes come later.
+        match unsafe { daemon::detach(args.pid_file.as_deref()) } {
+            Ok(pid_file) => pid_file,
+            Err(e) => return fail(1, &e),
+        }
+    } else {
+        match args.pid_file.as_deref().map(PidFile::write).transpose() {
+            Ok(pid_file) => pid_file,
+            Err(e) => return fail(1, &e),
+        }
+    };
     let length = match (args.once, args.duration) {
         (true, _) => RunLength::Once,
         (false, Some(secs)) if secs.is_finite() && secs >= 0.0 => {
