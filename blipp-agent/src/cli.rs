@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::config::original::{self, OriginalFiles};
 use crate::config::{Mode, Overrides};
 use crate::logging::LogLevel;
 
@@ -105,6 +106,14 @@ pub struct Args {
     /// stays part of its peak and resident sizes.
     #[arg(long = "no-reexec")]
     pub no_reexec: bool,
+    /// The original BLiPP's INI file, read when present (default
+    /// /etc/periscope/blippd.conf; `none` reads none).
+    #[arg(long, value_name = "FILE")]
+    pub ini: Option<PathBuf>,
+    /// The original's node.info, read when present (default
+    /// /usr/local/etc/node.info; `none` reads none).
+    #[arg(long, value_name = "FILE")]
+    pub node_info: Option<PathBuf>,
     /// Run as a daemon, as the original's `-D`: detach from the terminal
     /// and the session, standard streams on /dev/null (log with `-l`).
     #[arg(short = 'D', long, conflicts_with_all = ["check", "once"])]
@@ -136,6 +145,21 @@ impl Args {
             mode: self.mode,
             proc_dir: self.proc_dir.clone(),
             sys_dir: self.sys_dir.clone(),
+            original: self.original_files(),
+        }
+    }
+
+    /// The original's files: a path given must exist, `none` reads none,
+    /// and the default paths are read when present.
+    fn original_files(&self) -> OriginalFiles {
+        let pick = |given: &Option<PathBuf>, default: &str| match given {
+            Some(p) if p.as_os_str() == "none" => None,
+            Some(p) => Some((p.clone(), true)),
+            None => Some((PathBuf::from(default), false)),
+        };
+        OriginalFiles {
+            ini: pick(&self.ini, original::INI_FILE),
+            node_info: pick(&self.node_info, original::NODE_INFO_FILE),
         }
     }
 }

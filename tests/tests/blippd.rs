@@ -458,3 +458,79 @@ fn daemonize_detaches_writes_the_pid_file_and_removes_it_on_sigterm() {
         || !pid_file.exists() && !Path::new(&format!("/proc/{pid}")).exists(),
     );
 }
+
+/// Issue 19: the original's INI file (`/etc/periscope/blippd.conf`, here
+/// given with `--ini`) and node.info set what they set in the original,
+/// below the JSON file; a value of the wrong type is one line, exit 2.
+#[test]
+fn the_originals_ini_file_and_node_info_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let ini = dir.path().join("blippd.conf");
+    std::fs::write(
+        &ini,
+        "[main]\nunis_poll_interval = 30\nuse_ssl = false\ndata_file =\n\n[cpu]\nmodule = cpu\ninterval = 5\n\n[mem]\nmodule = mem\n",
+    )
+    .unwrap();
+    let node_info = dir.path().join("node.info");
+    std::fs::write(&node_info, "ms_instance=http://ms.example:8888\n").unwrap();
+    let out = blippd()
+        .arg("--ini")
+        .arg(&ini)
+        .arg("--node-info")
+        .arg(&node_info)
+        .arg("--check")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probes: Vec<&str> = text.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(
+        probes,
+        ["cpu", "mem"],
+        "the INI's probes, not the built-in set: {text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cpu\t") && l.contains("every: 5s")),
+        "{text}"
+    );
+
+    // The JSON file wins over the INI file.
+    let json = dir.path().join("blipp.json");
+    std::fs::write(
+        &json,
+        r#"{"properties":{"configurations":{"probes":{"cpu":{"probe_module":"cpu","schedule_params":{"every":7}}}}}}"#,
+    )
+    .unwrap();
+    let out = blippd()
+        .arg("--ini")
+        .arg(&ini)
+        .args(["--node-info", "none", "--check", "-c"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("cpu\t") && l.contains("every: 7s")),
+        "{text}"
+    );
+
+    std::fs::write(&ini, "[main]\nunis_poll_interval = soon\n").unwrap();
+    let out = blippd()
+        .arg("--ini")
+        .arg(&ini)
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/main/unis_poll_interval: \"soon\" is invalid: a number"),
+        "{err}"
+    );
+}

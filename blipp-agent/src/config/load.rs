@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use super::original::{self, OriginalFiles};
 use super::policy::Policy;
 use super::probe::parse_status;
 use super::record;
@@ -38,6 +39,9 @@ pub struct Overrides {
     pub proc_dir: Option<PathBuf>,
     /// `--sys-dir`: every probe's /sys root.
     pub sys_dir: Option<PathBuf>,
+    /// The original BLiPP's INI file and node.info to read (`--ini`,
+    /// `--node-info`; blippd's defaults are the original's paths).
+    pub original: OriginalFiles,
 }
 
 impl Overrides {
@@ -184,6 +188,23 @@ fn merge_local(
     let mut doc = builtin_defaults();
     let mut own = Value::Object(Map::new());
     let mut builtin_probes = true;
+    // The original's INI file and node.info, above the built-in defaults
+    // and below the file, as in the original.
+    let original = original::read(&overrides.original)?;
+    if original
+        .pointer("/properties/configurations/probes")
+        .is_some()
+    {
+        if let Some(obj) = doc
+            .pointer_mut("/properties/configurations")
+            .and_then(Value::as_object_mut)
+        {
+            obj.remove("probes");
+        }
+        builtin_probes = false;
+    }
+    merge(&mut own, original.clone());
+    merge(&mut doc, original);
     let mut file_text = None;
     let origin = origin(file.as_ref().map(|(path, _)| *path));
     if let Some((path, text)) = file {

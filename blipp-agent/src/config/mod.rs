@@ -8,6 +8,7 @@ pub mod edit;
 mod error;
 mod load;
 pub mod merge;
+pub mod original;
 pub mod policy;
 mod probe;
 mod record;
