@@ -56,6 +56,11 @@ const MAIN_KEYS: [(&str, Kind); 8] = [
     ("use_ssl", Kind::Bool),
 ];
 
+/// `[main]` keys that are every probe's in blipp (`probe_defaults`): the
+/// original put them beside the service's own settings, where probes
+/// looked for them when their own configuration had none.
+pub const PROBE_DEFAULTS: [&str; 2] = ["ms_url", "data_file"];
+
 /// The probe modules the original read from the INI file, with their own
 /// keys. `registration_probe` is not one of blipp's yet: such a section is
 /// skipped with a warning rather than refusing the file.
@@ -131,6 +136,7 @@ fn typed(origin: &str, pointer: &str, value: &str, kind: Kind) -> Result<Value, 
 /// document, and the sections skipped with the reason.
 pub fn from_ini(origin: &str, text: &str) -> Result<(Value, Vec<String>), ConfigError> {
     let mut configurations = Map::new();
+    let mut defaults = Map::new();
     let mut probes = Map::new();
     let mut skipped = Vec::new();
     for (section, keys) in sections(text) {
@@ -145,7 +151,12 @@ pub fn from_ini(origin: &str, text: &str) -> Result<(Value, Vec<String>), Config
             for (key, kind) in MAIN_KEYS {
                 if let Some(v) = get(key) {
                     let pointer = format!("/main/{key}");
-                    configurations.insert(key.to_owned(), typed(origin, &pointer, v, kind)?);
+                    let value = typed(origin, &pointer, v, kind)?;
+                    if PROBE_DEFAULTS.contains(&key) {
+                        defaults.insert(key.to_owned(), value);
+                    } else {
+                        configurations.insert(key.to_owned(), value);
+                    }
                 }
             }
             continue;
@@ -176,10 +187,44 @@ pub fn from_ini(origin: &str, text: &str) -> Result<(Value, Vec<String>), Config
     if !probes.is_empty() {
         configurations.insert("probes".into(), Value::Object(probes));
     }
+    if !defaults.is_empty() {
+        configurations.insert("probe_defaults".into(), Value::Object(defaults));
+    }
     Ok((
         json!({"properties": {"configurations": configurations}}),
         skipped,
     ))
+}
+
+/// A service record as the original wrote it into UNIS, made one blipp
+/// reads: `ms_url` and `data_file` beside the service's settings move to
+/// `probe_defaults` (unless set there), and strings where the schema
+/// wants a number or a boolean become one. Returns what was changed, by
+/// JSON pointer, for a warning; anything else wrong is left for the
+/// schema to refuse.
+pub fn normalize(doc: &mut Value) -> Vec<(String, String)> {
+    let mut done = Vec::new();
+    let base = "/properties/configurations";
+    if let Some(Value::Object(conf)) = doc.pointer_mut(base) {
+        for key in PROBE_DEFAULTS {
+            let Some(value) = conf.remove(key) else {
+                continue;
+            };
+            let defaults = conf
+                .entry("probe_defaults")
+                .or_insert_with(|| Value::Object(Map::new()));
+            let pointer = format!("{base}/{key}");
+            match defaults {
+                Value::Object(d) if !d.contains_key(key) => {
+                    d.insert(key.to_owned(), value);
+                    done.push((pointer, format!("moved to {base}/probe_defaults/{key}")));
+                }
+                _ => done.push((pointer, "ignored: probe_defaults sets it".to_owned())),
+            }
+        }
+    }
+    done.extend(super::schema::coerce_original_strings(doc));
+    done
 }
 
 /// What node.info `text` sets, as a service document.
@@ -272,10 +317,14 @@ text = no module here
         let (doc, skipped) = from_ini("blippd.conf", SAMPLE).unwrap();
         let c = &doc["properties"]["configurations"];
         assert_eq!(c["unis_url"], "http://unis.example:8888");
-        assert_eq!(c["ms_url"], "http://ms.example:8888");
+        assert_eq!(c["probe_defaults"]["ms_url"], "http://ms.example:8888");
+        assert!(c.get("ms_url").is_none());
         assert_eq!(c["unis_poll_interval"], 30.0);
         assert_eq!(c["use_ssl"], false);
-        assert!(c.get("data_file").is_none(), "empty means not set");
+        assert!(
+            c["probe_defaults"].get("data_file").is_none(),
+            "empty means not set"
+        );
         assert!(c.get("ssl_cert").is_none());
         assert_eq!(c["probes"]["net"]["unis_url"], "http://unis.example:8888");
         assert_eq!(c["probes"]["cpu"]["proc_dir"], "/proc");
@@ -316,6 +365,22 @@ text = no module here
             ]
         );
         assert!(sections("key = before any section\n").is_empty());
+    }
+
+    /// Issue 19: a service record the original wrote into UNIS.
+    #[test]
+    fn a_record_the_original_wrote_is_normalized() {
+        let mut doc = json!({"status": "ON", "properties": {"configurations": {
+            "unis_poll_interval": "30", "use_ssl": "", "ms_url": "http://ms:8888",
+            "probe_defaults": {"schedule_params": {"every": "2"}},
+            "probes": {"cpu": {"probe_module": "cpu"}}}}});
+        let done = normalize(&mut doc);
+        let c = &doc["properties"]["configurations"];
+        assert_eq!(c["probe_defaults"]["ms_url"], "http://ms:8888");
+        assert_eq!(c["unis_poll_interval"], 30.0);
+        assert_eq!(c["probe_defaults"]["schedule_params"]["every"], 2.0);
+        assert_eq!(done.len(), 3, "{done:?}");
+        super::super::schema::validate("unis", &doc).unwrap();
     }
 
     #[test]

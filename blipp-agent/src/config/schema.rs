@@ -66,6 +66,70 @@ pub fn validate(origin: &str, doc: &Value) -> Result<(), ConfigError> {
     ))
 }
 
+/// A value that a record written by the original BLiPP holds as a string
+/// where the schema wants a number or a boolean (its INI values went into
+/// UNIS as strings: `"unis_poll_interval": "30"`, `"use_ssl": "false"`,
+/// `"use_ssl": ""`), turned into what the schema wants; an empty string is
+/// removed (not set). Returns `(pointer, what was done)` for each, so that
+/// the caller can warn. Other errors are left for [`validate`].
+pub fn coerce_original_strings(doc: &mut Value) -> Vec<(String, String)> {
+    let mut done = Vec::new();
+    let mut tried = std::collections::HashSet::new();
+    // Each round fixes one error; a document has few.
+    for _ in 0..256 {
+        let Some((pointer, text)) = validator().iter_errors(doc).find_map(|e| {
+            let pointer = e.instance_path().as_str().to_owned();
+            let text = e.instance().as_str()?.to_owned();
+            (!tried.contains(&pointer)).then_some((pointer, text))
+        }) else {
+            break;
+        };
+        tried.insert(pointer.clone());
+        let (parent, key) = pointer.rsplit_once('/').unwrap_or(("", &pointer));
+        let key = key.replace("~1", "/").replace("~0", "~");
+        let t = text.trim();
+        // What the string could have meant, in order; `None` is "not set".
+        let mut candidates: Vec<Option<Value>> = Vec::new();
+        match t.to_ascii_lowercase().as_str() {
+            "" => candidates.push(None),
+            "true" | "yes" | "on" => candidates.push(Some(Value::Bool(true))),
+            "false" | "no" | "off" => candidates.push(Some(Value::Bool(false))),
+            _ => {}
+        }
+        if let Ok(i) = t.parse::<i64>() {
+            candidates.push(Some(Value::from(i)));
+        }
+        if let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+            candidates.push(Some(Value::Number(n)));
+        }
+        let original = doc.pointer(&pointer).cloned();
+        let fixed = candidates.into_iter().find(|candidate| {
+            let Some(Value::Object(obj)) = doc.pointer_mut(parent) else {
+                return false;
+            };
+            match candidate {
+                Some(v) => obj.insert(key.clone(), v.clone()),
+                None => obj.remove(&key),
+            };
+            let clean = validator()
+                .iter_errors(doc)
+                .all(|e| !e.instance_path().as_str().starts_with(pointer.as_str()));
+            if !clean
+                && let (Some(Value::Object(obj)), Some(o)) = (doc.pointer_mut(parent), &original)
+            {
+                obj.insert(key.clone(), o.clone());
+            }
+            clean
+        });
+        match fixed {
+            Some(Some(v)) => done.push((pointer, format!("{text:?} read as {v}"))),
+            Some(None) => done.push((pointer, "empty string read as not set".to_owned())),
+            None => {}
+        }
+    }
+    done
+}
+
 /// JSON-pointer escaping of one key.
 fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
@@ -140,6 +204,31 @@ fn type_names(kind: &jsonschema::error::TypeKind) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 19: what the original wrote into UNIS as strings.
+    #[test]
+    fn the_originals_strings_become_what_the_schema_wants() {
+        let mut doc = serde_json::json!({"status": "ON", "properties": {"configurations": {
+            "unis_poll_interval": "30", "use_ssl": "false", "ssl_cafile": "",
+            "unis_max_backoff": "3600",
+            "probe_defaults": {"reporting_params": "1", "schedule_params": {"every": "2"}},
+            "probes": {"cpu": {"probe_module": "cpu", "collection_ttl": "1500000"}}}}});
+        let done = coerce_original_strings(&mut doc);
+        let c = &doc["properties"]["configurations"];
+        assert_eq!(c["unis_poll_interval"], 30.0);
+        assert_eq!(c["unis_max_backoff"], 3600.0);
+        assert_eq!(c["use_ssl"], false);
+        assert_eq!(c["ssl_cafile"], "", "valid as it is");
+        assert_eq!(c["probe_defaults"]["reporting_params"], 1);
+        assert_eq!(c["probe_defaults"]["schedule_params"]["every"], 2.0);
+        assert_eq!(c["probes"]["cpu"]["collection_ttl"], 1_500_000);
+        assert_eq!(done.len(), 6, "{done:?}");
+        validate("unis", &doc).unwrap();
+        let mut bad =
+            serde_json::json!({"properties": {"configurations": {"unis_poll_interval": "soon"}}});
+        assert!(coerce_original_strings(&mut bad).is_empty());
+        assert!(validate("unis", &bad).is_err());
+    }
     use crate::limits::{MAX_EPOCH_SECONDS, MAX_INTERVAL, MIN_INTERVAL};
     use serde_json::json;
 

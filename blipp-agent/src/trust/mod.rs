@@ -176,6 +176,26 @@ fn screen_probe_keys(
     refused
 }
 
+/// Warns about a value of a remote record read as the original meant it,
+/// once per pointer and value: the record is read again at every poll.
+fn warn_once(origin: &str, pointer: &str, what: &str) {
+    static SEEN: std::sync::Mutex<Option<std::collections::HashSet<String>>> =
+        std::sync::Mutex::new(None);
+    let key = format!("{origin}{pointer}{what}");
+    let fresh = SEEN.lock().is_ok_and(|mut seen| {
+        let seen = seen.get_or_insert_with(Default::default);
+        // Bounded: a record that changes all the time cannot grow it.
+        seen.len() < 4096 && seen.insert(key)
+    });
+    if fresh {
+        tracing::warn!(
+            origin,
+            pointer,
+            "a value as the original BLiPP wrote it: {what}"
+        );
+    }
+}
+
 /// The configuration in effect from the local one and `changes`, the
 /// part of the service object `service` from UNIS that is to be merged
 /// (all of it, or what changed in UNIS since blippd wrote it), with what
@@ -188,11 +208,20 @@ pub fn merge_service(
     origin: &str,
     precedence: Precedence,
 ) -> Result<(Value, Vec<Refusal>), ConfigError> {
+    // A record the original BLiPP wrote (strings for numbers and booleans,
+    // `ms_url` beside the service's settings) is read as it meant, with a
+    // warning, instead of refusing all of it.
+    let mut service = service.clone();
+    for (pointer, what) in config::original::normalize(&mut service) {
+        warn_once(origin, &pointer, &what);
+    }
+    let service = &service;
+    let mut remote = changes.clone();
+    config::original::normalize(&mut remote);
     // The remote document must be well formed before it is screened, and
     // its errors are reported against it as it is.
     config::schema::validate(origin, service)?;
     let policy = &local.policy;
-    let mut remote = changes.clone();
     let mut refused = Vec::new();
     let base = "/properties/configurations";
     let local_conf = local.doc.pointer(base).and_then(Value::as_object);

@@ -539,3 +539,31 @@ proptest! {
         prop_assert!(allowed_url(&json!(unis)), "unis_url {}", unis);
     }
 }
+
+/// Issue 19: a service record as the original BLiPP wrote it into UNIS
+/// (numbers and booleans as strings, `ms_url` beside the settings) is read
+/// as it meant instead of refused whole; the moved `ms_url` still passes
+/// the trust policy like any remote destination.
+#[test]
+fn a_record_the_original_wrote_is_read_as_it_meant() {
+    let l = local(&json!({"properties": {"configurations": {
+        "unis_url": "http://unis.example:8888",
+        "probes": {"cpu": {"probe_module": "cpu"}}}}}));
+    let unis = service(json!({"unis_poll_interval": "30", "use_ssl": "",
+        "ms_url": "http://elsewhere.example:8888",
+        "probe_defaults": {"schedule_params": {"every": "2"}}}));
+    let (merged, refused) = screen(&l, &unis);
+    let c = &merged["properties"]["configurations"];
+    assert_eq!(c["unis_poll_interval"], 30.0);
+    assert_eq!(c["probe_defaults"]["schedule_params"]["every"], 2.0);
+    assert!(c.get("ms_url").is_none(), "{c}");
+    // An MS the local file did not allow, and use_ssl, never taken from
+    // UNIS.
+    assert_eq!(
+        pointers(&refused),
+        BTreeSet::from([
+            "/properties/configurations/probe_defaults/ms_url".to_owned(),
+            "/properties/configurations/use_ssl".to_owned()
+        ]),
+    );
+}
