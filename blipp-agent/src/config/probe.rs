@@ -21,6 +21,17 @@ pub enum Mode {
     Proc,
 }
 
+impl Mode {
+    /// The name the configuration writes it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Ebpf => "ebpf",
+            Mode::Proc => "proc",
+        }
+    }
+}
+
 /// ON or OFF, as the original wrote it (any case).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Status {
@@ -238,6 +249,14 @@ pub(super) fn parse_status(value: Option<&str>) -> Status {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_mode_reads_back_from_its_name() {
+        for mode in [Mode::Auto, Mode::Ebpf, Mode::Proc] {
+            let read: Mode = serde_json::from_value(json!(mode.as_str())).unwrap();
+            assert_eq!(read, mode);
+        }
+    }
 
     /// Issue 16: `reporting_params` = 2^64 printed the whole probe object.
     #[test]
