@@ -6,10 +6,10 @@
 //! configuration changed; service status OFF stops them all, ON starts
 //! them again. Stopping flushes every probe's pending samples.
 //!
-//! [`start`] builds the local configuration's probes before any thread
-//! starts, [`reconcile`] plans each change of configuration, the
-//! [`supervisor`] carries it out, [`probe_loop`] is one probe's task, and
-//! [`steer`] answers the control socket.
+//! `start` builds the local configuration's probes before any thread
+//! starts, `reconcile` plans each change of configuration, the
+//! `supervisor` carries it out, `probe_loop` is one probe's task, and
+//! `steer` answers the control socket.
 
 mod alarm;
 mod builder;

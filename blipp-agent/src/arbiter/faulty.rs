@@ -5,23 +5,11 @@
 //! [`super::retry`]).
 
 use super::RunLength;
-use super::supervisor::Supervisor;
+use super::supervisor::{Supervisor, failure};
 use crate::config::ProbeConfig;
 use crate::control::protocol::Failure;
 use crate::probe::Fault;
 use crate::sample::{Name, Timestamp};
-
-/// What a control-socket client is told about `fault`, which building `p`
-/// gave.
-pub(super) fn failure(p: &ProbeConfig, fault: &Fault) -> Failure {
-    Failure {
-        probe: p.name.clone(),
-        error: match fault {
-            Fault::Config(e) => e.to_string(),
-            Fault::Environment { error, .. } => error.to_string(),
-        },
-    }
-}
 
 impl Supervisor {
     /// Keeps `fault`, which building `p` gave, for `status` and the

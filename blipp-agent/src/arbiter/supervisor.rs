@@ -11,7 +11,6 @@ use tokio::task::JoinHandle;
 
 use super::alarm::Alarms;
 use super::builder::Builder;
-use super::faulty::failure;
 use super::probe_loop::ProbeLoop;
 use super::reconcile::{reconcile, wanted};
 use super::retry::Retries;
@@ -280,11 +279,8 @@ impl Supervisor {
                     "collection_schedule": p.raw.get("collection_schedule"),
                     "schedule_params": p.raw.get("schedule_params"),
                 });
-                let mut r = ProbeReport::new(&p.name, &p.module, state, p.mode.as_str(), schedule);
-                r.source = self
-                    .tasks
-                    .get(&p.name)
-                    .map(|t| t.source.as_str().to_owned());
+                let mut r = ProbeReport::new(&p.name, &p.module, state, p.mode, schedule);
+                r.source = self.tasks.get(&p.name).map(|t| t.source);
                 if let Some(h) = self.health.get(&p.name) {
                     h.fill(&mut r);
                 }
@@ -327,5 +323,17 @@ impl Supervisor {
     /// no probe waits to be built again.
     pub(super) fn all_finished(&self) -> bool {
         self.tasks.values().all(|t| t.finished) && self.retries.is_empty()
+    }
+}
+
+/// What a control-socket client is told about `fault`, which building `p`
+/// gave.
+pub(super) fn failure(p: &ProbeConfig, fault: &Fault) -> Failure {
+    Failure {
+        probe: p.name.clone(),
+        error: match fault {
+            Fault::Config(e) => e.to_string(),
+            Fault::Environment { error, .. } => error.to_string(),
+        },
     }
 }

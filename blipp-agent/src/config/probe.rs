@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ConfigError;
 use crate::schedule::ScheduleSpec;
 
 /// Where a probe takes its numbers from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// eBPF where this kernel allows it, /proc otherwise.
@@ -130,7 +130,7 @@ pub struct ProbeConfig {
     pub data_file: Option<PathBuf>,
     /// OFF: configured but not running.
     pub status: Status,
-    /// eBPF or /proc.
+    /// Whether it may use eBPF; a probe without an eBPF variant ignores it.
     pub mode: Mode,
     /// Root of /proc (fixtures, containers with the host's /proc mounted).
     pub proc_dir: PathBuf,
@@ -251,8 +251,9 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_mode_reads_back_from_its_name() {
+    fn a_mode_is_written_and_read_by_its_name() {
         for mode in [Mode::Auto, Mode::Ebpf, Mode::Proc] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), json!(mode.as_str()));
             let read: Mode = serde_json::from_value(json!(mode.as_str())).unwrap();
             assert_eq!(read, mode);
         }
