@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Interned text (subjects, event types): created once per probe and cloned
 /// by reference count on every sample.
@@ -34,7 +34,7 @@ impl From<SystemTime> for Timestamp {
 }
 
 /// Where a sample's number came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     /// Counted in the kernel by one of blipp's eBPF programs.
@@ -92,7 +92,7 @@ pub struct Sample {
     pub event_type: Name,
     /// The value.
     pub value: Value,
-    /// eBPF or /proc.
+    /// Where the number came from.
     pub source: Source,
     /// Set when a counter went backwards in a way no wrap explains (device
     /// re-attached, counters zeroed): the value restarts from the new base.

@@ -13,8 +13,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::Mode;
 use crate::config::policy::Refusal;
-use crate::sample::{Sample, Timestamp};
+use crate::sample::{Sample, Source, Timestamp};
 
 /// Samples kept per probe for `tail`.
 pub const TAIL_CAPACITY: usize = 128;
@@ -175,10 +176,10 @@ pub struct ProbeReport {
     pub module: String,
     /// What it is doing.
     pub state: ProbeState,
-    /// The configured mode: `auto`, `ebpf` or `proc`.
-    pub mode: String,
-    /// Where its numbers come from, while it runs: `ebpf`, `proc`, ...
-    pub source: Option<String>,
+    /// The configured mode.
+    pub mode: Mode,
+    /// Where its numbers come from, while it runs.
+    pub source: Option<Source>,
     /// `collection_schedule` and `schedule_params`, as configured.
     pub schedule: Value,
     /// When it was (re)started, µs since the epoch.
@@ -207,12 +208,12 @@ pub struct ProbeReport {
 
 impl ProbeReport {
     /// A report with nothing measured yet.
-    pub fn new(name: &str, module: &str, state: ProbeState, mode: &str, schedule: Value) -> Self {
+    pub fn new(name: &str, module: &str, state: ProbeState, mode: Mode, schedule: Value) -> Self {
         Self {
             name: name.to_owned(),
             module: module.to_owned(),
             state,
-            mode: mode.to_owned(),
+            mode,
             source: None,
             schedule,
             started: None,
@@ -274,7 +275,7 @@ pub struct StatusReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::{Name, Source, Value as V};
+    use crate::sample::{Name, Value as V};
 
     fn sample(i: u64) -> Sample {
         Sample::new(
@@ -307,13 +308,27 @@ mod tests {
         assert_eq!(r.buf.capacity(), 4, "never grows");
     }
 
+    /// `blippcmd status --json` writes the mode and source by the names
+    /// the configuration and the samples use, as when they were strings.
+    #[test]
+    fn a_report_writes_mode_and_source_by_name() {
+        let mut r = ProbeReport::new("ping", "cmd", ProbeState::Running, Mode::Ebpf, Value::Null);
+        r.source = Some(Source::Command);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            (&json["mode"], &json["source"]),
+            (&"ebpf".into(), &"command".into())
+        );
+        assert_eq!(serde_json::from_value::<ProbeReport>(json).unwrap(), r);
+    }
+
     #[test]
     fn health_counts_collections_errors_and_samples() {
         let h = ProbeHealth::new();
         h.collected(Timestamp(10), Duration::from_millis(2), &[sample(10)], None);
         let err = std::io::Error::other("no such file");
         h.collected(Timestamp(20), Duration::from_millis(4), &[], Some(&err));
-        let mut r = ProbeReport::new("cpu", "cpu", ProbeState::Running, "auto", Value::Null);
+        let mut r = ProbeReport::new("cpu", "cpu", ProbeState::Running, Mode::Auto, Value::Null);
         h.fill(&mut r);
         assert_eq!((r.collections, r.errors, r.samples), (2, 1, 1));
         assert_eq!(r.last_collection, Some(20));

@@ -4,41 +4,26 @@
 //! whose environment failed is built again with back-off (see
 //! [`super::retry`]).
 
-use super::{RunLength, Running, Supervisor};
+use super::RunLength;
+use super::supervisor::{Supervisor, failure};
 use crate::config::ProbeConfig;
 use crate::control::protocol::Failure;
 use crate::probe::Fault;
 use crate::sample::{Name, Timestamp};
 
-/// A probe that could not be built, and why.
-pub(super) struct Faulty {
-    pub(super) config: ProbeConfig,
-    pub(super) fault: Fault,
-}
-
-/// What a control-socket client is told about `fault`, which building `p`
-/// gave.
-pub(super) fn failure(p: &ProbeConfig, fault: &Fault) -> Failure {
-    Failure {
-        probe: p.name.clone(),
-        error: match fault {
-            Fault::Config(e) => e.to_string(),
-            Fault::Environment { error, .. } => error.to_string(),
-        },
-    }
-}
-
 impl Supervisor {
     /// Keeps `fault`, which building `p` gave, for `status` and the
     /// `agent` probe, and says so once: a probe whose environment failed
-    /// is tried again later (but not in a `--once` run).
-    pub(super) fn fault(&mut self, p: &ProbeConfig, fault: Fault) {
+    /// is tried again later (but not in a `--once` run). Returns what a
+    /// control-socket client is told.
+    pub(super) fn fault(&mut self, p: &ProbeConfig, fault: Fault) -> Failure {
+        let refused = failure(p, &fault);
         let retry = !fault.is_config() && self.options.length != RunLength::Once;
         if retry {
             let again = self.retries.get(&p.name).is_some();
-            let wait =
-                self.retries
-                    .failed(p, failure(p, &fault).error, tokio::time::Instant::now());
+            let wait = self
+                .retries
+                .failed(p, refused.error.clone(), tokio::time::Instant::now());
             if again {
                 tracing::debug!(probe = %p.name, error = %fault, retry_in = ?wait, "probe still not built");
             } else {
@@ -49,9 +34,10 @@ impl Supervisor {
             self.retries.remove(&p.name);
             tracing::error!(probe = %p.name, error = %fault, "probe not started");
             self.failed
-                .insert(p.name.clone(), (p.clone(), failure(p, &fault).error));
+                .insert(p.name.clone(), (p.clone(), refused.error.clone()));
         }
         self.publish_failed();
+        refused
     }
 
     /// Whether `p`, as configured, is known not to build: building it
@@ -68,21 +54,11 @@ impl Supervisor {
     pub(super) fn build_again(&mut self, p: &ProbeConfig) -> Result<(), Failure> {
         match self.build(p) {
             Ok(built) => {
-                self.spawn(
-                    Running {
-                        config: p.clone(),
-                        built,
-                    },
-                    Timestamp::now(),
-                );
+                self.spawn(p.clone(), built, Timestamp::now());
                 self.publish_failed();
                 Ok(())
             }
-            Err(fault) => {
-                let refused = failure(p, &fault);
-                self.fault(p, fault);
-                Err(refused)
-            }
+            Err(fault) => Err(self.fault(p, fault)),
         }
     }
 
@@ -96,7 +72,7 @@ impl Supervisor {
             .chain(self.retries.names())
             .map(|n| Name::from(format!("probe:{n}")))
             .collect();
-        self.costs.set_failed(names);
+        self.builder.costs().set_failed(names);
     }
 
     /// Builds the probes whose next attempt is due, and starts those that
@@ -108,9 +84,11 @@ impl Supervisor {
                 Ok(built) => {
                     let attempts = self.retries.remove(&p.name).map_or(0, |r| r.attempts);
                     tracing::info!(probe = %p.name, failed_attempts = attempts, "probe built at last");
-                    self.spawn(Running { config: p, built }, Timestamp::now());
+                    self.spawn(p, built, Timestamp::now());
                 }
-                Err(fault) => self.fault(&p, fault),
+                Err(fault) => {
+                    self.fault(&p, fault);
+                }
             }
         }
         self.publish_failed();

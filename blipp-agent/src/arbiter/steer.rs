@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::Supervisor;
+use super::supervisor::Supervisor;
 use crate::config::edit::{self, Edit, Edits};
 use crate::config::{self, Config, ConfigError, LocalSource, Status, schema};
 use crate::control::protocol::{Changes, Failure, ProbeAction};

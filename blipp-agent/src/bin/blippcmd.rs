@@ -431,7 +431,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
             let mut text = String::new();
             for s in REGISTRY {
                 let fallback = match s.fallback {
-                    Fallback::ProcOnly => "proc",
+                    Fallback::Only(source) => source.as_str(),
                     Fallback::Proc => "ebpf|proc",
                 };
                 text.push_str(&format!(

@@ -359,7 +359,7 @@ fn main() -> ExitCode {
         let ran = if stopped {
             tracing::info!("stopping");
             drop(links);
-            Ok(Vec::new())
+            Ok(())
         } else {
             arbiter::run_prepared(&config, prepared, options, links, shutdown).await
         };

@@ -52,12 +52,7 @@ impl Overrides {
         }
         let mut defaults = Map::new();
         if let Some(mode) = self.mode {
-            let name = match mode {
-                Mode::Auto => "auto",
-                Mode::Ebpf => "ebpf",
-                Mode::Proc => "proc",
-            };
-            defaults.insert("mode".into(), Value::String(name.into()));
+            defaults.insert("mode".into(), Value::String(mode.as_str().into()));
         }
         if let Some(dir) = &self.proc_dir {
             defaults.insert("proc_dir".into(), Value::String(dir.display().to_string()));

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::ConfigError;
 use crate::schedule::ScheduleSpec;
 
 /// Where a probe takes its numbers from.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// eBPF where this kernel allows it, /proc otherwise.
@@ -19,6 +19,17 @@ pub enum Mode {
     Ebpf,
     /// /proc, /sys and netlink only.
     Proc,
+}
+
+impl Mode {
+    /// The name the configuration writes it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Ebpf => "ebpf",
+            Mode::Proc => "proc",
+        }
+    }
 }
 
 /// ON or OFF. As the original read it, `OFF` in any case stops and any
@@ -121,7 +132,7 @@ pub struct ProbeConfig {
     pub data_file: Option<PathBuf>,
     /// OFF: configured but not running.
     pub status: Status,
-    /// eBPF or /proc.
+    /// Whether it may use eBPF; a probe without an eBPF variant ignores it.
     pub mode: Mode,
     /// Root of /proc (fixtures, containers with the host's /proc mounted).
     pub proc_dir: PathBuf,
@@ -257,6 +268,15 @@ mod tests {
         crate::config::schema::validate("f.json", &doc).unwrap();
         let c = crate::config::load::resolve(doc).unwrap();
         assert_eq!(c.probes[0].status, Status::On);
+    }
+
+    #[test]
+    fn a_mode_is_written_and_read_by_its_name() {
+        for mode in [Mode::Auto, Mode::Ebpf, Mode::Proc] {
+            assert_eq!(serde_json::to_value(mode).unwrap(), json!(mode.as_str()));
+            let read: Mode = serde_json::from_value(json!(mode.as_str())).unwrap();
+            assert_eq!(read, mode);
+        }
     }
 
     /// Issue 16: `reporting_params` = 2^64 printed the whole probe object.

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::protocol::Changes;
+use crate::sample::Source;
 use crate::status::{ProbeReport, StatusReport};
 
 /// `1h02m`, `3m05s`, `42s`, `0.4s`.
@@ -79,7 +80,7 @@ pub fn status(report: &StatusReport, now_us: u64) -> String {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
                     .unwrap_or_default(),
-                p.source.clone().unwrap_or_else(|| "-".into()),
+                p.source.map_or("-", Source::as_str).to_owned(),
                 schedule(p),
                 p.collections.to_string(),
                 p.errors.to_string(),
@@ -215,6 +216,7 @@ pub fn sample_line(sample: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Mode;
     use crate::config::policy::Refusal;
     use crate::status::ProbeState;
     use serde_json::json;
@@ -234,20 +236,21 @@ mod tests {
             "cpu",
             "cpu",
             ProbeState::Running,
-            "auto",
+            Mode::Auto,
             json!({"collection_schedule": "builtins.simple", "schedule_params": {"every": 5}}),
         );
-        cpu.source = Some("proc".into());
+        cpu.source = Some(Source::Proc);
         cpu.collections = 12;
         cpu.samples = 144;
         cpu.last_collection = Some(9_000_000);
         cpu.last_duration_ms = Some(0.314);
-        let mut disk = ProbeReport::new("disk", "disk", ProbeState::Off, "auto", json!({}));
+        let mut disk = ProbeReport::new("disk", "disk", ProbeState::Off, Mode::Auto, json!({}));
         disk.last_error = Some("boom".into());
         disk.last_error_at = Some(5_000_000);
-        let mut ping = ProbeReport::new("ping", "cmd", ProbeState::Failed, "auto", json!({}));
+        let mut ping = ProbeReport::new("ping", "cmd", ProbeState::Failed, Mode::Auto, json!({}));
         ping.last_error = Some("f.json: /p: \"(\" is invalid: a regex".into());
-        let mut numa = ProbeReport::new("numa", "numa", ProbeState::Retrying, "auto", json!({}));
+        let mut numa =
+            ProbeReport::new("numa", "numa", ProbeState::Retrying, Mode::Auto, json!({}));
         numa.last_error = Some("reading online: denied".into());
         numa.attempts = 3;
         numa.next_attempt = Some(14_000_000);

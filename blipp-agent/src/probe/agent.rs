@@ -32,7 +32,7 @@ const SINK_RATES: [(&str, Counter); 4] = [
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "agent",
     summary: "blippd's own cost: collection time per probe; runs and kernel run time per eBPF program (BPF run-time statistics)",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
 };

@@ -35,7 +35,7 @@ use crate::source::command::{Exit, Runner};
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "cmd",
     summary: "runs a command (no shell, `$key` words from the config, timeout) and reports the numbers a regex's named groups capture",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
 };
@@ -44,7 +44,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
 pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     module: "cmd_line_probe",
     summary: "the original BLiPP's name of the cmd probe",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
 };

@@ -36,7 +36,7 @@ use crate::source::read::KernelFile;
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "cpu",
     summary: "CPU utilization fractions per state, load averages (/proc/stat, /proc/loadavg)",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
 };

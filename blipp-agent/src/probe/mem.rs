@@ -22,7 +22,7 @@ use crate::source::read::KernelFile;
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "mem",
     summary: "memory free, used, buffers, cache, kernel, available, swap, dirty in kB (/proc/meminfo; OpenVZ /proc/user_beancounters)",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
 };

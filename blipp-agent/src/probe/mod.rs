@@ -56,7 +56,7 @@ pub trait Probe: Send {
 pub struct Built {
     /// The probe.
     pub probe: Box<dyn Probe>,
-    /// eBPF or /proc.
+    /// Where its numbers come from, which its samples carry.
     pub source: Source,
 }
 
@@ -74,8 +74,9 @@ pub struct BuildContext<'a> {
 /// How a probe measures without eBPF.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fallback {
-    /// It has no eBPF variant: it always reads /proc, /sys or netlink.
-    ProcOnly,
+    /// It has no eBPF variant, so nothing to fall back from: its samples
+    /// always carry this source.
+    Only(Source),
     /// Its eBPF variant falls back to its own /proc variant.
     Proc,
 }

@@ -37,7 +37,7 @@ use crate::source::perfdata;
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "nagios",
     summary: "runs a Nagios/Monitoring-Plugins check: its status (0 OK .. 3 UNKNOWN) and performance data",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
 };

@@ -27,7 +27,7 @@ use crate::source::tail::Follower;
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "netlogger",
     summary: "follows a NetLogger log file (ts=... event=... VAL=...) and reports its numbers with their own times",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Log),
     reach: Reach::Keys {
         paths: &["logfile"],
         urls: &[],
@@ -39,7 +39,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
 pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     module: "netlogger_probe",
     summary: "the original BLiPP's name of the netlogger probe",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Log),
     reach: Reach::Keys {
         paths: &["logfile"],
         urls: &[],

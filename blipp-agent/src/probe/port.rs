@@ -24,7 +24,7 @@ use crate::source::netlink::{Duplex, LinkSpeedReader, rtnetlink};
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "port",
     summary: "per-interface link capacity (bytes/s) and duplex (ethtool netlink, SIOCETHTOOL, /sys/class/net), re-read every `refresh` s",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
 };

@@ -91,7 +91,7 @@ pub enum Who {
 pub struct Started {
     /// Probe name.
     pub probe: String,
-    /// `ebpf` or `proc`.
+    /// `ebpf`, `proc`, `command` or `log`.
     pub source: String,
 }
 
@@ -219,7 +219,7 @@ pub struct Sample {
     pub event_type: String,
     /// Integer value, when it is one.
     pub int: Option<u64>,
-    /// `ebpf` or `proc`.
+    /// `ebpf`, `proc`, `command` or `log`.
     pub source: String,
     /// When the probe read its source, µs since the epoch.
     pub ts: u64,

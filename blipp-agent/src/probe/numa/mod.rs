@@ -22,7 +22,7 @@ use crate::source::sysfs::id_list;
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "numa",
     summary: "per-NUMA-node memory (kB) and numastat hit/miss/foreign/interleave/local/other page counters (/sys/devices/system/node)",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
 };

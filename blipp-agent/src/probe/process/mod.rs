@@ -31,7 +31,7 @@ use select::{Selector, is_gone};
 pub const SPEC: ProbeSpec = ProbeSpec {
     module: "process",
     summary: "one process by pid, pidfile, name or command-line regex, followed across restarts: CPU, memory, threads, fds, I/O, faults, state (/proc/[pid])",
-    fallback: Fallback::ProcOnly,
+    fallback: Fallback::Only(Source::Proc),
     reach: Reach::Keys {
         paths: &["pidfile"],
         urls: &[],
