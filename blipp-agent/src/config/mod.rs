@@ -8,6 +8,7 @@ pub mod edit;
 mod error;
 mod load;
 pub mod merge;
+mod option_keys;
 pub mod policy;
 mod probe;
 pub mod schema;
@@ -18,6 +19,7 @@ pub use load::{
     builtin_defaults, load, load_checked, load_local, origin, read_text, resolve,
 };
 pub(crate) use load::{merge_service, resolve_probe};
+pub use option_keys::option_keys;
 pub use probe::{Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;
