@@ -16,6 +16,7 @@ pub mod net;
 pub mod netlogger;
 pub mod numa;
 pub mod port;
+pub mod pressure;
 pub mod process;
 pub mod procevents;
 #[cfg(test)]
@@ -145,6 +146,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     port::SPEC,
     process::SPEC,
     numa::SPEC,
+    pressure::SPEC,
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,

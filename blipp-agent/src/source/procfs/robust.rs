@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 
 use super::{ParseError, beancounters, diskstats, loadavg, meminfo, netdev, numa, pid_status};
-use super::{snmp, stat};
+use super::{pressure, snmp, stat};
 use crate::source::read::decode;
 
 /// The output buffers the probes reuse from one read to the next.
@@ -64,6 +64,10 @@ const PARSERS: &[Parser] = &[
     Parser {
         fixtures: &["numastat"],
         run: |t, _| numa::parse_numastat(t).map(drop),
+    },
+    Parser {
+        fixtures: &["pressure"],
+        run: |t, _| pressure::parse(t).map(drop),
     },
     Parser {
         fixtures: &["diskstats"],
