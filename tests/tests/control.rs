@@ -341,9 +341,14 @@ fn a_bad_change_is_refused_precisely_and_the_agent_runs_on() {
         &["set", "cpu", "schedule_params.start_time", "1e300"],
         "blippcmd: control socket: /properties/configurations/probes/cpu/schedule_params/start_time: 1e+300 is invalid: expected a number of at most 32503680000",
     );
+    // The schema's list of modules is the registry's, in its order.
+    let modules: Vec<&str> = blipp::probe::REGISTRY.iter().map(|s| s.module).collect();
     refused(
         &["set", "cpu", "probe_module", "gpu"],
-        "blippcmd: control socket: /properties/configurations/probes/cpu/probe_module: \"gpu\" is invalid: expected one of [\"cpu\",\"mem\",\"net\",\"disk\",\"port\",\"process\",\"numa\",\"cmd\",\"cmd_line_probe\",\"nagios\",\"procevents\",\"agent\",\"netlogger\",\"netlogger_probe\"]",
+        &format!(
+            "blippcmd: control socket: /properties/configurations/probes/cpu/probe_module: \"gpu\" is invalid: expected one of {}",
+            json!(modules)
+        ),
     );
     refused(
         &[

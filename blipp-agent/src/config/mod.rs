@@ -8,6 +8,7 @@ pub mod edit;
 mod error;
 mod load;
 pub mod merge;
+mod option_keys;
 pub mod original;
 pub mod policy;
 mod probe;
@@ -20,6 +21,7 @@ pub use load::{
     builtin_defaults, load, load_checked, load_local, origin, read_text, resolve,
 };
 pub(crate) use load::{merge_service, resolve_probe};
+pub use option_keys::option_keys;
 pub use probe::{Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;

@@ -19,19 +19,6 @@ fn validator() -> &'static jsonschema::Validator {
     })
 }
 
-/// The probe modules the schema accepts, for the registry's consistency test.
-pub fn schema_probe_modules() -> Vec<String> {
-    let schema: Value = serde_json::from_str(SCHEMA_TEXT).expect("embedded schema is JSON");
-    schema["$defs"]["probe"]["properties"]["probe_module"]["enum"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Checks `doc` against the schema. On failure, reports the most specific
 /// error (the deepest JSON pointer): the one that names the field to fix.
 pub fn validate(origin: &str, doc: &Value) -> Result<(), ConfigError> {

@@ -38,6 +38,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// The original's module name for the same probe.
@@ -47,6 +48,7 @@ pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Why a collection gave no samples.

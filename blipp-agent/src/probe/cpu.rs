@@ -39,6 +39,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 const PREFIX: &str = "ps:tools:blipp:linux:cpu:";

@@ -25,6 +25,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 #[derive(Deserialize)]

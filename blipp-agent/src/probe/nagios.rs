@@ -40,6 +40,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Command),
     reach: Reach::Program,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Every Nagios event type starts with this.

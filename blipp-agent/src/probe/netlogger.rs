@@ -33,6 +33,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
         urls: &[],
     },
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// The original's module name for the same probe.
@@ -45,6 +46,7 @@ pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
         urls: &[],
     },
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Every NetLogger event type starts with this.

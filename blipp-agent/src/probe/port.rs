@@ -27,6 +27,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Seconds between two reads of the link speeds unless configured.

@@ -29,6 +29,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Proc,
     reach: Reach::NONE,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 const PREFIX: &str = "ps:tools:blipp:linux:process:";

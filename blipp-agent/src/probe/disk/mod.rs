@@ -22,6 +22,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Proc,
     reach: Reach::NONE,
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Every disk event type starts with this.

@@ -27,6 +27,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
         urls: &["unis_url"],
     },
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Every network event type starts with this.

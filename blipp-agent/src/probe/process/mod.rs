@@ -37,6 +37,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
         urls: &[],
     },
     build,
+    options: crate::config::option_keys::<Options>,
 };
 
 /// Every process event type starts with this.

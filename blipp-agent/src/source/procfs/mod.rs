@@ -9,6 +9,7 @@ pub mod meminfo;
 pub mod netdev;
 pub mod numa;
 pub mod pid_status;
+pub mod pressure;
 #[cfg(test)]
 mod robust;
 pub mod snmp;
