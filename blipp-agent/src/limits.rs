@@ -59,3 +59,8 @@ pub const MAX_INTERVAL: f64 = 365.0 * 86_400.0;
 /// year 3000). A time further away than that is a typo that silently
 /// never collects.
 pub const MAX_EPOCH_SECONDS: f64 = 32_503_680_000.0;
+
+/// The longest a `dummy` collection waits, seconds, whatever its
+/// `duration`: stopping blippd waits for a collection under way, and this
+/// keeps that below systemd's default stop timeout (90 s).
+pub const MAX_DUMMY_DURATION: f64 = 60.0;

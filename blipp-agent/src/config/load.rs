@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::original::{self, OriginalFiles};
 use super::policy::Policy;
+use super::preset;
 use super::probe::parse_status;
 use super::record;
 use super::{
@@ -203,7 +204,8 @@ fn merge_local(
     let mut file_text = None;
     let origin = origin(file.as_ref().map(|(path, _)| *path));
     if let Some((path, text)) = file {
-        let (file_doc, measurement) = record::as_service(&origin, parse_json(path, &text)?)?;
+        let (mut file_doc, measurement) = record::as_service(&origin, parse_json(path, &text)?)?;
+        preset::expand(&mut file_doc);
         if let Some(probe) = measurement {
             tracing::info!(
                 file = %origin,
@@ -279,8 +281,10 @@ pub(crate) fn resolve_probe(
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
+    let mut entry = entry.clone();
+    preset::apply(&mut entry, Some(&defaults));
     let mut merged = Value::Object(defaults);
-    merge(&mut merged, Value::Object(entry.clone()));
+    merge(&mut merged, Value::Object(entry));
     let Value::Object(merged) = merged else {
         unreachable!("merging objects gives an object")
     };

@@ -11,6 +11,7 @@ pub mod merge;
 mod option_keys;
 pub mod original;
 pub mod policy;
+pub mod preset;
 mod probe;
 mod record;
 pub mod schema;

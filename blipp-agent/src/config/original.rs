@@ -198,8 +198,11 @@ pub fn from_ini(origin: &str, text: &str) -> Result<(Value, Vec<String>), Config
 
 /// A service record as the original wrote it into UNIS, made one blipp
 /// reads: `ms_url` and `data_file` beside the service's settings move to
-/// `probe_defaults` (unless set there), and strings where the schema
-/// wants a number or a boolean become one. Returns what was changed, by
+/// `probe_defaults` (unless set there), strings where the schema
+/// wants a number or a boolean become one, and a probe given by one of
+/// its measurement schemas (`$schema`) gets that schema's preset (see
+/// [`super::preset`]), so that the trust policy screens the program it
+/// would run. Returns what was changed (presets aside), by
 /// JSON pointer, for a warning; anything else wrong is left for the
 /// schema to refuse.
 pub fn normalize(doc: &mut Value) -> Vec<(String, String)> {
@@ -224,6 +227,7 @@ pub fn normalize(doc: &mut Value) -> Vec<(String, String)> {
         }
     }
     done.extend(super::schema::coerce_original_strings(doc));
+    super::preset::expand(doc);
     done
 }
 

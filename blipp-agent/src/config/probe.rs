@@ -161,6 +161,17 @@ impl ProbeConfig {
                 obj.entry(k).or_insert(v);
             }
         }
+        // The original's shared-resource refs (`[{"ref": ...}]`, which
+        // adaptive.simple_avoid plans around) belong to every probe, so
+        // `probe_defaults` may hold them; they are not the module's keys
+        // (pressure's own `resources` is a list of names).
+        if obj
+            .get("resources")
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(Value::is_object))
+        {
+            obj.remove("resources");
+        }
         let keys: CommonKeys = match serde_json::from_value(Value::Object(obj.clone())) {
             Ok(keys) => keys,
             Err(e) => {

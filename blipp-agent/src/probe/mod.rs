@@ -8,6 +8,7 @@ pub(crate) mod command;
 pub mod cost;
 pub mod cpu;
 pub mod disk;
+pub mod dummy;
 mod error;
 mod fault;
 pub mod mem;
@@ -155,6 +156,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     agent::SPEC,
     netlogger::SPEC,
     netlogger::SPEC_ORIGINAL,
+    dummy::SPEC,
 ];
 
 /// The registry entry for `module`.

@@ -567,3 +567,29 @@ fn a_record_the_original_wrote_is_read_as_it_meant() {
         ]),
     );
 }
+
+/// A `$schema` probe from UNIS runs the program of its preset: screened as
+/// any `cmd` probe, refused until the local file allows that program.
+#[test]
+fn a_preset_probe_from_unis_is_screened_as_the_program_it_runs() {
+    let remote = service(json!({"probes": {"p": {
+        "$schema": "http://unis.crest.iu.edu/schema/blippmeasurements/20130429/ping#",
+        "address": "127.0.0.1"}}}));
+    let closed = local(&json!({"properties": {"configurations": {
+        "probes": {"cpu": {"probe_module": "cpu"}}}}}));
+    let (merged, refused) = screen(&closed, &remote);
+    assert_eq!(
+        pointers(&refused),
+        ["/properties/configurations/probes/p".to_owned()].into()
+    );
+    assert!(merged["properties"]["configurations"]["probes"]["p"].is_null());
+
+    let open = local(&json!({"properties": {"configurations": {
+        "trust": {"programs": ["/usr/bin/ping"]},
+        "probes": {"cpu": {"probe_module": "cpu"}}}}}));
+    let (merged, refused) = screen(&open, &remote);
+    assert!(refused.is_empty(), "{refused:?}");
+    let p = &merged["properties"]["configurations"]["probes"]["p"];
+    assert_eq!(p["probe_module"], "cmd_line_probe");
+    assert_eq!(p["address"], "127.0.0.1");
+}

@@ -1,0 +1,126 @@
+//! The original BLiPP's measurement schemas (`$schema` probes): a probe
+//! given only by such an id gets the keys blipp ships for it in
+//! `presets.json`, since the server the original fetched the schemas'
+//! defaults from no longer exists. A preset is the lowest layer of a
+//! probe: `probe_defaults` and the probe's own keys override it. It is
+//! applied where a document enters blippd (the file, UNIS, an adopted
+//! measurement), so that `--check`, start-up, the trust policy and the
+//! record written back all see the same probe.
+
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+#[derive(Deserialize)]
+struct Presets {
+    presets: Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct Preset {
+    ids: Vec<String>,
+    keys: Map<String, Value>,
+}
+
+static PRESETS: LazyLock<Vec<(String, Preset)>> = LazyLock::new(|| {
+    let all: Presets = serde_json::from_str(include_str!("presets.json"))
+        .expect("presets.json is valid (checked by a test)");
+    all.presets
+        .into_iter()
+        .map(|(name, v)| {
+            let preset = serde_json::from_value(v).expect("each preset has ids and keys");
+            (name, preset)
+        })
+        .collect()
+});
+
+/// The name of the preset `schema` (a `$schema` value) names, if blipp
+/// ships one.
+pub fn name_of(schema: &str) -> Option<&'static str> {
+    find(schema).map(|(name, _)| name)
+}
+
+fn find(schema: &str) -> Option<(&'static str, &'static Preset)> {
+    let id = schema.strip_suffix('#').unwrap_or(schema);
+    PRESETS
+        .iter()
+        .find(|(_, p)| p.ids.iter().any(|i| i == id))
+        .map(|(name, p)| (name.as_str(), p))
+}
+
+/// Adds to probe `entry` the keys of the preset its `$schema` names that
+/// neither it nor `defaults` (the `probe_defaults`) sets. An entry
+/// without `$schema`, or with one blipp has no preset for, is left alone.
+pub fn apply(entry: &mut Map<String, Value>, defaults: Option<&Map<String, Value>>) {
+    let Some((_, preset)) = entry.get("$schema").and_then(Value::as_str).and_then(find) else {
+        return;
+    };
+    for (key, value) in &preset.keys {
+        if !entry.contains_key(key) && !defaults.is_some_and(|d| d.contains_key(key)) {
+            entry.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// [`apply`] to every probe of the service document `doc`.
+pub fn expand(doc: &mut Value) {
+    let Some(Value::Object(conf)) = doc.pointer_mut("/properties/configurations") else {
+        return;
+    };
+    let defaults = conf
+        .get("probe_defaults")
+        .and_then(Value::as_object)
+        .cloned();
+    if let Some(Value::Object(probes)) = conf.get_mut("probes") {
+        for entry in probes.values_mut() {
+            if let Value::Object(entry) = entry {
+                apply(entry, defaults.as_ref());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_preset_parses_and_ids_match_with_or_without_hash() {
+        assert_eq!(PRESETS.len(), 3);
+        for (name, host) in [("ping", "crest"), ("iperf", "incntre"), ("owping", "crest")] {
+            let id = format!("http://unis.{host}.iu.edu/schema/blippmeasurements/20130429/{name}");
+            assert_eq!(name_of(&id), Some(name));
+            assert_eq!(name_of(&format!("{id}#")), Some(name));
+        }
+        assert_eq!(
+            name_of("http://unis.crest.iu.edu/schema/20160630/node#"),
+            None
+        );
+    }
+
+    #[test]
+    fn the_probe_and_probe_defaults_override_the_preset() {
+        let mut doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"-W": 5},
+        "probes": {
+            "p": {"$schema": "http://unis.crest.iu.edu/schema/blippmeasurements/20130429/ping#",
+                  "address": "127.0.0.1", "-s": 16},
+            "cpu": {"probe_module": "cpu"}
+        }}}});
+        expand(&mut doc);
+        let p = &doc["properties"]["configurations"]["probes"]["p"];
+        assert_eq!(p["probe_module"], "cmd_line_probe");
+        assert_eq!(p["-s"], 16);
+        assert!(
+            p.get("-W").is_none(),
+            "probe_defaults' -W applies, not the preset's"
+        );
+        assert_eq!(p["eventTypes"]["rtt"], "ps:tools:blipp:linux:net:ping:rtt");
+        assert_eq!(
+            doc["properties"]["configurations"]["probes"]["cpu"],
+            json!({"probe_module": "cpu"})
+        );
+    }
+}
