@@ -16,7 +16,8 @@ const BPF_LINKER: &str = "0.10.0";
 /// losetup (util-linux), ethtool for cross-checking link speeds,
 /// systemd-analyze for checking the service units (systemd), real
 /// commands and Nagios plugins for the cmd and nagios probes (iputils-ping,
-/// monitoring-plugins-basic).
+/// monitoring-plugins-basic), iperf3 for the original's iperf preset
+/// (owping's, owamp-client, is not in Debian).
 const TEST_PACKAGES: &[&str] = &[
     "iproute2",
     // ebpf_reexec injects a failed exec with it.
@@ -26,6 +27,8 @@ const TEST_PACKAGES: &[&str] = &[
     "systemd",
     "iputils-ping",
     "monitoring-plugins-basic",
+    // original_presets runs the iperf preset against `iperf3 -s`.
+    "iperf3",
     // command_sandbox checks that a command cannot use it to become root.
     "sudo",
 ];
