@@ -117,7 +117,8 @@ fn an_unknown_measurement_schema_is_refused_naming_the_probe() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("/properties/configurations/probes/trace"),
+        err.contains("/properties/configurations/probes/trace/$schema")
+            && err.contains("a measurement schema blipp has a preset for (iperf, owping, ping)"),
         "{err}"
     );
 }

@@ -81,6 +81,36 @@ pub fn expand(doc: &mut Value) {
     }
 }
 
+/// A probe of `doc` that has neither a `probe_module` nor a `$schema`
+/// blipp has a preset for, but does have a `$schema`: its pointer, its
+/// `$schema` and what was expected. Without this, the schema would
+/// reject the probe's first option key (`address`) as unknown, which
+/// hides the cause.
+pub fn unknown_schema(doc: &Value) -> Option<(String, Value, String)> {
+    let probes = doc
+        .pointer("/properties/configurations/probes")?
+        .as_object()?;
+    probes.iter().find_map(|(name, entry)| {
+        let schema = entry.get("$schema")?;
+        if entry.get("probe_module").is_some() || schema.as_str().and_then(name_of).is_some() {
+            return None;
+        }
+        let mut known: Vec<&str> = PRESETS.iter().map(|(n, _)| n.as_str()).collect();
+        known.sort_unstable();
+        Some((
+            format!(
+                "/properties/configurations/probes/{}/$schema",
+                name.replace('~', "~0").replace('/', "~1")
+            ),
+            schema.clone(),
+            format!(
+                "a measurement schema blipp has a preset for ({}), or a probe_module beside it",
+                known.join(", ")
+            ),
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,9 @@ fn validator() -> &'static jsonschema::Validator {
 /// Checks `doc` against the schema. On failure, reports the most specific
 /// error (the deepest JSON pointer): the one that names the field to fix.
 pub fn validate(origin: &str, doc: &Value) -> Result<(), ConfigError> {
+    if let Some((pointer, value, expected)) = super::preset::unknown_schema(doc) {
+        return Err(ConfigError::invalid(origin, &pointer, &value, expected));
+    }
     let best = validator()
         .iter_errors(doc)
         .max_by_key(|e| e.instance_path().as_str().matches('/').count());
