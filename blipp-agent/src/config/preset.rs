@@ -130,6 +130,75 @@ mod tests {
         );
     }
 
+    /// Output of the shape each program prints (values made up for the
+    /// test), and what the preset's regex must take from it.
+    /// (preset, output, (group, value) pairs).
+    type Output = (
+        &'static str,
+        &'static str,
+        &'static [(&'static str, &'static str)],
+    );
+
+    const OUTPUTS: [Output; 3] = [
+        (
+            "ping",
+            "PING 10.1.2.3 (10.1.2.3) 56(84) bytes of data.\n\
+             64 bytes from 10.1.2.3: icmp_seq=1 ttl=57 time=12.7 ms\n\n\
+             --- 10.1.2.3 ping statistics ---\n",
+            &[("ttl", "57"), ("rtt", "12.7")],
+        ),
+        (
+            "iperf",
+            r#"{"end": {"sum_sent": {"seconds": 3, "bits_per_second": 941235120.5},
+                "sum_received": {"start": 0, "seconds": 3.01, "bytes": 352812544,
+                                 "bits_per_second": 937709220.25, "sender": true}}}"#,
+            &[("bandwidth", "937709220.25")],
+        ),
+        (
+            "owping",
+            "--- owping statistics from [a]:9001 to [b]:9002 ---\n\
+             50 sent, 0 lost (0.000%), 0 duplicates\n\
+             one-way delay min/median/max = 0.21/0.4/1.75 ms, (err=2.2 ms)\n\
+             one-way jitter = 0.1 ms (P95-P50)\n\
+             --- owping statistics from [b]:9003 to [a]:9004 ---\n\
+             50 sent, 1 lost (2.000%), 0 duplicates\n\
+             one-way delay min/median/max = 0.3/0.5/2.5 ms, (err=2.2 ms)\n\
+             one-way jitter = 0.2 ms (P95-P50)\n",
+            &[
+                ("fmedian", "0.4"),
+                ("ferr", "2.2"),
+                ("fjitter", "0.1"),
+                ("rmax", "2.5"),
+                ("rjitter", "0.2"),
+            ],
+        ),
+    ];
+
+    #[test]
+    fn each_presets_regex_reads_its_programs_output_into_its_event_types() {
+        for (name, output, expected) in OUTPUTS {
+            let (_, preset) = PRESETS.iter().find(|(n, _)| n == name).unwrap();
+            // Compiled as the cmd probe compiles it.
+            let regex = regex::RegexBuilder::new(preset.keys["regex"].as_str().unwrap())
+                .multi_line(true)
+                .dot_matches_new_line(true)
+                .build()
+                .unwrap();
+            let caps = regex
+                .captures(output)
+                .unwrap_or_else(|| panic!("{name}: no match"));
+            for group in preset.keys["eventTypes"].as_object().unwrap().keys() {
+                assert!(
+                    caps.name(group).is_some(),
+                    "{name}: group {group} captured nothing"
+                );
+            }
+            for (group, value) in expected {
+                assert_eq!(&caps[*group], *value, "{name}: {group}");
+            }
+        }
+    }
+
     #[test]
     fn the_probe_and_probe_defaults_override_the_preset() {
         let mut doc = json!({"properties": {"configurations": {
