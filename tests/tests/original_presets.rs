@@ -34,7 +34,10 @@ fn of<'a>(samples: &'a [Value], event_type: &str) -> Vec<&'a Value> {
 fn loopback_ns(tag: &str) -> NetNs {
     let ns = NetNs::new(tag).unwrap();
     ns.ip(&["link", "set", "lo", "up"]).unwrap();
-    ns.exec(&["sysctl", "-qw", "net.ipv4.ping_group_range=0 2147483647"])
+    // Written from a thread inside the namespace: /proc/sys/net shows
+    // the writer's namespace. No `sysctl` binary needed.
+    ns.run(|| std::fs::write("/proc/sys/net/ipv4/ping_group_range", "0 2147483647"))
+        .unwrap()
         .unwrap();
     ns
 }
