@@ -19,6 +19,7 @@ pub mod port;
 pub mod pressure;
 pub mod process;
 pub mod procevents;
+pub mod registration;
 #[cfg(test)]
 mod registry_schema;
 #[cfg(test)]
@@ -155,6 +156,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     agent::SPEC,
     netlogger::SPEC,
     netlogger::SPEC_ORIGINAL,
+    registration::SPEC,
 ];
 
 /// The registry entry for `module`.
