@@ -45,6 +45,23 @@ fn wait_status(server: &UnisServer, blippd: &Blippd, service_type: &str, status:
     found.into_iter().next().unwrap()
 }
 
+/// `POST`s and `PUT`s of a record of `service_type`.
+fn record_writes(server: &UnisServer, service_type: &str) -> usize {
+    server
+        .requests()
+        .iter()
+        .filter(|r| {
+            (r.method == "POST" || r.method == "PUT")
+                && r.target.starts_with("/services")
+                && r.body.as_ref().is_some_and(|b| {
+                    b["serviceType"] == service_type
+                        || b.as_array()
+                            .is_some_and(|a| a.iter().any(|x| x["serviceType"] == service_type))
+                })
+        })
+        .count()
+}
+
 fn node_href(server: &UnisServer) -> String {
     let nodes = server.records("nodes");
     assert_eq!(nodes.len(), 1, "{nodes:?}");
@@ -106,6 +123,26 @@ fn a_pidfile_service_turns_on_and_off_and_is_found_again() {
     assert_eq!(on["name"], "echo");
     assert_eq!(on["description"], "an echo service for the test");
     assert_eq!(on["ttl"], 120);
+    // Collections with an unchanged status write nothing.
+    wait_for(
+        30,
+        "four ON samples in the MS",
+        || blippd.log(),
+        || {
+            server
+                .data()
+                .values()
+                .flatten()
+                .filter(|d| d["value"] == "ON")
+                .count()
+                >= 4
+        },
+    );
+    assert_eq!(
+        record_writes(&server, TYPE_BY_PIDFILE),
+        1,
+        "only the creation"
+    );
     stop(child);
     let off = wait_status(&server, &blippd, TYPE_BY_PIDFILE, "OFF");
     assert_eq!(off["id"], on["id"], "the same record turned OFF");

@@ -221,3 +221,66 @@ async fn find(
         .and_then(Value::as_str)
         .map(str::to_owned))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ttl: Option<u64>) -> Record {
+        Record {
+            options: Options {
+                service_type: "http://svc.example.net/t".into(),
+                service_name: Some("t".into()),
+                service_description: None,
+                service_accesspoint: Some("tcp://127.0.0.1:9".into()),
+                service_runningon: None,
+                service_ttl: ttl,
+                pidfile: Some("/run/t.pid".into()),
+                process_name: None,
+            },
+            on: None,
+            id: None,
+            written: None,
+            renewed: None,
+        }
+    }
+
+    /// Nothing to write before the first status; then a write per change
+    /// of status and per half TTL, none in between.
+    #[test]
+    fn written_on_changes_and_half_way_through_the_ttl() {
+        let node = "http://unis.example/nodes/n";
+        let t0 = Instant::now();
+        let mut r = record(Some(60));
+        assert!(r.due(t0, node).is_none(), "no status yet");
+        r.on = Some(true);
+        let body = r.due(t0, node).expect("first write");
+        assert_eq!(body["status"], "ON");
+        assert_eq!(body["runningOn"]["href"], node);
+        assert_eq!(body["accessPoint"], "tcp://127.0.0.1:9");
+        assert_eq!(body["ttl"], 60);
+        assert!(body.get("description").is_none());
+        r.written = Some(body);
+        r.renewed = Some(t0);
+        assert!(r.due(t0 + Duration::from_secs(29), node).is_none());
+        assert!(
+            r.due(t0 + Duration::from_secs(30), node).is_some(),
+            "renewal"
+        );
+        r.on = Some(false);
+        let off = r
+            .due(t0 + Duration::from_secs(1), node)
+            .expect("status changed");
+        assert_eq!(off["status"], "OFF");
+        r.on = Some(true);
+        r.options.service_runningon = Some("http://unis.example/nodes/other".into());
+        let moved = r
+            .due(t0 + Duration::from_secs(1), node)
+            .expect("field changed");
+        assert_eq!(
+            moved["runningOn"]["href"],
+            "http://unis.example/nodes/other"
+        );
+        assert_eq!(record(None).ttl(), Duration::from_secs(TTL_DEFAULT));
+    }
+}
