@@ -62,15 +62,30 @@ const MAIN_KEYS: [(&str, Kind); 8] = [
 pub const PROBE_DEFAULTS: [&str; 2] = ["ms_url", "data_file"];
 
 /// The probe modules the original read from the INI file, with their own
-/// keys. `registration_probe` is not one of blipp's yet: such a section is
-/// skipped with a warning rather than refusing the file.
-const MODULE_KEYS: [(&str, &[&str]); 3] =
-    [("net", &["unis_url"]), ("cpu", &["proc_dir"]), ("mem", &[])];
+/// keys and their types.
+const MODULE_KEYS: [(&str, &[(&str, Kind)]); 4] = [
+    (
+        "registration_probe",
+        &[
+            ("service_type", Kind::Text),
+            ("service_name", Kind::Text),
+            ("service_description", Kind::Text),
+            ("service_accesspoint", Kind::Text),
+            ("pidfile", Kind::Text),
+            ("process_name", Kind::Text),
+            ("service_ttl", Kind::Integer),
+        ],
+    ),
+    ("net", &[("unis_url", Kind::Text)]),
+    ("cpu", &[("proc_dir", Kind::Text)]),
+    ("mem", &[]),
+];
 
 #[derive(Clone, Copy)]
 enum Kind {
     Text,
     Number,
+    Integer,
     Bool,
 }
 
@@ -123,6 +138,10 @@ fn typed(origin: &str, pointer: &str, value: &str, kind: Kind) -> Result<Value, 
             .filter(|n| n.is_finite())
             .map(|n| json!(n))
             .ok_or_else(|| bad("a number")),
+        Kind::Integer => value
+            .parse::<u64>()
+            .map(|n| json!(n))
+            .map_err(|_| bad("a whole number")),
         // ConfigParser.getboolean's words.
         Kind::Bool => match value.to_ascii_lowercase().as_str() {
             "1" | "yes" | "true" | "on" => Ok(Value::Bool(true)),
@@ -177,9 +196,10 @@ pub fn from_ini(origin: &str, text: &str) -> Result<(Value, Vec<String>), Config
             let every = typed(origin, &format!("/{section}/interval"), v, Kind::Number)?;
             probe.insert("schedule_params".into(), json!({ "every": every }));
         }
-        for key in *own {
+        for (key, kind) in *own {
             if let Some(v) = get(key) {
-                probe.insert((*key).to_owned(), json!(v));
+                let value = typed(origin, &format!("/{section}/{key}"), v, *kind)?;
+                probe.insert((*key).to_owned(), value);
             }
         }
         probes.insert(section, Value::Object(probe));
@@ -308,9 +328,15 @@ interval: 5
 [mem]
 module = mem
 
-[openvpn]
+[tunnel]
 module = registration_probe
-pidfile = /var/run/openvpn.pid
+pidfile = /run/tunnel.pid
+service_type = http://tunnel.example.org
+service_description = a tunnel
+service_ttl = 90
+
+[gpu]
+module = gpu
 
 [notes]
 text = no module here
@@ -334,9 +360,15 @@ text = no module here
         assert_eq!(c["probes"]["cpu"]["proc_dir"], "/proc");
         assert_eq!(c["probes"]["cpu"]["schedule_params"]["every"], 5.0);
         assert_eq!(c["probes"]["mem"], json!({"probe_module": "mem"}));
-        assert_eq!(c["probes"].as_object().unwrap().len(), 3);
+        assert_eq!(
+            c["probes"]["tunnel"],
+            json!({"probe_module": "registration_probe", "pidfile": "/run/tunnel.pid",
+                "service_type": "http://tunnel.example.org",
+                "service_description": "a tunnel", "service_ttl": 90})
+        );
+        assert_eq!(c["probes"].as_object().unwrap().len(), 4);
         assert_eq!(skipped.len(), 2, "{skipped:?}");
-        assert!(skipped[0].contains("registration_probe"), "{skipped:?}");
+        assert!(skipped[0].contains("module gpu"), "{skipped:?}");
     }
 
     #[test]

@@ -21,13 +21,19 @@ fn validator() -> &'static jsonschema::Validator {
 
 /// Checks `doc` against the schema. On failure, reports the most specific
 /// error (the deepest JSON pointer): the one that names the field to fix.
+/// At the same depth, a failed rule wins over the unevaluated keys it
+/// leaves behind (a module's keys are "unknown" only because its rule
+/// failed).
 pub fn validate(origin: &str, doc: &Value) -> Result<(), ConfigError> {
     if let Some((pointer, value, expected)) = super::preset::unknown_schema(doc) {
         return Err(ConfigError::invalid(origin, &pointer, &value, expected));
     }
-    let best = validator()
-        .iter_errors(doc)
-        .max_by_key(|e| e.instance_path().as_str().matches('/').count());
+    let best = validator().iter_errors(doc).max_by_key(|e| {
+        (
+            e.instance_path().as_str().matches('/').count(),
+            !matches!(e.kind(), K::UnevaluatedProperties { .. }),
+        )
+    });
     let Some(e) = best else { return Ok(()) };
     let pointer = e.instance_path().as_str();
     // An unknown key is reported at the key itself, with its own value.
@@ -174,7 +180,7 @@ fn expected(e: &jsonschema::ValidationError<'_>) -> String {
         }
         // "not valid under any of the schemas listed in the 'oneOf'
         // keyword" names no field; the oneOf's description says what to do.
-        K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } => {
+        K::OneOfNotValid { .. } | K::OneOfMultipleValid { .. } | K::AnyOf { .. } => {
             schema_description(e).map_or_else(|| e.to_string(), |d| format!("expected {d}"))
         }
         _ => e.to_string(),

@@ -20,6 +20,7 @@ pub mod port;
 pub mod pressure;
 pub mod process;
 pub mod procevents;
+pub mod registration;
 #[cfg(test)]
 mod registry_schema;
 #[cfg(test)]
@@ -157,6 +158,7 @@ pub static REGISTRY: &[ProbeSpec] = &[
     netlogger::SPEC,
     netlogger::SPEC_ORIGINAL,
     dummy::SPEC,
+    registration::SPEC,
 ];
 
 /// The registry entry for `module`.

@@ -30,6 +30,7 @@ use crate::config::{Config, ProbeConfig};
 use crate::sample::{Name, Sample, Value};
 use crate::unis::ms::{Collection, Ms};
 use crate::unis::register::SeriesKey;
+use crate::unis::watched::Watched;
 use crate::unis::{Endpoint, Session, UnisError};
 
 /// Reports arriving within this pause go out together.
@@ -81,6 +82,11 @@ pub struct UnisMs {
     published: u64,
     attempted: bool,
     first_report: bool,
+    /// The records of the services `registration_probe`s watch.
+    watched: Watched,
+    /// When they are to be written next.
+    watch_at: Option<Instant>,
+    watch_failures: u32,
 }
 
 impl UnisMs {
@@ -93,6 +99,8 @@ impl UnisMs {
     ) -> Self {
         let mut pending = Pending::new(spool);
         pending.set_tolerances(session.config());
+        let mut watched = Watched::default();
+        watched.configure(session.config());
         Self {
             session,
             http,
@@ -102,6 +110,9 @@ impl UnisMs {
             published: 0,
             attempted: false,
             first_report: true,
+            watched,
+            watch_at: None,
+            watch_failures: 0,
         }
     }
 
@@ -118,6 +129,9 @@ impl UnisMs {
         if self.session.generation() != self.published {
             self.published = self.session.generation();
             self.pending.set_tolerances(self.session.config());
+            if self.watched.configure(self.session.config()) {
+                self.watch_at = Some(Instant::now());
+            }
             self.configs.send_replace(self.session.config().clone());
         }
     }
@@ -177,6 +191,9 @@ impl UnisMs {
             tokio::select! {
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
+                    if self.watched.observe(&batch.probe, &batch.samples) {
+                        self.watch_at = Some(Instant::now());
+                    }
                     self.pending.push(Name::clone(&batch.probe), batch.samples);
                     if !self.session.registered() {
                         // Nothing can be sent before the registration:
@@ -197,6 +214,9 @@ impl UnisMs {
                             if !was_registered && !self.pending.is_empty() {
                                 deliver_at = Some(Instant::now());
                             }
+                            if !was_registered {
+                                self.watch_at = Some(Instant::now());
+                            }
                             let renew = self.session.renew_at().map(Instant::from_std);
                             maint_at = renew.map_or(poll_due, |r| r.min(poll_due));
                         }
@@ -212,6 +232,9 @@ impl UnisMs {
                             maint_at = Instant::now() + wait;
                         }
                     }
+                }
+                () = async { tokio::time::sleep_until(self.watch_at.unwrap_or_else(Instant::now)).await }, if self.watch_at.is_some() && self.session.registered() => {
+                    self.write_watched().await;
                 }
                 () = async { tokio::time::sleep_until(deliver_at.unwrap_or_else(Instant::now)).await }, if deliver_at.is_some() => {
                     let delivered = self.deliver().await;
@@ -242,6 +265,30 @@ impl UnisMs {
             }
         }
         self.finish().await;
+    }
+
+    /// Writes the watched services' records that are due; a failure is
+    /// retried with the UNIS poll's backoff.
+    async fn write_watched(&mut self) {
+        let node = self.session.node_href().unwrap_or_default().to_owned();
+        let written = self.watched.sync(self.session.endpoint(), &node).await;
+        self.progress(written.is_err());
+        match written {
+            Ok(()) => {
+                self.watch_failures = 0;
+                self.watch_at = self.watched.renew_at().map(Instant::from_std);
+            }
+            Err(e) => {
+                self.watch_failures += 1;
+                let wait = backoff(
+                    self.poll_interval(),
+                    self.max_backoff(),
+                    self.watch_failures,
+                );
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs_f64(), "writing a watched service's record to UNIS failed");
+                self.watch_at = Some(Instant::now() + wait);
+            }
+        }
     }
 
     async fn finish(&mut self) {

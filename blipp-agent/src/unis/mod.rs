@@ -1,7 +1,8 @@
 //! UNIS and the MS: the HTTP client ([`client`], [`tls`]), the records
 //! blipp writes ([`record`]), registration of node, ports, service,
-//! measurements and metadata ([`register`]), and the measurement store
-//! ([`ms`]). The sink that feeds samples through them is
+//! measurements and metadata ([`register`]), the measurement store
+//! ([`ms`]), and the records of services on the host that
+//! `registration_probe`s watch ([`watched`]). The sink that feeds samples through them is
 //! `report::unis_ms`.
 
 pub mod client;
@@ -11,6 +12,7 @@ pub mod record;
 pub mod register;
 pub mod service;
 pub mod tls;
+pub mod watched;
 
 pub use client::Endpoint;
 pub use error::UnisError;

@@ -23,8 +23,8 @@ pub fn data_file(run: &str, module: &str) -> String {
 }
 
 /// Writes a configuration running every probe each second in `auto` mode,
-/// each into its own data file, the process probe following `process`, the
-/// command probes running blippd, the NetLogger probes following a log
+/// each into its own data file, the process and registration probes
+/// following `process`, the command probes running blippd, the NetLogger probes following a log
 /// written here; returns its path.
 pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
     let mut probes = serde_json::Map::new();
@@ -33,6 +33,13 @@ pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
         // Probes that cannot run without a key of their own.
         match m {
             "process" => probe["pid"] = process.into(),
+            // The idle process again, as a service known by its pidfile.
+            "registration_probe" => {
+                let pidfile = format!("/tmp/{run}-idle.pid");
+                std::fs::write(&pidfile, format!("{process}\n"))?;
+                probe["pidfile"] = pidfile.into();
+                probe["service_type"] = "http://vmtest.example/idle".into();
+            }
             // blippd is the one program in the guest: the command probes
             // run it (it prints "blippd X.Y.Z" and exits 0, a plugin's OK).
             "cmd" | "cmd_line_probe" => {

@@ -277,7 +277,13 @@ impl Session {
         Ok(())
     }
 
-    fn node_href(&self) -> Option<&str> {
+    /// The UNIS endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.unis
+    }
+
+    /// The node's `selfRef`, once registered.
+    pub fn node_href(&self) -> Option<&str> {
         self.node.as_ref().and_then(|n| str_at(n, "/selfRef"))
     }
 
