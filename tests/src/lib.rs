@@ -124,6 +124,23 @@ pub fn cap_set(status: &str, key: &str) -> u64 {
     u64::from_str_radix(status_field(status, key), 16).unwrap()
 }
 
+/// Copies the program `from` to `to` (mode 0755) in a `cp` process of its
+/// own. Copied in this process, the new file would be open for writing
+/// while other tests' threads fork; a child that holds that descriptor
+/// until its exec makes the kernel refuse to run the copy (ETXTBSY, "Text
+/// file busy"), now and then.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn copy_program(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg(from).arg(to).status().unwrap();
+    assert!(
+        status.success(),
+        "cp {} {}: {status}",
+        from.display(),
+        to.display()
+    );
+    std::fs::set_permissions(to, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
 /// True when `tool` runs (`tool -V`, else `tool --version`); otherwise
 /// [`skip::skip`]s `what`.
 pub fn require_tool(tool: &str, what: &str) -> bool {

@@ -152,7 +152,7 @@ fn a_setuid_root_program_gives_no_root_back() {
         dir.display()
     );
     let id = dir.join("id");
-    std::fs::copy("/usr/bin/id", &id).unwrap();
+    blipp_tests::copy_program(Path::new("/usr/bin/id"), &id);
     std::os::unix::fs::chown(&id, Some(0), Some(0)).unwrap();
     std::fs::set_permissions(&id, std::fs::Permissions::from_mode(0o4755)).unwrap();
     // The control: without no_new_privs the copy does make nobody root,
@@ -422,7 +422,7 @@ fn a_file_capability_program_starts_and_gains_nothing() {
     }
     let dir = open_dir("sandbox-filecaps");
     let cat = dir.join("capcat");
-    std::fs::copy("/usr/bin/cat", &cat).unwrap();
+    blipp_tests::copy_program(Path::new("/usr/bin/cat"), &cat);
     let out = Command::new("setcap")
         .arg("cap_net_raw=ep")
         .arg(&cat)

@@ -320,8 +320,7 @@ fn unprivileged_setup() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.path().join("blippd");
-    std::fs::copy(agent_bin("blippd"), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    blipp_tests::copy_program(&agent_bin("blippd"), &bin);
     let config = dir.path().join("blipp.json");
     let doc = json!({"properties": {"configurations": {
         "probe_defaults": {"schedule_params": {"every": 1}},

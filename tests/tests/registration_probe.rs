@@ -77,18 +77,8 @@ fn named_sleep(dir: &Path, name: &str) -> Child {
         .output()
         .unwrap();
     let sleep = String::from_utf8(sleep.stdout).unwrap();
-    std::fs::copy(sleep.trim(), &program).unwrap();
-    // A fork of another test's thread may hold the copy open for writing
-    // until its exec: the kernel then refuses to run it (ETXTBSY).
-    for _ in 0..50 {
-        match Command::new(&program).arg("300").spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            started => return started.unwrap(),
-        }
-    }
-    panic!("{} stayed busy", program.display());
+    blipp_tests::copy_program(Path::new(sleep.trim()), &program);
+    Command::new(&program).arg("300").spawn().unwrap()
 }
 
 fn stop(mut child: Child) {
