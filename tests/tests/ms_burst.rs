@@ -108,20 +108,8 @@ fn a_thousand_new_series_hold_back_neither_old_data_nor_the_unis_poll() {
     // When the old series' data arrived, during the burst.
     let mem = mids_of(&is_mem);
     let mut arrivals: Vec<u64> = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
-        .filter(|r| {
-            r.body
-                .as_ref()
-                .and_then(Value::as_array)
-                .is_some_and(|items| {
-                    items
-                        .iter()
-                        .any(|i| i["mid"].as_str().is_some_and(|m| mem.contains(m)))
-                })
-        })
-        .map(|r| r.at)
+        .data_arrivals(&mem)
+        .into_iter()
         .filter(|at| (burst..=done).contains(at))
         .collect();
     arrivals.insert(0, burst);

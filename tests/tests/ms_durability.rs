@@ -198,18 +198,11 @@ fn a_batch_the_ms_stored_without_answering_is_not_sent_again() {
         status: 503,
         after_handling: true,
     });
-    let failed = || {
-        server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 503)
-            .count()
-    };
     wait_for(
         30,
         "three sends whose answer was lost",
         || b.log(),
-        || failed() >= 3,
+        || server.data_posts(503) >= 3,
     );
     server.clear_faults();
     let lines = collected(&truth).len();

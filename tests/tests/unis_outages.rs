@@ -116,18 +116,11 @@ fn an_ms_outage_loses_nothing() {
         after_handling: false,
     });
     // The outage lasts until the MS has refused three deliveries.
-    let refused = || {
-        server
-            .requests()
-            .iter()
-            .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 503)
-            .count()
-    };
     wait_for(
         30,
         "three refused deliveries",
         || blippd.log(),
-        || refused() >= 3,
+        || server.data_posts(503) >= 3,
     );
     server.clear_faults();
     let healed = now_us();

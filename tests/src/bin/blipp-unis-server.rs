@@ -21,7 +21,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use blipp_tests::unis_server::{Options, Schemas, UnisServer};
-use serde_json::Value;
 
 /// MS paths; everything else is UNIS.
 fn is_ms(target: &str) -> bool {
@@ -63,22 +62,7 @@ fn arrivals(server: &UnisServer, text: &str) -> Vec<u64> {
         .filter(|m| m["eventType"].as_str().is_some_and(|t| t.contains(text)))
         .filter_map(|m| m["id"].as_str().map(str::to_owned))
         .collect();
-    server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
-        .filter(|r| {
-            r.body
-                .as_ref()
-                .and_then(Value::as_array)
-                .is_some_and(|items| {
-                    items
-                        .iter()
-                        .any(|i| i["mid"].as_str().is_some_and(|m| mids.contains(m)))
-                })
-        })
-        .map(|r| r.at)
-        .collect()
+    server.data_arrivals(&mids)
 }
 
 #[expect(clippy::print_stderr, reason = "a tool's diagnostics")]

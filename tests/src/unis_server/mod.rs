@@ -255,6 +255,38 @@ impl UnisServer {
         self.with_store(|s| s.log.clone())
     }
 
+    /// How many `POST /data` the server answered with `status`.
+    pub fn data_posts(&self, status: u16) -> usize {
+        self.with_store(|s| {
+            s.log
+                .iter()
+                .filter(|r| r.method == "POST" && r.target == "/data" && r.status == status)
+                .count()
+        })
+    }
+
+    /// When (µs since the epoch) each accepted `POST /data` carrying data
+    /// of any of `mids` arrived, in order.
+    pub fn data_arrivals(&self, mids: &std::collections::BTreeSet<String>) -> Vec<u64> {
+        self.with_store(|s| {
+            s.log
+                .iter()
+                .filter(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
+                .filter(|r| {
+                    r.body
+                        .as_ref()
+                        .and_then(Value::as_array)
+                        .is_some_and(|items| {
+                            items
+                                .iter()
+                                .any(|i| i["mid"].as_str().is_some_and(|m| mids.contains(m)))
+                        })
+                })
+                .map(|r| r.at)
+                .collect()
+        })
+    }
+
     /// Changes a stored record as an operator would (a PUT through the
     /// server's own logic is what the agent must notice; this is the
     /// shortcut a test uses to play that operator).
