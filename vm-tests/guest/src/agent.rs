@@ -264,6 +264,31 @@ pub fn last(samples: &[Sample], subject: &str, suffix: &str, source: &str) -> Op
         .and_then(|s| s.int)
 }
 
+/// Waits until `module` has written a sample of `subject`'s event type
+/// ending in `suffix` from `source`; false on timeout. The eBPF net probe
+/// reports a port's counts only once it has anchored them to /proc's
+/// (its second collection at the earliest), so traffic sent before that
+/// would be compared with a count that is not reported yet.
+pub fn wait_reported(
+    run: &str,
+    module: &str,
+    (subject, suffix, source): (&str, &str, &str),
+    timeout: Duration,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if read_samples(&data_file(run, module))
+            .is_ok_and(|v| last(&v, subject, suffix, source).is_some())
+        {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until every one of `probes` has written a sample read after
 /// `since` (µs since the epoch) to its data file, i.e. until a collection
 /// that saw everything done before `since` has been reported; false on

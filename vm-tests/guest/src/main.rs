@@ -389,6 +389,22 @@ fn run_agent(
             Err(e) => e.clone(),
         },
     );
+    // The eBPF net counts are compared with the traffic below: wait until
+    // the probe reports them (has anchored eth0) before sending it.
+    let net_on_ebpf = started
+        .as_ref()
+        .is_ok_and(|s| s.iter().any(|s| s.probe == "net" && s.source == "ebpf"));
+    if net_on_ebpf {
+        let eth = format!("port:{IFACE}");
+        let anchored =
+            agent::wait_reported(run, "net", (&eth, ":packets:out", "ebpf"), COLLECT_TIMEOUT);
+        c.check(
+            run,
+            "net-ebpf-anchored",
+            anchored,
+            format!("eBPF counts of {eth} reported before the traffic within {COLLECT_TIMEOUT:?}"),
+        );
+    }
     let before = counters();
     let io = sys::direct_io(&format!("/dev/{DISK}"), BLOCK, WRITES, READS);
     c.check(
