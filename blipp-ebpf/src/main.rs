@@ -6,6 +6,7 @@
 #![expect(internal_features, reason = "atomic_xadd: see atomic.rs")]
 
 mod atomic;
+mod count;
 mod disk;
 mod disk_io;
 #[cfg(feature = "fault-injection")]

@@ -28,6 +28,8 @@ pub(crate) static NET_LAYOUT: NetLayout = NetLayout {
     skb_data: 0,
     skb_mac_header: 0,
     skb_cb: 0,
+    skb_network_header: 0,
+    skb_protocol: 0,
     dev_ifindex: 0,
     dev_net: 0,
     sk_net: 0,

@@ -31,6 +31,8 @@ const TEST_PACKAGES: &[&str] = &[
     "iperf3",
     // command_sandbox checks that a command cannot use it to become root.
     "sudo",
+    // counting compares its counts with nftables counters.
+    "nftables",
 ];
 
 /// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:

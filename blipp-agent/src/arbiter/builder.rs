@@ -6,7 +6,7 @@
 
 use crate::config::{Config, Mode, ProbeConfig, Status};
 use crate::probe::cost::CostBoard;
-use crate::probe::{self, BuildContext, Built, Fallback, Fault};
+use crate::probe::{self, BuildContext, Built, Fault};
 use crate::sample::Name;
 use crate::source::ebpf::handover::Handover;
 use crate::source::ebpf::{Kernel, KernelAccess};
@@ -79,7 +79,7 @@ impl Builder {
 /// Whether `p` may use the eBPF object: it has an eBPF variant and its
 /// mode allows it.
 pub(super) fn wants_ebpf(p: &ProbeConfig) -> bool {
-    p.mode != Mode::Proc && probe::spec(&p.module).is_some_and(|s| s.fallback == Fallback::Proc)
+    p.mode != Mode::Proc && probe::spec(&p.module).is_some_and(|s| s.fallback.has_ebpf())
 }
 
 /// Whether some probe of `config` that is ON may use the eBPF object.

@@ -433,6 +433,7 @@ fn run(cli: &Cli) -> Result<(), Failed> {
                 let fallback = match s.fallback {
                     Fallback::Only(source) => source.as_str(),
                     Fallback::Proc => "ebpf|proc",
+                    Fallback::None => "ebpf",
                 };
                 text.push_str(&format!(
                     "{:<10} {:<10} {}\n",

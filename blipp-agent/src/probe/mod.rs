@@ -6,6 +6,7 @@ mod check;
 pub mod cmd;
 pub(crate) mod command;
 pub mod cost;
+pub mod counting;
 pub mod cpu;
 pub mod disk;
 pub mod dummy;
@@ -84,6 +85,17 @@ pub enum Fallback {
     Only(Source),
     /// Its eBPF variant falls back to its own /proc variant.
     Proc,
+    /// It measures with eBPF only (nothing in /proc has its numbers):
+    /// without eBPF it does not run, and is reported faulty with the
+    /// reason.
+    None,
+}
+
+impl Fallback {
+    /// Whether the probe has an eBPF variant.
+    pub fn has_ebpf(self) -> bool {
+        matches!(self, Fallback::Proc | Fallback::None)
+    }
 }
 
 /// One row of the registry.
@@ -150,6 +162,8 @@ pub static REGISTRY: &[ProbeSpec] = &[
     process::SPEC,
     numa::SPEC,
     pressure::SPEC,
+    counting::SPEC,
+    counting::SPEC_ORIGINAL,
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,

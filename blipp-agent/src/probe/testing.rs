@@ -41,6 +41,25 @@ pub fn try_build(module: &str, options: &Value, proc_dir: &Path) -> Result<Built
     super::build(&config.probes[0], &mut ctx)
 }
 
+/// The configuration of probe `module` with its own `options`, as
+/// blippd loads it (schema included), or the error that loading gives,
+/// for probes whose option parsing is tested without building them.
+pub fn probe_config(
+    module: &str,
+    options: &Value,
+) -> Result<config::ProbeConfig, config::ConfigError> {
+    let mut probe = json!({ "probe_module": module });
+    for (k, v) in options.as_object().expect("options are an object") {
+        probe[k] = v.clone();
+    }
+    let doc = json!({ "properties": { "configurations": { "probes": { module: probe } } } });
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("blipp.json");
+    std::fs::write(&path, doc.to_string()).expect("configuration written");
+    let config = config::load(Some(&path), &Overrides::default())?;
+    Ok(config.probes.into_iter().next().expect("one probe"))
+}
+
 /// One collection at `seconds` after an arbitrary epoch.
 pub fn collect(probe: &mut dyn Probe, seconds: f64) -> Vec<Sample> {
     let mut out = Vec::new();

@@ -25,8 +25,9 @@ pub fn data_file(run: &str, module: &str) -> String {
 /// Writes a configuration running every probe each second in `auto` mode,
 /// each into its own data file, the process and registration probes
 /// following `process`, the command probes running blippd, the NetLogger probes following a log
-/// written here; returns its path.
-pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
+/// written here, the counting probe counting UDP sent to `udp_port`;
+/// returns its path.
+pub fn write_config(run: &str, process: u32, udp_port: u16) -> std::io::Result<String> {
     let mut probes = serde_json::Map::new();
     for m in modules() {
         let mut probe = serde_json::json!({ "probe_module": m, "data_file": data_file(run, m) });
@@ -49,6 +50,12 @@ pub fn write_config(run: &str, process: u32) -> std::io::Result<String> {
                     serde_json::json!({ "major": "ps:tools:blipp:vmtest:blippd:major" });
             }
             "nagios" => probe["command"] = "/bin/blippd --version".into(),
+            // `iptables` keeps the original's rule (TCP to port 22, in).
+            "counting" => {
+                probe["rules"] = serde_json::json!([{
+                    "name": "vmtest-udp", "direction": "out", "protocol": "udp", "port": udp_port
+                }]);
+            }
             "netlogger" | "netlogger_probe" => {
                 let log = format!("/tmp/{run}-{m}.log");
                 std::fs::write(&log, "ts=2026-01-01T00:00:00Z event=vmtest VAL=1\n")?;

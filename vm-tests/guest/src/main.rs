@@ -47,6 +47,10 @@ const WRITES: u32 = 48;
 const READS: u32 = 24;
 const FRAMES: u32 = 40;
 const FRAME_LEN: usize = 300;
+/// UDP datagrams sent over loopback to [`DATAGRAM_PORT`], which the
+/// counting probes' rule counts.
+const DATAGRAMS: u64 = 25;
+const DATAGRAM_PORT: u16 = 9;
 /// The argument that makes this program idle (not as init).
 const IDLE: &str = "idle";
 /// The user the `user` run's blippd becomes (nobody).
@@ -362,8 +366,11 @@ fn run_agent(
     env: &[(&str, &str)],
     process: u32,
 ) -> Option<Outcome> {
-    let modules = agent::modules();
-    let config = match agent::write_config(run, process) {
+    let modules: Vec<&str> = agent::modules()
+        .into_iter()
+        .filter(|m| runs(who, m))
+        .collect();
+    let config = match agent::write_config(run, process, DATAGRAM_PORT) {
         Ok(p) => p,
         Err(e) => {
             c.check(run, "config", false, e);
@@ -413,6 +420,13 @@ fn run_agent(
         io.is_ok(),
         format!("{WRITES} writes, {READS} reads: {io:?}"),
     );
+    let udp = sys::send_datagrams(DATAGRAM_PORT, DATAGRAMS);
+    c.check(
+        run,
+        "datagrams",
+        udp.is_ok(),
+        format!("{DATAGRAMS} UDP datagrams to 127.0.0.1:{DATAGRAM_PORT}: {udp:?}"),
+    );
     let tx = sys::send_frames(IFACE, FRAMES, FRAME_LEN);
     c.check(
         run,
@@ -435,8 +449,11 @@ fn run_agent(
     // traffic: wait for one (disk, net, and agent with the programs'
     // missed runs) rather than for a fixed time.
     let since = sys::now_micros();
-    let collected =
-        agent::wait_collected_after(run, &["disk", "net", "agent"], since, COLLECT_TIMEOUT);
+    let mut watched = vec!["disk", "net", "agent"];
+    if runs(who, "counting") {
+        watched.push("counting");
+    }
+    let collected = agent::wait_collected_after(run, &watched, since, COLLECT_TIMEOUT);
     c.check(
         run,
         "collected-after-io",
@@ -455,7 +472,7 @@ fn run_agent(
         modes.insert(s.probe, s.source);
     }
     let mut mode_line = format!("MODE {run}");
-    for m in &modules {
+    for m in &agent::modules() {
         mode_line.push_str(&format!(
             " {m}={}",
             modes.get(*m).map_or("-", String::as_str)
@@ -563,7 +580,20 @@ fn run_agent(
 fn has_ebpf(module: &str) -> bool {
     REGISTRY
         .iter()
-        .any(|s| s.module == module && s.fallback == Fallback::Proc)
+        .any(|s| s.module == module && s.fallback.has_ebpf())
+}
+
+/// Does this probe measure with eBPF only (then it does not run as
+/// nobody, and says why)?
+fn ebpf_only(module: &str) -> bool {
+    REGISTRY
+        .iter()
+        .any(|s| s.module == module && s.fallback == Fallback::None)
+}
+
+/// Does probe `module` run when blippd runs as `who`?
+fn runs(who: &Who, module: &str) -> bool {
+    !(matches!(who, Who::User(_)) && ebpf_only(module))
 }
 
 /// The source a probe reports without eBPF: `command` for those that run
@@ -694,6 +724,19 @@ fn run_ebpf(c: &mut Checks, run: &str, o: &Outcome) {
     // virtio disk and the interface, so the disk counts equal the kernel's
     // deltas exactly, and the net counts, which keep /proc's origin (the
     // net probe anchors them to /proc/net/dev), equal /proc's totals.
+    // The counting probe's rule saw exactly the test's datagrams.
+    let counting = o
+        .samples
+        .get("counting")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    c.equal(
+        run,
+        "counting-datagrams",
+        agent::last(counting, "count:vmtest-udp", ":count:packets", "ebpf"),
+        DATAGRAMS,
+        &format!("eBPF count of UDP to port {DATAGRAM_PORT}, sent"),
+    );
     let disk = o.samples.get("disk").map(Vec::as_slice).unwrap_or_default();
     let net = o.samples.get("net").map(Vec::as_slice).unwrap_or_default();
     let agent = o
@@ -819,6 +862,20 @@ fn run_user(c: &mut Checks, o: &Outcome) {
         format!("{count} re-executions without the object loaded"),
     );
     for m in agent::modules() {
+        if ebpf_only(m) {
+            // Not started, with the reason, and retried; never zeros.
+            let line = o
+                .log
+                .lines()
+                .find(|l| l.contains("probe not started") && l.contains(&format!("probe={m} ")));
+            c.check(
+                "user",
+                &format!("not-started-{m}"),
+                line.is_some_and(|l| l.contains("eBPF")) && !o.samples.contains_key(m),
+                line.unwrap_or("no 'probe not started' line").to_owned(),
+            );
+            continue;
+        }
         let want = userspace_source(m);
         let got = o.modes.get(m).map_or("-", String::as_str);
         let only_want = o

@@ -54,6 +54,16 @@ pub fn load_module(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Sends `count` empty-ish UDP datagrams to 127.0.0.1:`port` (nothing
+/// listens: the kernel answers each with an ICMP error, not UDP).
+pub fn send_datagrams(port: u16, count: u64) -> io::Result<()> {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    for i in 0..count {
+        socket.send_to(&i.to_be_bytes(), ("127.0.0.1", port))?;
+    }
+    Ok(())
+}
+
 /// Sets IFF_UP on an interface.
 pub fn link_up(name: &str) -> io::Result<()> {
     // SAFETY: plain socket(2) call.

@@ -4,6 +4,7 @@
 mod batch;
 pub mod btf;
 pub mod caps;
+pub mod count;
 pub mod disk;
 mod error;
 pub mod handover;

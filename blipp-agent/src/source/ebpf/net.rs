@@ -33,6 +33,8 @@ pub fn net_layout(btf: &Btf, netns: u32) -> Result<NetLayout, BtfError> {
         skb_data: skb("data")?,
         skb_mac_header: skb("mac_header")?,
         skb_cb: skb("cb")?,
+        skb_network_header: skb("network_header")?,
+        skb_protocol: skb("protocol")?,
         dev_ifindex: btf.member("net_device", &["ifindex"])?.offset,
         dev_net: btf.member("net_device", &["nd_net", "net"])?.offset,
         sk_net: btf

@@ -80,6 +80,16 @@ const PROGRAMS: &[(&str, Hook, &str)] = &[
     ),
     ("kfree_skb", Hook::Btf("skb", "kfree_skb"), "NET_LAYOUT"),
     (
+        "count_receive",
+        Hook::Btf("net", "netif_receive_skb"),
+        "NET_LAYOUT",
+    ),
+    (
+        "count_transmit",
+        Hook::Btf("net", "net_dev_xmit"),
+        "NET_LAYOUT",
+    ),
+    (
         "tcp_retransmit_skb",
         Hook::Btf("tcp", "tcp_retransmit_skb"),
         "NET_LAYOUT",
