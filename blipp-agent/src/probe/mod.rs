@@ -25,7 +25,7 @@ pub mod registration;
 #[cfg(test)]
 mod registry_schema;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod track;
 
 use crate::config::{Mode, ProbeConfig};

@@ -10,12 +10,15 @@
 //! | `builtins.scheduled` | `every`, `scheduled_times` | [`slots`] |
 //! | `adaptive.simple_avoid` | `every`, `duration`, `num_to_schedule`, `max_wait` | [`avoid`] |
 //! | `adaptive.backoff` | `every`, `max`, `factor`, `start_time` | [`backoff`] |
+//! | `builtins.calendar` | `every`, `time_zone`, `days`, `times`, `nest`, `start_time`, `end_time` | [`calendar`] |
 
 pub mod avoid;
 pub mod backoff;
+pub mod calendar;
 pub mod random;
 pub mod slots;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -54,6 +57,8 @@ pub enum ScheduleSpec {
     Avoid(avoid::Avoid),
     /// `adaptive.backoff`: longer intervals while values do not change.
     Backoff(backoff::Backoff),
+    /// `builtins.calendar`: calendar days, time windows, nested windows.
+    Calendar(Arc<calendar::Calendar>),
 }
 
 /// A schedule that cannot be built: the key at fault, its value and what
@@ -229,6 +234,12 @@ impl ScheduleSpec {
                 }))
             }
             "builtins.onetime" | "onetime" => Ok(ScheduleSpec::Onetime { start }),
+            "builtins.calendar" | "calendar" => {
+                let every = interval(params, "every", "calendar")?;
+                Ok(ScheduleSpec::Calendar(Arc::new(
+                    calendar::Calendar::from_params(params, every, start, end)?,
+                )))
+            }
             "adaptive.backoff" | "backoff" => {
                 let every = interval(params, "every", "backoff")?;
                 let max = interval(params, "max", "backoff")?;
@@ -297,6 +308,9 @@ impl ScheduleSpec {
             ScheduleSpec::Backoff(params) => {
                 Instants::Backoff(backoff::BackoffInstants::new(*params, now))
             }
+            ScheduleSpec::Calendar(c) => {
+                Instants::Calendar(calendar::CalendarInstants::new(Arc::clone(c), now))
+            }
         }
     }
 
@@ -309,6 +323,7 @@ impl ScheduleSpec {
             | ScheduleSpec::Avoid(avoid::Avoid { every, .. })
             | ScheduleSpec::Backoff(backoff::Backoff { every, .. }) => Some(*every),
             ScheduleSpec::Random(r) => Some((r.low + r.high) / 2),
+            ScheduleSpec::Calendar(c) => Some(Duration::from_micros(c.every())),
             ScheduleSpec::Onetime { .. } => None,
         }
     }
@@ -336,6 +351,8 @@ pub enum Instants {
     Avoid(avoid::AvoidInstants),
     /// Slower while nothing changes.
     Backoff(backoff::BackoffInstants),
+    /// Calendar days and nested windows.
+    Calendar(calendar::CalendarInstants),
 }
 
 impl Instants {
@@ -364,6 +381,7 @@ impl Instants {
             Instants::Scheduled(s) => s.next_after(now),
             Instants::Avoid(a) => a.next_after(now),
             Instants::Backoff(b) => b.next_after(now),
+            Instants::Calendar(c) => c.next_after(now),
         }
     }
 
@@ -401,6 +419,7 @@ impl Iterator for Instants {
             Instants::Scheduled(s) => s.next(),
             Instants::Avoid(a) => a.next(),
             Instants::Backoff(b) => b.next(),
+            Instants::Calendar(c) => c.next(),
         }
     }
 }
