@@ -12,9 +12,17 @@ use std::time::Duration;
 use crate::unis_server::UnisServer;
 use serde_json::{Value, json};
 
-/// A configuration file for blippd: the default probes every second,
-/// UNIS at `url`, polled every second, the spool in `dir`.
+/// A configuration file for blippd, `dir/blipp.json`: [`config_doc`].
 pub fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
+    let path = dir.join("blipp.json");
+    std::fs::write(&path, config_doc(dir, url, extra).to_string()).unwrap();
+    path
+}
+
+/// blippd's configuration for these tests: the default probes every
+/// second, UNIS at `url`, polled every second, the spool in `dir`, and
+/// `extra` merged in.
+pub fn config_doc(dir: &Path, url: &str, extra: &Value) -> Value {
     let mut doc = json!({
         "properties": {"configurations": {
             "unis_url": url,
@@ -25,9 +33,7 @@ pub fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
         }}
     });
     blipp::config::merge::merge(&mut doc, extra.clone());
-    let path = dir.join("blipp.json");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
+    doc
 }
 
 pub fn server() -> Option<UnisServer> {

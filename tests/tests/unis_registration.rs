@@ -16,10 +16,11 @@ use std::time::Duration;
 use blipp::host::HostInfo;
 use blipp_tests::daemon::{Blippd, wait_for};
 use blipp_tests::unis_scenario::{
-    config, data_counts, ids, logged, measured_since, points_per_probe, probe_of_mids, server,
+    config, config_doc, data_counts, ids, logged, measured_since, points_per_probe, probe_of_mids,
+    server,
 };
 use blipp_tests::unis_server::{Options, UnisServer, now_us};
-use blipp_tests::{agent_bin, real_schemas};
+use blipp_tests::{agent_bin, real_schemas, run_blippd};
 use serde_json::{Value, json};
 
 #[test]
@@ -820,13 +821,8 @@ fn an_interface_that_appears_later_gets_its_port() {
 fn once_registers_delivers_and_exits() {
     let Some(server) = server() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &server.url(), &json!({}));
-    let out = Command::new(agent_bin("blippd"))
-        .arg("-c")
-        .arg(&cfg)
-        .args(["--once", "--mode", "proc"])
-        .output()
-        .unwrap();
+    let cfg = config_doc(dir.path(), &server.url(), &json!({}));
+    let out = run_blippd(dir.path(), &cfg.to_string(), &["--once", "--mode", "proc"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(out.stdout.is_empty(), "samples go to UNIS, not stdout");
