@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::unis_server::UnisServer;
+use crate::unis_server::{LoggedRequest, UnisServer};
 use serde_json::{Value, json};
 
 /// A configuration file for blippd, `dir/blipp.json`: [`config_doc`].
@@ -56,16 +56,53 @@ pub fn ids(records: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The number blippd logged as `field` (e.g. `requests=`) on the first
-/// line of `log` that contains `line`.
-pub fn logged(log: &str, line: &str, field: &str) -> u64 {
+/// When blippd logged the first line of `log` that contains `line`, µs
+/// since the epoch (the server's clock: the same host's).
+pub fn logged_at(log: &str, line: &str) -> u64 {
     log.lines()
         .find(|l| l.contains(line))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(field)?.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
+        .and_then(|l| blipp::rfc3339::parse(l.split_whitespace().next()?).ok())
+        .unwrap_or_else(|| panic!("no {line:?} line with a time:\n{log}"))
+        .0
+}
+
+/// Whether a request went to the MS (`/events`, `/data`) rather than UNIS.
+fn to_ms(r: &LoggedRequest) -> bool {
+    r.target.starts_with("/events") || r.target.starts_with("/data")
+}
+
+/// How many UNIS requests a blippd started at `started` (µs) sent to
+/// register, as the server saw them: those it answered before blippd
+/// logged `registered in UNIS` at `registered` (answered before blippd
+/// read the answer, so none of them arrives after that).
+pub fn registration_requests(server: &UnisServer, started: u64, registered: u64) -> usize {
+    server
+        .agent_requests(started, registered)
+        .iter()
+        .filter(|r| !to_ms(r))
+        .count()
+}
+
+/// The requests of the first report after the registration that blippd
+/// logged at `registered` (µs), as the server saw them: UNIS requests and
+/// MS requests from then until the first accepted `POST /data`, that one
+/// included. The service's polls and TTL renewals (`GET` and `PUT
+/// /services/ID`) run beside the reports and are not counted.
+pub fn first_report_requests(server: &UnisServer, registered: u64) -> (usize, usize) {
+    let after = server.agent_requests(registered, u64::MAX);
+    let end = after
+        .iter()
+        .position(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
+        .unwrap_or_else(|| panic!("no accepted POST /data after the registration"));
+    let service = |r: &&LoggedRequest| {
+        matches!(r.method.as_str(), "GET" | "PUT")
+            && r.target
+                .strip_prefix("/services/")
+                .is_some_and(|id| !id.contains(['/', '?']))
+    };
+    let report: Vec<&LoggedRequest> = after[..=end].iter().filter(|r| !service(r)).collect();
+    let ms = report.iter().filter(|r| to_ms(r)).count();
+    (report.len() - ms, ms)
 }
 
 /// The probe each mid belongs to (metadata -> measurement -> probe name).

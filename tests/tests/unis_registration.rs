@@ -16,8 +16,8 @@ use std::time::Duration;
 use blipp::host::HostInfo;
 use blipp_tests::daemon::{Blippd, wait_for};
 use blipp_tests::unis_scenario::{
-    config, config_doc, data_counts, ids, logged, measured_since, points_per_probe, probe_of_mids,
-    server,
+    config, config_doc, data_counts, first_report_requests, ids, logged_at, measured_since,
+    points_per_probe, probe_of_mids, registration_requests, server,
 };
 use blipp_tests::unis_server::{Options, UnisServer, now_us};
 use blipp_tests::{agent_bin, real_schemas, run_blippd};
@@ -324,6 +324,7 @@ fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_ru
         metadata,
     } = first_run;
     let before = server.requests().len();
+    let started = now_us();
     let old_mids = data_counts(server);
     let blippd = Blippd::start(cfg, &[], &dir.join("run2.log"));
     wait_for(
@@ -433,30 +434,15 @@ fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_ru
             other => panic!("unexpected write after the restart: {other}"),
         }
     }
-    let registered = log2
-        .lines()
-        .find(|l| l.contains("registered in UNIS"))
-        .unwrap();
-    eprintln!("restart: {registered}");
-    let first = log2
-        .lines()
-        .find(|l| l.contains("first report delivered"))
-        .unwrap();
-    eprintln!("restart: {first}");
-    assert_eq!(
-        logged(first, "first report delivered", "unis_requests="),
-        0,
-        "after a restart no metadata is created: {first}"
+    let registered = logged_at(&log2, "registered in UNIS");
+    let requests = registration_requests(server, started, registered);
+    let (unis, ms) = first_report_requests(server, registered);
+    eprintln!(
+        "restart: registration {requests} requests, first report {unis} UNIS and {ms} MS requests"
     );
-    assert!(
-        logged(first, "first report delivered", "ms_requests=") <= 2,
-        "one GET /events and one POST /data: {first}"
-    );
-    let requests = logged(registered, "registered in UNIS", "requests=");
-    assert!(
-        requests <= 8,
-        "registration took {requests} requests: {registered}"
-    );
+    assert_eq!(unis, 0, "after a restart no metadata is created");
+    assert!(ms <= 2, "one GET /events and one POST /data, not {ms}");
+    assert!(requests <= 8, "registration took {requests} requests");
 }
 
 #[test]
@@ -601,6 +587,7 @@ fn registration_cost_does_not_grow_with_the_probes() {
         &json!({"properties": {"configurations": {"probes": probes}}}),
     );
     for run in ["first", "restart"] {
+        let started = now_us();
         let blippd = Blippd::start(&cfg, &[], &dir.path().join(format!("{run}.log")));
         wait_for(
             60,
@@ -609,11 +596,12 @@ fn registration_cost_does_not_grow_with_the_probes() {
             || blippd.log().contains("first report delivered"),
         );
         let log = blippd.stop();
-        let registration = logged(&log, "registered in UNIS", "requests=");
+        let registered = logged_at(&log, "registered in UNIS");
+        let registration = registration_requests(&server, started, registered);
         assert_eq!(registration, 6, "{run}: registering 12 probes");
+        let (unis, ms) = first_report_requests(&server, registered);
         eprintln!(
-            "{run}: registration {registration} requests, first report {} UNIS requests",
-            logged(&log, "first report delivered", "unis_requests=")
+            "{run}: registration {registration} requests, first report {unis} UNIS and {ms} MS requests"
         );
     }
     assert_eq!(server.records("measurements").len(), 12);
