@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
+use crate::daemon::wait_for;
 use crate::unis_server::{LoggedRequest, UnisServer};
 use serde_json::{Value, json};
 
@@ -71,6 +71,13 @@ fn to_ms(r: &LoggedRequest) -> bool {
     r.target.starts_with("/events") || r.target.starts_with("/data")
 }
 
+/// Whether a request went to one service record (`/services/ID`).
+fn to_service_record(r: &LoggedRequest) -> bool {
+    r.target
+        .strip_prefix("/services/")
+        .is_some_and(|id| !id.contains(['/', '?']))
+}
+
 /// How many UNIS requests a blippd started at `started` (µs) sent to
 /// register, as the server saw them: those it answered before blippd
 /// logged `registered in UNIS` at `registered` (answered before blippd
@@ -94,13 +101,10 @@ pub fn first_report_requests(server: &UnisServer, registered: u64) -> (usize, us
         .iter()
         .position(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
         .unwrap_or_else(|| panic!("no accepted POST /data after the registration"));
-    let service = |r: &&LoggedRequest| {
-        matches!(r.method.as_str(), "GET" | "PUT")
-            && r.target
-                .strip_prefix("/services/")
-                .is_some_and(|id| !id.contains(['/', '?']))
-    };
-    let report: Vec<&LoggedRequest> = after[..=end].iter().filter(|r| !service(r)).collect();
+    let report: Vec<&LoggedRequest> = after[..=end]
+        .iter()
+        .filter(|r| !(matches!(r.method.as_str(), "GET" | "PUT") && to_service_record(r)))
+        .collect();
     let ms = report.iter().filter(|r| to_ms(r)).count();
     (report.len() - ms, ms)
 }
@@ -166,21 +170,48 @@ pub fn latest_per_probe(server: &UnisServer) -> BTreeMap<String, u64> {
     out
 }
 
-/// Waits `secs` (for collections and their delivery), then tells for each
-/// probe whether it measured anything after `since` (µs). Samples taken
-/// before a probe stopped may arrive later; their timestamps are older.
-pub fn measured_since(
-    server: &UnisServer,
-    probes: &[&str],
-    since: u64,
-    secs: u64,
-) -> BTreeMap<String, bool> {
-    std::thread::sleep(Duration::from_secs(secs));
+/// Tells for each probe whether the server holds a point it measured
+/// after `since` (µs). Samples taken before a probe stopped may arrive
+/// later; their timestamps are older.
+pub fn measured_since(server: &UnisServer, probes: &[&str], since: u64) -> BTreeMap<String, bool> {
     let latest = latest_per_probe(server);
     probes
         .iter()
         .map(|p| ((*p).to_owned(), latest.get(*p).is_some_and(|t| *t > since)))
         .collect()
+}
+
+/// Waits (up to 30 s) until the server holds a point of each of `probes`
+/// measured after `after` (µs). Waiting for probes that run until they
+/// measured a few periods after a moment is also the observation window
+/// of a probe on the same schedule that must not have measured since.
+pub fn wait_for_data(server: &UnisServer, probes: &[&str], after: u64, log: impl Fn() -> String) {
+    wait_for(
+        30,
+        &format!("data of {probes:?} measured after {after} µs"),
+        log,
+        || measured_since(server, probes, after).values().all(|m| *m),
+    );
+}
+
+/// How many times blippd has polled its service record (`GET
+/// /services/ID`).
+pub fn polls(server: &UnisServer) -> usize {
+    server
+        .agent_requests(0, u64::MAX)
+        .iter()
+        .filter(|r| r.method == "GET" && to_service_record(r))
+        .count()
+}
+
+/// Waits (up to 30 s) until blippd has polled UNIS `n` more times: the
+/// observation window of what a poll may (wrongly) do, `n` poll
+/// intervals long.
+pub fn wait_for_polls(server: &UnisServer, n: usize, log: impl Fn() -> String) {
+    let start = polls(server);
+    wait_for(30, &format!("{n} more polls of UNIS"), log, || {
+        polls(server) >= start + n
+    });
 }
 
 /// Timestamps of the free-memory series, in order.
