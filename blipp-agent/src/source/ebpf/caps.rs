@@ -27,6 +27,8 @@
 //! reads included. So the drop is tried on the effective set first, a map
 //! is read, and where that fails `CAP_BPF` is kept.
 
+use super::sys::{self, Call, CapData as Data, CapHeader as Header};
+
 /// The capabilities only loading needed, by number (linux/capability.h);
 /// named in the log. Every other capability not in [`KEPT`] goes too.
 pub const DROPPED: [(u32, &str); 5] = [
@@ -122,20 +124,6 @@ pub enum CapsError {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// What [`drop_to_runtime`] left.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Dropped {
@@ -153,20 +141,14 @@ fn capget() -> Result<(Header, [Data; 2]), CapsError> {
         pid: 0,
     };
     let mut data = [Data::default(); 2];
-    // SAFETY: header and two data words, as version 3 requires.
-    if unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) } != 0 {
-        return Err(CapsError::Get(std::io::Error::last_os_error()));
-    }
+    sys::call_plain(Call::Capget(&mut header, &mut data)).map_err(CapsError::Get)?;
     Ok((header, data))
 }
 
 /// Sets this thread's effective, permitted and inheritable sets.
 fn capset(version: u32, data: &[Data; 2]) -> Result<(), CapsError> {
     let mut header = Header { version, pid: 0 };
-    // SAFETY: as in capget.
-    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) } != 0 {
-        return Err(CapsError::Set(std::io::Error::last_os_error()));
-    }
+    sys::call_plain(Call::Capset(&mut header, data)).map_err(CapsError::Set)?;
     Ok(())
 }
 
@@ -243,12 +225,9 @@ fn drop_bounding(kept: u64) -> Result<(), CapsError> {
         if kept & 1 << cap != 0 {
             continue;
         }
-        // SAFETY: prctl with integer arguments. EINVAL means the kernel
-        // does not know the capability (beyond its last one): nothing to
-        // drop.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-        if rc != 0 {
-            let source = std::io::Error::last_os_error();
+        // EINVAL means the kernel does not know the capability (beyond its
+        // last one): nothing to drop.
+        if let Err(source) = sys::call_plain(Call::CapbsetDrop(cap)) {
             if source.raw_os_error() != Some(libc::EINVAL) {
                 return Err(CapsError::Bounding {
                     cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
