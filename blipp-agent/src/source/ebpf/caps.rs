@@ -227,13 +227,13 @@ fn drop_bounding(kept: u64) -> Result<(), CapsError> {
         }
         // EINVAL means the kernel does not know the capability (beyond its
         // last one): nothing to drop.
-        if let Err(source) = sys::call_plain(Call::CapbsetDrop(cap)) {
-            if source.raw_os_error() != Some(libc::EINVAL) {
-                return Err(CapsError::Bounding {
-                    cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
-                    source,
-                });
-            }
+        if let Err(source) = sys::call_plain(Call::CapbsetDrop(cap))
+            && source.raw_os_error() != Some(libc::EINVAL)
+        {
+            return Err(CapsError::Bounding {
+                cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
+                source,
+            });
         }
     }
     Ok(())
