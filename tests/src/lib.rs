@@ -4,7 +4,7 @@
 //! TLS tests.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
 
 pub mod daemon;
@@ -76,20 +76,29 @@ pub fn agent_bin(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// Runs blippd with the service-object `config` (written to a temporary
-/// file) and `args`, which must make it exit (`--once`, `--duration`);
-/// panics unless it exits 0, and returns the samples it printed.
+/// Writes `config` (the file's text, valid or not) to `dir/blipp.json`,
+/// runs `blippd -c dir/blipp.json args` to its end and returns its status
+/// and what it printed; `args` must make it exit (`--once`, `--duration`,
+/// `--check`).
 #[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
-pub fn blippd_samples(config: &serde_json::Value, args: &[&str]) -> Vec<serde_json::Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blipp.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    let out = Command::new(agent_bin("blippd"))
+pub fn run_blippd(dir: &Path, config: &str, args: &[&str]) -> Output {
+    let path = dir.join("blipp.json");
+    std::fs::write(&path, config).unwrap();
+    Command::new(agent_bin("blippd"))
         .arg("-c")
         .arg(&path)
         .args(args)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs blippd with the service-object `config` and `args` as
+/// [`run_blippd`] does, in a temporary directory; panics unless it exits
+/// 0, and returns the samples it printed.
+#[expect(clippy::unwrap_used, reason = "a test fails by panicking")]
+pub fn blippd_samples(config: &serde_json::Value, args: &[&str]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_blippd(dir.path(), &config.to_string(), args);
     assert!(
         out.status.success(),
         "{}",

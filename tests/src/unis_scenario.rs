@@ -7,14 +7,22 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::unis_server::UnisServer;
+use crate::daemon::wait_for;
+use crate::unis_server::{LoggedRequest, UnisServer};
 use serde_json::{Value, json};
 
-/// A configuration file for blippd: the default probes every second,
-/// UNIS at `url`, polled every second, the spool in `dir`.
+/// A configuration file for blippd, `dir/blipp.json`: [`config_doc`].
 pub fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
+    let path = dir.join("blipp.json");
+    std::fs::write(&path, config_doc(dir, url, extra).to_string()).unwrap();
+    path
+}
+
+/// blippd's configuration for these tests: the default probes every
+/// second, UNIS at `url`, polled every second, the spool in `dir`, and
+/// `extra` merged in.
+pub fn config_doc(dir: &Path, url: &str, extra: &Value) -> Value {
     let mut doc = json!({
         "properties": {"configurations": {
             "unis_url": url,
@@ -25,9 +33,7 @@ pub fn config(dir: &Path, url: &str, extra: &Value) -> PathBuf {
         }}
     });
     blipp::config::merge::merge(&mut doc, extra.clone());
-    let path = dir.join("blipp.json");
-    std::fs::write(&path, doc.to_string()).unwrap();
-    path
+    doc
 }
 
 pub fn server() -> Option<UnisServer> {
@@ -50,16 +56,57 @@ pub fn ids(records: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
-/// The number blippd logged as `field` (e.g. `requests=`) on the first
-/// line of `log` that contains `line`.
-pub fn logged(log: &str, line: &str, field: &str) -> u64 {
+/// When blippd logged the first line of `log` that contains `line`, µs
+/// since the epoch (the server's clock: the same host's).
+pub fn logged_at(log: &str, line: &str) -> u64 {
     log.lines()
         .find(|l| l.contains(line))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find_map(|w| w.strip_prefix(field)?.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {line:?} line with {field}:\n{log}"))
+        .and_then(|l| blipp::rfc3339::parse(l.split_whitespace().next()?).ok())
+        .unwrap_or_else(|| panic!("no {line:?} line with a time:\n{log}"))
+        .0
+}
+
+/// Whether a request went to the MS (`/events`, `/data`) rather than UNIS.
+fn to_ms(r: &LoggedRequest) -> bool {
+    r.target.starts_with("/events") || r.target.starts_with("/data")
+}
+
+/// Whether a request went to one service record (`/services/ID`).
+fn to_service_record(r: &LoggedRequest) -> bool {
+    r.target
+        .strip_prefix("/services/")
+        .is_some_and(|id| !id.contains(['/', '?']))
+}
+
+/// How many UNIS requests a blippd started at `started` (µs) sent to
+/// register, as the server saw them: those it answered before blippd
+/// logged `registered in UNIS` at `registered` (answered before blippd
+/// read the answer, so none of them arrives after that).
+pub fn registration_requests(server: &UnisServer, started: u64, registered: u64) -> usize {
+    server
+        .agent_requests(started, registered)
+        .iter()
+        .filter(|r| !to_ms(r))
+        .count()
+}
+
+/// The requests of the first report after the registration that blippd
+/// logged at `registered` (µs), as the server saw them: UNIS requests and
+/// MS requests from then until the first accepted `POST /data`, that one
+/// included. The service's polls and TTL renewals (`GET` and `PUT
+/// /services/ID`) run beside the reports and are not counted.
+pub fn first_report_requests(server: &UnisServer, registered: u64) -> (usize, usize) {
+    let after = server.agent_requests(registered, u64::MAX);
+    let end = after
+        .iter()
+        .position(|r| r.method == "POST" && r.target == "/data" && r.status == 201)
+        .unwrap_or_else(|| panic!("no accepted POST /data after the registration"));
+    let report: Vec<&LoggedRequest> = after[..=end]
+        .iter()
+        .filter(|r| !(matches!(r.method.as_str(), "GET" | "PUT") && to_service_record(r)))
+        .collect();
+    let ms = report.iter().filter(|r| to_ms(r)).count();
+    (report.len() - ms, ms)
 }
 
 /// The probe each mid belongs to (metadata -> measurement -> probe name).
@@ -123,21 +170,48 @@ pub fn latest_per_probe(server: &UnisServer) -> BTreeMap<String, u64> {
     out
 }
 
-/// Waits `secs` (for collections and their delivery), then tells for each
-/// probe whether it measured anything after `since` (µs). Samples taken
-/// before a probe stopped may arrive later; their timestamps are older.
-pub fn measured_since(
-    server: &UnisServer,
-    probes: &[&str],
-    since: u64,
-    secs: u64,
-) -> BTreeMap<String, bool> {
-    std::thread::sleep(Duration::from_secs(secs));
+/// Tells for each probe whether the server holds a point it measured
+/// after `since` (µs). Samples taken before a probe stopped may arrive
+/// later; their timestamps are older.
+pub fn measured_since(server: &UnisServer, probes: &[&str], since: u64) -> BTreeMap<String, bool> {
     let latest = latest_per_probe(server);
     probes
         .iter()
         .map(|p| ((*p).to_owned(), latest.get(*p).is_some_and(|t| *t > since)))
         .collect()
+}
+
+/// Waits (up to 30 s) until the server holds a point of each of `probes`
+/// measured after `after` (µs). Waiting for probes that run until they
+/// measured a few periods after a moment is also the observation window
+/// of a probe on the same schedule that must not have measured since.
+pub fn wait_for_data(server: &UnisServer, probes: &[&str], after: u64, log: impl Fn() -> String) {
+    wait_for(
+        30,
+        &format!("data of {probes:?} measured after {after} µs"),
+        log,
+        || measured_since(server, probes, after).values().all(|m| *m),
+    );
+}
+
+/// How many times blippd has polled its service record (`GET
+/// /services/ID`).
+pub fn polls(server: &UnisServer) -> usize {
+    server
+        .agent_requests(0, u64::MAX)
+        .iter()
+        .filter(|r| r.method == "GET" && to_service_record(r))
+        .count()
+}
+
+/// Waits (up to 30 s) until blippd has polled UNIS `n` more times: the
+/// observation window of what a poll may (wrongly) do, `n` poll
+/// intervals long.
+pub fn wait_for_polls(server: &UnisServer, n: usize, log: impl Fn() -> String) {
+    let start = polls(server);
+    wait_for(30, &format!("{n} more polls of UNIS"), log, || {
+        polls(server) >= start + n
+    });
 }
 
 /// Timestamps of the free-memory series, in order.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use blipp_tests::daemon::wait_for;
-use blipp_tests::{agent_bin, require_root};
+use blipp_tests::{agent_bin, require_root, run_blippd};
 use serde_json::Value;
 
 fn blippd() -> Command {
@@ -95,18 +95,11 @@ fn default_configuration_prints_cpu_memory_network_disk() {
 
 fn bad_config(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blipp.json");
-    std::fs::write(&path, text).unwrap();
-    let out = blippd()
-        .arg("-c")
-        .arg(&path)
-        .arg("--once")
-        .output()
-        .unwrap();
+    let out = run_blippd(dir.path(), text, &["--once"]);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
-        path.display().to_string(),
+        dir.path().join("blipp.json").display().to_string(),
     )
 }
 
@@ -310,20 +303,13 @@ fn once_with_every_probe_off_exits() {
 #[test]
 fn once_exits_3_when_a_sink_failed() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blipp.json");
-    std::fs::write(
-        &path,
+    let out = run_blippd(
+        dir.path(),
         r#"{"properties":{"configurations":{"probes":{
             "m":{"probe_module":"mem","data_file":"/"},
             "c":{"probe_module":"cpu"}}}}}"#,
-    )
-    .unwrap();
-    let out = blippd()
-        .arg("-c")
-        .arg(&path)
-        .args(["--once", "--mode", "proc", "--control-socket", "none"])
-        .output()
-        .unwrap();
+        &["--once", "--mode", "proc", "--control-socket", "none"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
@@ -349,23 +335,16 @@ fn once_exits_3_when_a_sink_failed() {
 #[test]
 fn a_measurement_record_runs_as_its_probe_and_other_records_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("measurement.json");
-    std::fs::write(
-        &path,
+    let out = run_blippd(
+        dir.path(),
         r#"{"$schema": "http://unis.crest.iu.edu/schema/20140214/measurement#",
             "service": "http://localhost:8888/services/0123456789abcdef01234567",
             "eventTypes": ["ps:tools:blipp:linux:memory:utilization:free"],
             "configuration": {"name": "memory", "probe_module": "mem",
                               "collection_schedule": "builtins.simple",
                               "schedule_params": {"every": 5}, "reporting_params": 1}}"#,
-    )
-    .unwrap();
-    let out = blippd()
-        .arg("-c")
-        .arg(&path)
-        .args(["--once", "--mode", "proc", "--control-socket", "none"])
-        .output()
-        .unwrap();
+        &["--once", "--mode", "proc", "--control-socket", "none"],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -385,14 +364,9 @@ fn a_measurement_record_runs_as_its_probe_and_other_records_are_refused() {
         "only the measurement's probe ran: {types:?}"
     );
 
-    let node = dir.path().join("node.json");
-    std::fs::write(
-        &node,
-        r#"{"$schema": "http://unis.crest.iu.edu/schema/20151104/node#", "name": "h"}"#,
-    )
-    .unwrap();
+    let node = r#"{"$schema": "http://unis.crest.iu.edu/schema/20151104/node#", "name": "h"}"#;
     for args in [&["--check"][..], &["--once"][..]] {
-        let out = blippd().arg("-c").arg(&node).args(args).output().unwrap();
+        let out = run_blippd(dir.path(), node, args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("not a node record"), "{err}");
@@ -500,19 +474,17 @@ fn the_originals_ini_file_and_node_info_are_read() {
     );
 
     // The JSON file wins over the INI file.
-    let json = dir.path().join("blipp.json");
-    std::fs::write(
-        &json,
+    let out = run_blippd(
+        dir.path(),
         r#"{"properties":{"configurations":{"probes":{"cpu":{"probe_module":"cpu","schedule_params":{"every":7}}}}}}"#,
-    )
-    .unwrap();
-    let out = blippd()
-        .arg("--ini")
-        .arg(&ini)
-        .args(["--node-info", "none", "--check", "-c"])
-        .arg(&json)
-        .output()
-        .unwrap();
+        &[
+            "--ini",
+            ini.to_str().unwrap(),
+            "--node-info",
+            "none",
+            "--check",
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()

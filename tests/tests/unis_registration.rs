@@ -11,15 +11,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use blipp::host::HostInfo;
 use blipp_tests::daemon::{Blippd, wait_for};
 use blipp_tests::unis_scenario::{
-    config, data_counts, ids, logged, measured_since, points_per_probe, probe_of_mids, server,
+    config, config_doc, data_counts, first_report_requests, ids, logged_at, measured_since,
+    points_per_probe, probe_of_mids, registration_requests, server, wait_for_data, wait_for_polls,
 };
 use blipp_tests::unis_server::{Options, UnisServer, now_us};
-use blipp_tests::{agent_bin, real_schemas};
+use blipp_tests::{agent_bin, real_schemas, run_blippd};
 use serde_json::{Value, json};
 
 #[test]
@@ -323,6 +323,7 @@ fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_ru
         metadata,
     } = first_run;
     let before = server.requests().len();
+    let started = now_us();
     let old_mids = data_counts(server);
     let blippd = Blippd::start(cfg, &[], &dir.join("run2.log"));
     wait_for(
@@ -432,30 +433,15 @@ fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_ru
             other => panic!("unexpected write after the restart: {other}"),
         }
     }
-    let registered = log2
-        .lines()
-        .find(|l| l.contains("registered in UNIS"))
-        .unwrap();
-    eprintln!("restart: {registered}");
-    let first = log2
-        .lines()
-        .find(|l| l.contains("first report delivered"))
-        .unwrap();
-    eprintln!("restart: {first}");
-    assert_eq!(
-        logged(first, "first report delivered", "unis_requests="),
-        0,
-        "after a restart no metadata is created: {first}"
+    let registered = logged_at(&log2, "registered in UNIS");
+    let requests = registration_requests(server, started, registered);
+    let (unis, ms) = first_report_requests(server, registered);
+    eprintln!(
+        "restart: registration {requests} requests, first report {unis} UNIS and {ms} MS requests"
     );
-    assert!(
-        logged(first, "first report delivered", "ms_requests=") <= 2,
-        "one GET /events and one POST /data: {first}"
-    );
-    let requests = logged(registered, "registered in UNIS", "requests=");
-    assert!(
-        requests <= 8,
-        "registration took {requests} requests: {registered}"
-    );
+    assert_eq!(unis, 0, "after a restart no metadata is created");
+    assert!(ms <= 2, "one GET /events and one POST /data, not {ms}");
+    assert!(requests <= 8, "registration took {requests} requests");
 }
 
 #[test]
@@ -471,7 +457,9 @@ fn new_no_query_override_and_existing_use() {
             "cpu": {"probe_module": "cpu"}
         }}}}),
     );
-    let run = |args: &[&str], name: &str, secs: u64| {
+    // Each run lasts until `done(registered)` holds, `registered` being
+    // when blippd had registered (µs).
+    let run = |args: &[&str], name: &str, done: &dyn Fn(u64) -> bool| {
         let blippd = Blippd::start(&cfg, args, &dir.path().join(name));
         wait_for(
             60,
@@ -479,26 +467,29 @@ fn new_no_query_override_and_existing_use() {
             || blippd.log(),
             || blippd.log().contains("registered in UNIS"),
         );
-        std::thread::sleep(Duration::from_secs(secs));
+        let registered = now_us();
+        wait_for(30, name, || blippd.log(), || done(registered));
         blippd.stop()
     };
-    run(&[], "first.log", 3);
+    // The observation window of a run where something must not happen:
+    // cpu, every second, has delivered what it measured 2 s after the
+    // registration.
+    let cpu_ran =
+        |registered: u64| measured_since(&server, &["cpu"], registered + 2_000_000)["cpu"];
     let mem_points = || points_per_probe(&server).get("mem").copied().unwrap_or(0);
-    assert!(mem_points() > 0);
+    run(&[], "first.log", &|_| mem_points() > 0);
 
     // The operator turns mem OFF in UNIS: UNIS wins by default.
     server.edit_service(|p| p["configurations"]["probes"]["mem"]["status"] = json!("OFF"));
     let before = mem_points();
-    let log = run(&[], "unis-wins.log", 3);
+    let log = run(&[], "unis-wins.log", &cpu_ran);
     assert_eq!(mem_points(), before, "mem is OFF in UNIS:\n{log}");
     // --override: the file (mem ON) wins.
-    let log = run(&["--override"], "override.log", 3);
-    assert!(mem_points() > before, "--override runs mem:\n{log}");
+    run(&["--override"], "override.log", &|_| mem_points() > before);
     // --no-query: UNIS is not read, the local configuration runs.
     server.edit_service(|p| p["configurations"]["probes"]["mem"]["status"] = json!("OFF"));
     let before = mem_points();
-    let log = run(&["--no-query"], "no-query.log", 3);
-    assert!(mem_points() > before, "--no-query runs mem:\n{log}");
+    run(&["--no-query"], "no-query.log", &|_| mem_points() > before);
     assert_eq!(server.records("services").len(), 1);
 
     // -e use: a measurement of this service made by someone else runs;
@@ -527,18 +518,18 @@ fn new_no_query_override_and_existing_use() {
             .filter(|m| m["parameters"]["measurement"]["href"] == theirs_href.as_str())
             .count()
     };
-    run(&[], "ignore.log", 3);
+    run(&[], "ignore.log", &cpu_ran);
     assert_eq!(their_mids(), 0, "-e ignore (the default) leaves it alone");
-    let log = run(&["-e", "use"], "use.log", 3);
-    assert!(their_mids() > 0, "-e use runs it:\n{log}");
+    let log = run(&["-e", "use"], "use.log", &|_| their_mids() > 0);
     assert!(
         log.contains("running a measurement made by others"),
         "{log}"
     );
 
     // --new: a fresh service, with its own measurements.
-    run(&["--new"], "new.log", 2);
-    assert_eq!(server.records("services").len(), 2);
+    run(&["--new"], "new.log", &|_| {
+        server.records("services").len() == 2
+    });
 }
 
 #[test]
@@ -600,6 +591,7 @@ fn registration_cost_does_not_grow_with_the_probes() {
         &json!({"properties": {"configurations": {"probes": probes}}}),
     );
     for run in ["first", "restart"] {
+        let started = now_us();
         let blippd = Blippd::start(&cfg, &[], &dir.path().join(format!("{run}.log")));
         wait_for(
             60,
@@ -608,11 +600,12 @@ fn registration_cost_does_not_grow_with_the_probes() {
             || blippd.log().contains("first report delivered"),
         );
         let log = blippd.stop();
-        let registration = logged(&log, "registered in UNIS", "requests=");
+        let registered = logged_at(&log, "registered in UNIS");
+        let registration = registration_requests(&server, started, registered);
         assert_eq!(registration, 6, "{run}: registering 12 probes");
+        let (unis, ms) = first_report_requests(&server, registered);
         eprintln!(
-            "{run}: registration {registration} requests, first report {} UNIS requests",
-            logged(&log, "first report delivered", "unis_requests=")
+            "{run}: registration {registration} requests, first report {unis} UNIS and {ms} MS requests"
         );
     }
     assert_eq!(server.records("measurements").len(), 12);
@@ -703,9 +696,11 @@ fn given_ids_a_deleted_service_and_a_bad_configuration_in_unis() {
                 .contains("the configuration in UNIS is invalid")
         },
     );
+    // mem goes on, and two more polls see the same refused configuration
+    // (one error, not one per poll: below).
     let since = now_us();
-    let measured = measured_since(&server, &["mem"], since, 3);
-    assert!(measured["mem"], "mem goes on");
+    wait_for_data(&server, &["mem"], since, || blippd.log());
+    wait_for_polls(&server, 2, || blippd.log());
     let service = server.record("services", "svc-given").unwrap();
     assert_eq!(
         service["properties"]["configurations"]["unis_poll_interval"], "often",
@@ -820,13 +815,8 @@ fn an_interface_that_appears_later_gets_its_port() {
 fn once_registers_delivers_and_exits() {
     let Some(server) = server() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &server.url(), &json!({}));
-    let out = Command::new(agent_bin("blippd"))
-        .arg("-c")
-        .arg(&cfg)
-        .args(["--once", "--mode", "proc"])
-        .output()
-        .unwrap();
+    let cfg = config_doc(dir.path(), &server.url(), &json!({}));
+    let out = run_blippd(dir.path(), &cfg.to_string(), &["--once", "--mode", "proc"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(out.stdout.is_empty(), "samples go to UNIS, not stdout");

@@ -4,11 +4,10 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use std::time::Duration;
-
 use blipp_tests::daemon::{Blippd, wait_for};
 use blipp_tests::unis_scenario::{
-    config, latest_per_probe, measured_since, points_per_probe, server, set_status,
+    config, latest_per_probe, measured_since, points_per_probe, server, set_status, wait_for_data,
+    wait_for_polls,
 };
 use blipp_tests::unis_server::now_us;
 use serde_json::json;
@@ -49,8 +48,9 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
         || blippd.log(),
         || blippd.log().contains("restarting it"),
     );
-    // Time for any other (wrong) restart to show.
-    std::thread::sleep(Duration::from_secs(2));
+    // Two more polls: time for any other (wrong) restart, of this poll's
+    // reconcile or of the next ones, to show.
+    wait_for_polls(&server, 2, || blippd.log());
     let restarts: Vec<String> = blippd
         .log()
         .lines()
@@ -75,9 +75,13 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
         },
     );
     let disk_off = now_us();
-    let grew = measured_since(&server, &all, disk_off, 3);
+    // Until cpu and net, every second as disk was, have delivered what
+    // they measured 2 s after it stopped: disk would have measured too.
+    wait_for_data(&server, &["cpu", "net"], disk_off + 2_000_000, || {
+        blippd.log()
+    });
+    let grew = measured_since(&server, &all, disk_off);
     assert!(!grew["disk"], "{grew:?}");
-    assert!(grew["cpu"] && grew["net"], "{grew:?}");
 
     // The service OFF: every probe stops.
     set_status(&server, "OFF");
@@ -94,7 +98,10 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
         },
     );
     let off = now_us();
-    let grew = measured_since(&server, &all, off, 3);
+    // Nothing measures now; blippd goes on polling: three polls (3 s) for
+    // data to show that should not.
+    wait_for_polls(&server, 3, || blippd.log());
+    let grew = measured_since(&server, &all, off);
     assert!(
         grew.values().all(|g| !g),
         "status OFF: no data, yet {grew:?}"
@@ -114,7 +121,8 @@ fn configuration_changed_in_unis_is_followed_and_status_off_stops_the_data() {
                 .all(|p| latest.get(*p).is_some_and(|t| *t > on))
         },
     );
-    let grew = measured_since(&server, &["disk"], disk_off, 2);
+    wait_for_data(&server, &["cpu", "net"], on + 2_000_000, || blippd.log());
+    let grew = measured_since(&server, &["disk"], disk_off);
     assert!(!grew["disk"], "disk stays OFF");
     blippd.stop();
     assert_eq!(server.records("services").len(), 1);

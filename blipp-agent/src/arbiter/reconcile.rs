@@ -64,11 +64,36 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn config(status: &str, probes: Value) -> Config {
-        let doc = json!({"status": status, "properties": {"configurations": {
-            "probe_defaults": {"schedule_params": {"every": 5}}, "probes": probes}}});
-        crate::config::resolve(doc).unwrap()
+    /// The `probes` section of a service, built a change at a time.
+    struct Probes(Value);
+
+    impl Probes {
+        /// Each of `modules` as a probe of that name and no keys of its own.
+        fn of(modules: &[&str]) -> Self {
+            Self(
+                modules
+                    .iter()
+                    .map(|m| ((*m).to_owned(), json!({ "probe_module": m })))
+                    .collect(),
+            )
+        }
+
+        /// Probe `name` with `key` set to `value`.
+        fn set(mut self, name: &str, key: &str, value: Value) -> Self {
+            self.0[name][key] = value;
+            self
+        }
+
+        /// The resolved configuration of a service in `status` with these
+        /// probes, collecting every 5 s unless they say otherwise.
+        fn config(self, status: &str) -> Config {
+            let doc = json!({"status": status, "properties": {"configurations": {
+                "probe_defaults": {"schedule_params": {"every": 5}}, "probes": self.0}}});
+            crate::config::resolve(doc).unwrap()
+        }
     }
+
+    const THREE: [&str; 3] = ["cpu", "mem", "numa"];
 
     fn running(config: &Config) -> Vec<(&str, &ProbeConfig)> {
         config
@@ -84,11 +109,7 @@ mod tests {
     }
 
     fn three() -> Config {
-        config(
-            "ON",
-            json!({"cpu": {"probe_module": "cpu"}, "mem": {"probe_module": "mem"},
-                   "numa": {"probe_module": "numa"}}),
-        )
+        Probes::of(&THREE).config("ON")
     }
 
     #[test]
@@ -108,12 +129,9 @@ mod tests {
     #[test]
     fn a_changed_probe_restarts_and_only_it() {
         let now = three();
-        let next = config(
-            "ON",
-            json!({"cpu": {"probe_module": "cpu"},
-                   "mem": {"probe_module": "mem", "schedule_params": {"every": 1}},
-                   "numa": {"probe_module": "numa"}}),
-        );
+        let next = Probes::of(&THREE)
+            .set("mem", "schedule_params", json!({"every": 1}))
+            .config("ON");
         let plan = reconcile(running(&now), &next);
         assert_eq!(plan.restart, ["mem"]);
         assert_eq!(names(&plan.start), ["mem"]);
@@ -123,11 +141,9 @@ mod tests {
     #[test]
     fn a_removed_or_off_probe_stops_and_a_new_one_starts() {
         let now = three();
-        let next = config(
-            "ON",
-            json!({"cpu": {"probe_module": "cpu"}, "mem": {"probe_module": "mem", "status": "OFF"},
-                   "port": {"probe_module": "port"}}),
-        );
+        let next = Probes::of(&["cpu", "mem", "port"])
+            .set("mem", "status", json!("OFF"))
+            .config("ON");
         let plan = reconcile(running(&now), &next);
         assert_eq!(plan.stop, ["mem", "numa"]);
         assert_eq!(names(&plan.start), ["port"]);
@@ -137,11 +153,7 @@ mod tests {
     #[test]
     fn service_off_stops_everything_and_on_starts_it_again() {
         let now = three();
-        let off = config(
-            "OFF",
-            json!({"cpu": {"probe_module": "cpu"}, "mem": {"probe_module": "mem"},
-                   "numa": {"probe_module": "numa"}}),
-        );
+        let off = Probes::of(&THREE).config("OFF");
         let plan = reconcile(running(&now), &off);
         assert_eq!(plan.stop, ["cpu", "mem", "numa"]);
         assert!(plan.start.is_empty() && plan.restart.is_empty());

@@ -208,30 +208,15 @@ impl Probe for PressureProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::testing;
+    use serde_json::json;
     use std::path::Path;
 
     const T0: Timestamp = Timestamp(1_700_000_000_000_000);
 
-    fn probe(proc_dir: &Path, options: &str) -> Result<Box<dyn Probe>, ProbeError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("c.json");
-        let probe = format!(
-            r#"{{"probe_module":"pressure","proc_dir":{}{options}}}"#,
-            serde_json::to_string(proc_dir).expect("path as JSON")
-        );
-        std::fs::write(
-            &file,
-            format!(r#"{{"properties":{{"configurations":{{"probes":{{"p":{probe}}}}}}}}}"#),
-        )
-        .expect("write config");
-        let config = crate::config::load(Some(&file), &crate::config::Overrides::default())?;
-        let mut kernel = crate::source::ebpf::KernelAccess::Unavailable("test".to_owned());
-        let mut ctx = BuildContext {
-            kernel: &mut kernel,
-            node: Name::from("node"),
-            costs: Default::default(),
-        };
-        Ok(super::super::build(&config.probes[0], &mut ctx)?.probe)
+    /// The probe with `options`, built by [`testing`] on `proc_dir`.
+    fn probe(proc_dir: &Path, options: &serde_json::Value) -> Result<Box<dyn Probe>, ProbeError> {
+        testing::try_build("pressure", options, proc_dir).map(|built| built.probe)
     }
 
     /// A /proc with this host's pressure files of the `6.18` fixtures.
@@ -271,7 +256,7 @@ mod tests {
     #[test]
     fn fixture_tree() {
         let dir = proc_tree();
-        let mut p = probe(dir.path(), "").unwrap();
+        let mut p = probe(dir.path(), &json!({})).unwrap();
         let s = collect(&mut p, T0);
         // cpu some, memory and io some and full: 4 samples each, no
         // `stalled` without an interval.
@@ -317,7 +302,7 @@ mod tests {
         )
         .unwrap();
         let s = collect(
-            &mut probe(dir.path(), r#","resources":["cpu"]"#).unwrap(),
+            &mut probe(dir.path(), &json!({"resources": ["cpu"]})).unwrap(),
             T0,
         );
         assert_eq!(s.len(), 4, "{s:?}");
@@ -328,11 +313,11 @@ mod tests {
     fn a_missing_file_stops_the_build_and_names_the_file() {
         let dir = proc_tree();
         std::fs::remove_file(dir.path().join("pressure/memory")).unwrap();
-        let Err(e) = probe(dir.path(), "") else {
+        let Err(e) = probe(dir.path(), &json!({})) else {
             panic!("built without /proc/pressure/memory")
         };
         assert!(e.to_string().contains("pressure/memory"), "{e}");
-        assert!(probe(dir.path(), r#","resources":["io"]"#).is_ok());
+        assert!(probe(dir.path(), &json!({"resources": ["io"]})).is_ok());
     }
 
     #[test]
@@ -351,7 +336,7 @@ mod tests {
     /// the fractions are fractions.
     #[test]
     fn this_host() {
-        let mut p = match probe(Path::new("/proc"), "") {
+        let mut p = match probe(Path::new("/proc"), &json!({})) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("skipped: this host has no pressure stall information: {e}");

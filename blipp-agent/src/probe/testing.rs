@@ -19,6 +19,25 @@ pub fn build(module: &str, options: &Value, proc_dir: &Path) -> Box<dyn Probe> {
 
 /// [`build`], returning the configuration's or the probe's error.
 pub fn try_build(module: &str, options: &Value, proc_dir: &Path) -> Result<Built, ProbeError> {
+    let overrides = Overrides {
+        proc_dir: Some(proc_dir.to_owned()),
+        ..Overrides::default()
+    };
+    build_with(module, options, &overrides)
+}
+
+/// [`try_build`] for a probe that reads /sys: `sys_dir` is its root.
+pub fn try_build_sys(module: &str, options: &Value, sys_dir: &Path) -> Result<Built, ProbeError> {
+    let overrides = Overrides {
+        sys_dir: Some(sys_dir.to_owned()),
+        ..Overrides::default()
+    };
+    build_with(module, options, &overrides)
+}
+
+/// Writes a configuration of that one probe and builds it as blippd
+/// would, with `overrides` as its command line.
+fn build_with(module: &str, options: &Value, overrides: &Overrides) -> Result<Built, ProbeError> {
     let mut probe = json!({ "probe_module": module, "mode": "proc" });
     for (k, v) in options.as_object().expect("options are an object") {
         probe[k] = v.clone();
@@ -27,11 +46,7 @@ pub fn try_build(module: &str, options: &Value, proc_dir: &Path) -> Result<Built
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("blipp.json");
     std::fs::write(&path, doc.to_string()).expect("configuration written");
-    let overrides = Overrides {
-        proc_dir: Some(proc_dir.to_owned()),
-        ..Overrides::default()
-    };
-    let config = config::load(Some(&path), &overrides)?;
+    let config = config::load(Some(&path), overrides)?;
     let mut kernel = KernelAccess::Unavailable("tests run in mode proc".to_owned());
     let mut ctx = BuildContext {
         kernel: &mut kernel,

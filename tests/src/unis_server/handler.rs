@@ -26,6 +26,9 @@ pub struct Req {
     pub content_type: Option<String>,
     /// `Accept`.
     pub accept: Option<String>,
+    /// `User-Agent`: [`OWN_AGENT`](super::OWN_AGENT) on the server's own
+    /// requests.
+    pub user_agent: Option<String>,
     /// `Host` (for `selfRef` and `Location`, as the real server builds them
     /// from the request URL).
     pub host: String,
@@ -260,6 +263,7 @@ impl Shared {
             target,
             content_type: req.content_type,
             accept: req.accept,
+            own: req.user_agent.as_deref() == Some(super::OWN_AGENT),
             body,
             status: resp.status,
             at: now_us(),

@@ -46,6 +46,11 @@ pub struct Options {
     pub events_delay: Option<std::time::Duration>,
 }
 
+/// The `User-Agent` of the server's own requests and of
+/// [`UnisServer::client`]'s, which the request log tells apart from the
+/// agent's.
+pub const OWN_AGENT: &str = "blipp-tests unis_server";
+
 /// A running (or paused) test server.
 pub struct UnisServer {
     runtime: tokio::runtime::Runtime,
@@ -82,7 +87,9 @@ impl UnisServer {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let mut fetcher = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5));
+        let mut fetcher = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .user_agent(OWN_AGENT);
         let tls = match &options.tls {
             Some(m) => {
                 fetcher = fetcher
@@ -255,6 +262,19 @@ impl UnisServer {
         self.with_store(|s| s.log.clone())
     }
 
+    /// The agent's requests (not the server's own, not the test's through
+    /// [`UnisServer::client`]) that the server answered from `from` to
+    /// `to` (µs since the epoch, both included), in order.
+    pub fn agent_requests(&self, from: u64, to: u64) -> Vec<LoggedRequest> {
+        self.with_store(|s| {
+            s.log
+                .iter()
+                .filter(|r| !r.own && (from..=to).contains(&r.at))
+                .cloned()
+                .collect()
+        })
+    }
+
     /// How many `POST /data` the server answered with `status`.
     pub fn data_posts(&self, status: u16) -> usize {
         self.with_store(|s| {
@@ -358,6 +378,7 @@ async fn answer(shared: &Shared, req: hyper::Request<Incoming>) -> hyper::Respon
         query: parts.uri.query().unwrap_or("").to_owned(),
         content_type: header(hyper::header::CONTENT_TYPE),
         accept: header(hyper::header::ACCEPT),
+        user_agent: header(hyper::header::USER_AGENT),
         host: header(hyper::header::HOST).unwrap_or_default(),
         body,
     };

@@ -34,6 +34,10 @@ pub struct LoggedRequest {
     pub content_type: Option<String>,
     /// The `Accept` header, if any.
     pub accept: Option<String>,
+    /// Sent by the server itself (its `GET` of `metadata_URL`) or by the
+    /// test through [`UnisServer::client`](super::UnisServer::client), not
+    /// by the agent.
+    pub own: bool,
     /// The body, when it was JSON.
     pub body: Option<Value>,
     /// The status code answered.

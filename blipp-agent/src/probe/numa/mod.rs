@@ -153,28 +153,13 @@ impl Probe for NumaProbe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::testing;
+    use serde_json::json;
     use std::path::Path;
 
-    fn probe(sys_dir: &Path, options: &str) -> Result<Box<dyn Probe>, ProbeError> {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("c.json");
-        let probe = format!(
-            r#"{{"probe_module":"numa","sys_dir":{}{options}}}"#,
-            serde_json::to_string(sys_dir).expect("path as JSON")
-        );
-        std::fs::write(
-            &file,
-            format!(r#"{{"properties":{{"configurations":{{"probes":{{"numa":{probe}}}}}}}}}"#),
-        )
-        .expect("write config");
-        let config = crate::config::load(Some(&file), &crate::config::Overrides::default())?;
-        let mut kernel = crate::source::ebpf::KernelAccess::Unavailable("test".to_owned());
-        let mut ctx = BuildContext {
-            kernel: &mut kernel,
-            node: Name::from("node"),
-            costs: Default::default(),
-        };
-        Ok(super::super::build(&config.probes[0], &mut ctx)?.probe)
+    /// The probe with `options`, built by [`testing`] on `sys_dir`.
+    fn probe(sys_dir: &Path, options: &serde_json::Value) -> Result<Box<dyn Probe>, ProbeError> {
+        testing::try_build_sys("numa", options, sys_dir).map(|built| built.probe)
     }
 
     fn collect(p: &mut Box<dyn Probe>) -> Vec<Sample> {
@@ -202,7 +187,7 @@ mod tests {
     /// offline, so it is not read.
     #[test]
     fn two_node_fixture() {
-        let s = collect(&mut probe(&fixtures(), "").unwrap());
+        let s = collect(&mut probe(&fixtures(), &json!({})).unwrap());
         assert_eq!(get(&s, "numa:0", "memory:total"), Some(65_842_908));
         assert_eq!(get(&s, "numa:0", "memory:free"), Some(50_331_648));
         assert_eq!(get(&s, "numa:0", "memory:used"), Some(15_511_260));
@@ -222,14 +207,14 @@ mod tests {
         assert!(s.iter().all(|s| &*s.subject != "numa:3"));
         assert_eq!(s.len(), 2 * (MEMORY.len() + NUMASTAT.len()));
 
-        let s = collect(&mut probe(&fixtures(), r#","nodes":[1]"#).unwrap());
+        let s = collect(&mut probe(&fixtures(), &json!({"nodes": [1]})).unwrap());
         assert!(s.iter().all(|s| &*s.subject == "numa:1"), "{s:?}");
     }
 
     #[test]
     fn no_numa_directory_is_a_build_error() {
         let dir = tempfile::tempdir().unwrap();
-        let Err(e) = probe(dir.path(), "") else {
+        let Err(e) = probe(dir.path(), &json!({})) else {
             panic!("built without a node list")
         };
         assert!(e.to_string().contains("node/online"), "{e}");
@@ -239,7 +224,7 @@ mod tests {
     /// counters do not go back between two reads.
     #[test]
     fn this_host() {
-        let mut p = probe(Path::new("/sys"), "").unwrap();
+        let mut p = probe(Path::new("/sys"), &json!({})).unwrap();
         let online = std::fs::read_to_string("/sys/devices/system/node/online").unwrap();
         let nodes = id_list(&online).unwrap();
         let first = collect(&mut p);

@@ -280,6 +280,32 @@ pub fn apply_limits(limits: &Limits) -> io::Result<()> {
     Ok(())
 }
 
+/// Switches this thread to `user` with only its primary group: groups,
+/// then gid, then uid, since after the uid the other two are no longer
+/// allowed. The raw system calls act on the calling thread only (libc's
+/// wrappers would signal every thread, which a `pre_exec` hook must not);
+/// the callers' process has, or will have after `exec`, one thread.
+fn switch_user(user: &Account) -> io::Result<()> {
+    let groups = [user.gid];
+    // SAFETY: one gid, valid for the call; plain system calls,
+    // async-signal-safe.
+    unsafe {
+        check(libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()))?;
+        check(libc::syscall(
+            libc::SYS_setresgid,
+            user.gid,
+            user.gid,
+            user.gid,
+        ))?;
+        check(libc::syscall(
+            libc::SYS_setresuid,
+            user.uid,
+            user.uid,
+            user.uid,
+        ))
+    }
+}
+
 /// Makes this process unprivileged for good: the bounding set emptied but
 /// for `bounding` (where `CAP_SETPCAP` allows it: see
 /// [`filecaps`](super::filecaps) for what a run keeps), ambient
@@ -316,24 +342,7 @@ pub fn enter(user: &Account, limits: Option<&Limits>, bounding: u64) -> io::Resu
     }
     // SAFETY: geteuid has no preconditions.
     if switch && unsafe { libc::geteuid() } != user.uid {
-        let groups = [user.gid];
-        // SAFETY: one gid, valid for the call; the raw calls change only
-        // this thread, the only one (see above).
-        unsafe {
-            check(libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()))?;
-            check(libc::syscall(
-                libc::SYS_setresgid,
-                user.gid,
-                user.gid,
-                user.gid,
-            ))?;
-            check(libc::syscall(
-                libc::SYS_setresuid,
-                user.uid,
-                user.uid,
-                user.uid,
-            ))?;
-        }
+        switch_user(user)?;
     }
     capset(0)?;
     // SAFETY: prctl with integer arguments.
@@ -365,26 +374,13 @@ pub fn enter_keeping_setpcap(user: &Account) -> io::Result<()> {
     let held = effective()?;
     // SAFETY: geteuid has no preconditions.
     if can_switch_user() && unsafe { libc::geteuid() } != user.uid {
-        let groups = [user.gid];
-        // SAFETY: as in `enter`; the permitted set survives the switch
-        // (PR_SET_KEEPCAPS), the effective one is set again below.
-        unsafe {
-            check(libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).into())?;
-            check(libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()))?;
-            check(libc::syscall(
-                libc::SYS_setresgid,
-                user.gid,
-                user.gid,
-                user.gid,
-            ))?;
-            check(libc::syscall(
-                libc::SYS_setresuid,
-                user.uid,
-                user.uid,
-                user.uid,
-            ))?;
-            check(libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).into())?;
-        }
+        // The permitted set survives the switch (PR_SET_KEEPCAPS), the
+        // effective one is set again below.
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }.into())?;
+        switch_user(user)?;
+        // SAFETY: as above.
+        check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) }.into())?;
     }
     capset(held & 1 << CAP_SETPCAP)
 }

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aya::Pod;
 
+use super::sys::{self, BatchAttr, Call};
+
 /// How many values a per-CPU map element holds: one per possible CPU.
 pub fn possible_cpus() -> Result<usize, super::EbpfError> {
     aya::util::nr_cpus().map_err(|(path, source)| super::EbpfError::Cpus { path, source })
@@ -73,41 +75,6 @@ impl BatchReader {
                 false
             }
         }
-    }
-}
-
-/// `BPF_MAP_LOOKUP_BATCH` of `enum bpf_cmd` (include/uapi/linux/bpf.h).
-const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
-
-/// The `batch` member of `union bpf_attr`.
-#[repr(C)]
-#[derive(Default)]
-struct BatchAttr {
-    in_batch: u64,
-    out_batch: u64,
-    keys: u64,
-    values: u64,
-    count: u32,
-    map_fd: u32,
-    elem_flags: u64,
-    flags: u64,
-}
-
-/// `bpf(cmd, attr, sizeof attr)`.
-///
-/// # Safety
-/// `attr` must be a valid `bpf_attr` prefix for `cmd` (the kernel
-/// zero-fills the rest), and every buffer it points to must be as large as
-/// `cmd` needs and outlive the call.
-unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
-    // SAFETY: the caller's promise.
-    unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            std::mem::size_of::<A>(),
-        )
     }
 }
 
@@ -179,18 +146,16 @@ unsafe fn lookup_batch(
         map_fd,
         ..BatchAttr::default()
     };
-    // SAFETY: `attr` is the `batch` prefix of `bpf_attr`; the buffers it
-    // points to hold `count` keys, `count` values (the caller's promise)
-    // and one key each for `in_batch` and `out_batch`, and outlive the
-    // call.
-    let ret = unsafe { sys_bpf(BPF_MAP_LOOKUP_BATCH, &mut attr) };
+    // SAFETY: the buffers `attr` points to hold `count` keys, `count`
+    // values (the caller's promise) and one key each for `in_batch` and
+    // `out_batch`, and outlive the call.
+    let ret = unsafe { sys::call(Call::LookupBatch(&mut attr)) };
     // ENOENT: the map ended before `count` elements; `attr.count` says how
     // many were filled.
-    if ret < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::ENOENT) {
-            return Err(e);
-        }
+    if let Err(e) = ret
+        && e.raw_os_error() != Some(libc::ENOENT)
+    {
+        return Err(e);
     }
     if attr.count != count {
         return Err(io::Error::new(
@@ -214,6 +179,23 @@ mod tests {
     use std::os::fd::{AsFd as _, FromRawFd as _, OwnedFd};
 
     use super::*;
+
+    /// `bpf(cmd, attr, sizeof attr)`, to make and fill real maps.
+    ///
+    /// # Safety
+    /// `attr` must be a valid `bpf_attr` prefix for `cmd`, and every
+    /// buffer it points to as large as `cmd` needs and alive.
+    unsafe fn sys_bpf<A>(cmd: libc::c_long, attr: &mut A) -> libc::c_long {
+        // SAFETY: the caller's promise.
+        unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                cmd,
+                std::ptr::from_mut(attr),
+                std::mem::size_of::<A>(),
+            )
+        }
+    }
 
     /// A real map of `entries` elements, made and filled with the raw
     /// system calls: `values(i)` is element `i` as the kernel takes it from
@@ -336,5 +318,170 @@ mod tests {
         // Mismatched buffers are refused before any call.
         let e = read_array(fd.as_fd(), 0, &mut [0u32; 3], &mut [0u32; 4]).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+}
+
+/// The paths of batch reads that only a refusing, old or odd kernel
+/// takes, on a fake kernel: no root needed.
+#[cfg(test)]
+mod fake_kernel {
+    use std::cell::Cell;
+    use std::os::fd::AsFd as _;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::source::ebpf::sys::fake;
+
+    /// A reader of "map" `/dev/null`: the fake kernel answers for it.
+    fn reader() -> BatchReader {
+        BatchReader {
+            fd: Some(std::fs::File::open("/dev/null").unwrap().into()),
+            works: AtomicBool::new(true),
+            map: "test",
+        }
+    }
+
+    /// What a kernel whose map has `len` elements, `value(i)` at index
+    /// `i`, answers to a batch: up to `count` elements from the one after
+    /// `in_batch`, and ENOENT when it reached the map's end.
+    fn answer(
+        attr: &mut BatchAttr,
+        len: u32,
+        value: impl Fn(u32) -> u32,
+    ) -> io::Result<libc::c_long> {
+        let start = if attr.in_batch == 0 {
+            0
+        } else {
+            // SAFETY: the reader points `in_batch` to a live u32.
+            let after = unsafe { *(attr.in_batch as *const u32) };
+            after + 1
+        };
+        let n = attr.count.min(len.saturating_sub(start));
+        // SAFETY: the reader's buffers hold `count` keys and values.
+        let (keys, values) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(attr.keys as *mut u32, attr.count as usize),
+                std::slice::from_raw_parts_mut(attr.values as *mut u32, attr.count as usize),
+            )
+        };
+        for (i, (k, v)) in (start..start + n).zip(keys.iter_mut().zip(values.iter_mut())) {
+            *k = i;
+            *v = value(i);
+        }
+        attr.count = n;
+        if start + n >= len {
+            Err(io::Error::from_raw_os_error(libc::ENOENT))
+        } else {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_batch_reads_from_its_start_and_the_map_ending_on_the_last_key_is_no_error() {
+        fake::with(
+            |call| match call {
+                sys::Call::LookupBatch(attr) => Some(answer(attr, 8, |i| i * 10)),
+                _ => None,
+            },
+            || {
+                let fd = std::fs::File::open("/dev/null").unwrap();
+                let (mut keys, mut values) = ([0u32; 3], [0u32; 3]);
+                read_array(fd.as_fd(), 0, &mut keys, &mut values).unwrap();
+                assert_eq!((keys, values), ([0, 1, 2], [0, 10, 20]));
+                read_array(fd.as_fd(), 5, &mut keys, &mut values).unwrap();
+                assert_eq!((keys, values), ([5, 6, 7], [50, 60, 70]));
+            },
+        );
+    }
+
+    /// ENOENT before `count` elements: a short batch, refused, and the
+    /// reader falls back to element by element.
+    #[test]
+    fn a_partial_batch_is_an_error_and_the_reader_falls_back() {
+        fake::with(
+            |call| match call {
+                sys::Call::LookupBatch(attr) => Some(answer(attr, 8, |i| i)),
+                _ => None,
+            },
+            || {
+                let fd = std::fs::File::open("/dev/null").unwrap();
+                let (mut keys, mut values) = ([0u32; 5], [0u32; 5]);
+                let e = read_array(fd.as_fd(), 6, &mut keys, &mut values).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+                assert!(e.to_string().contains("2 of 5"), "{e}");
+                let r = reader();
+                assert!(!r.read(6, &mut keys, &mut values));
+                assert!(!r.works.load(Ordering::Relaxed));
+            },
+        );
+    }
+
+    #[test]
+    fn keys_out_of_index_order_are_refused() {
+        fake::with(
+            |call| match call {
+                sys::Call::LookupBatch(attr) => {
+                    let r = answer(attr, 8, |i| i);
+                    // SAFETY: as above; the first two keys change places.
+                    unsafe {
+                        std::ptr::swap(attr.keys as *mut u32, (attr.keys as *mut u32).add(1))
+                    };
+                    Some(r)
+                }
+                _ => None,
+            },
+            || {
+                let fd = std::fs::File::open("/dev/null").unwrap();
+                let (mut keys, mut values) = ([0u32; 4], [0u32; 4]);
+                let e = read_array(fd.as_fd(), 0, &mut keys, &mut values).unwrap_err();
+                assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+            },
+        );
+    }
+
+    /// A kernel without batch lookups (EINVAL before 5.6, ENOSYS without
+    /// bpf at all) or one that refuses them (EPERM): the first refusal
+    /// turns batch reads off, and the reader does not ask again.
+    #[test]
+    fn a_refused_batch_turns_batch_reads_off_for_good() {
+        for errno in [libc::EINVAL, libc::ENOSYS, libc::EPERM] {
+            let calls = Rc::new(Cell::new(0));
+            let counted = Rc::clone(&calls);
+            fake::with(
+                move |call| match call {
+                    sys::Call::LookupBatch(_) => {
+                        counted.set(counted.get() + 1);
+                        fake::errno(errno)
+                    }
+                    _ => None,
+                },
+                || {
+                    let r = reader();
+                    let (mut keys, mut values) = ([0u32; 4], [0u32; 4]);
+                    assert!(!r.read(0, &mut keys, &mut values), "errno {errno}");
+                    let mut per_cpu = [0u64; 8];
+                    assert!(!r.read_percpu(0, &mut keys, 2, &mut per_cpu));
+                    assert!(!r.read(0, &mut keys, &mut values));
+                },
+            );
+            assert_eq!(calls.get(), 1, "errno {errno}: asked once");
+        }
+    }
+
+    #[test]
+    fn a_reader_that_works_says_so() {
+        fake::with(
+            |call| match call {
+                sys::Call::LookupBatch(attr) => Some(answer(attr, 4, |i| i + 1)),
+                _ => None,
+            },
+            || {
+                let r = reader();
+                let (mut keys, mut values) = ([0u32; 4], [0u32; 4]);
+                assert!(r.read(0, &mut keys, &mut values));
+                assert_eq!(values, [1, 2, 3, 4]);
+                assert!(r.works.load(Ordering::Relaxed));
+            },
+        );
     }
 }

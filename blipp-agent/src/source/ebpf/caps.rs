@@ -27,6 +27,8 @@
 //! reads included. So the drop is tried on the effective set first, a map
 //! is read, and where that fails `CAP_BPF` is kept.
 
+use super::sys::{self, Call, CapData as Data, CapHeader as Header};
+
 /// The capabilities only loading needed, by number (linux/capability.h);
 /// named in the log. Every other capability not in [`KEPT`] goes too.
 pub const DROPPED: [(u32, &str); 5] = [
@@ -122,20 +124,6 @@ pub enum CapsError {
 
 const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-#[repr(C)]
-struct Header {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct Data {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
 /// What [`drop_to_runtime`] left.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Dropped {
@@ -153,20 +141,14 @@ fn capget() -> Result<(Header, [Data; 2]), CapsError> {
         pid: 0,
     };
     let mut data = [Data::default(); 2];
-    // SAFETY: header and two data words, as version 3 requires.
-    if unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) } != 0 {
-        return Err(CapsError::Get(std::io::Error::last_os_error()));
-    }
+    sys::call_plain(Call::Capget(&mut header, &mut data)).map_err(CapsError::Get)?;
     Ok((header, data))
 }
 
 /// Sets this thread's effective, permitted and inheritable sets.
 fn capset(version: u32, data: &[Data; 2]) -> Result<(), CapsError> {
     let mut header = Header { version, pid: 0 };
-    // SAFETY: as in capget.
-    if unsafe { libc::syscall(libc::SYS_capset, &raw mut header, data.as_ptr()) } != 0 {
-        return Err(CapsError::Set(std::io::Error::last_os_error()));
-    }
+    sys::call_plain(Call::Capset(&mut header, data)).map_err(CapsError::Set)?;
     Ok(())
 }
 
@@ -243,18 +225,15 @@ fn drop_bounding(kept: u64) -> Result<(), CapsError> {
         if kept & 1 << cap != 0 {
             continue;
         }
-        // SAFETY: prctl with integer arguments. EINVAL means the kernel
-        // does not know the capability (beyond its last one): nothing to
-        // drop.
-        let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
-        if rc != 0 {
-            let source = std::io::Error::last_os_error();
-            if source.raw_os_error() != Some(libc::EINVAL) {
-                return Err(CapsError::Bounding {
-                    cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
-                    source,
-                });
-            }
+        // EINVAL means the kernel does not know the capability (beyond its
+        // last one): nothing to drop.
+        if let Err(source) = sys::call_plain(Call::CapbsetDrop(cap))
+            && source.raw_os_error() != Some(libc::EINVAL)
+        {
+            return Err(CapsError::Bounding {
+                cap: NAMES.get(cap as usize).copied().unwrap_or("CAP_UNKNOWN"),
+                source,
+            });
         }
     }
     Ok(())
@@ -291,5 +270,208 @@ mod tests {
             KEPT.iter()
                 .all(|(k, _)| DROPPED.iter().all(|(d, _)| d != k))
         );
+    }
+}
+
+/// [`drop_to_runtime`] on a fake kernel: every path, no root needed.
+#[cfg(test)]
+mod fake_kernel {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::source::ebpf::sys::fake;
+
+    /// The fake kernel's view of this thread.
+    #[derive(Default)]
+    struct Thread {
+        effective: u64,
+        permitted: u64,
+        bounding: u64,
+        /// Every capset's (effective, permitted), in order.
+        capsets: Vec<(u64, u64)>,
+        /// Capabilities dropped from the bounding set, in order.
+        dropped: Vec<u32>,
+        /// Errors to answer with.
+        capget_errno: Option<i32>,
+        capset_errno: Option<i32>,
+        bounding_errno: Option<i32>,
+    }
+
+    /// The capabilities 0 to 40 this kernel knows.
+    const ALL: u64 = (1 << 41) - 1;
+
+    fn mask(caps: &[(u32, &str)]) -> u64 {
+        caps.iter().fold(0, |m, (c, _)| m | 1 << c)
+    }
+
+    /// Runs [`drop_to_runtime`] on a kernel in the state `thread`.
+    fn drop_on(
+        thread: Thread,
+        maps_readable: Option<&dyn Fn() -> bool>,
+    ) -> (Result<Dropped, CapsError>, Thread) {
+        let state = Rc::new(RefCell::new(thread));
+        let kernel = Rc::clone(&state);
+        let result = fake::with(
+            move |call| {
+                let mut t = kernel.borrow_mut();
+                Some(match call {
+                    Call::Capget(_, data) => {
+                        if let Some(e) = t.capget_errno {
+                            return fake::errno(e);
+                        }
+                        **data = sets(t.effective, t.permitted);
+                        Ok(0)
+                    }
+                    Call::Capset(header, data) => {
+                        assert_eq!(header.version, LINUX_CAPABILITY_VERSION_3);
+                        if let Some(e) = t.capset_errno {
+                            return fake::errno(e);
+                        }
+                        let (e, p) = (
+                            mask_of(data, |d| d.effective),
+                            mask_of(data, |d| d.permitted),
+                        );
+                        // The kernel refuses to raise the permitted set.
+                        assert_eq!(p & !t.permitted, 0, "permitted set raised");
+                        assert_eq!(e & !p, 0, "effective beyond permitted");
+                        t.effective = e;
+                        t.permitted = p;
+                        t.capsets.push((e, p));
+                        Ok(0)
+                    }
+                    Call::CapbsetDrop(cap) => {
+                        if *cap > 40 {
+                            return fake::errno(libc::EINVAL);
+                        }
+                        if let Some(e) = t.bounding_errno {
+                            return fake::errno(e);
+                        }
+                        assert_ne!(t.effective & 1 << SETPCAP.0, 0, "needs CAP_SETPCAP");
+                        t.bounding &= !(1 << *cap);
+                        t.dropped.push(*cap);
+                        Ok(0)
+                    }
+                    _ => return None,
+                })
+            },
+            || drop_to_runtime(maps_readable, 0),
+        );
+        let thread = Rc::try_unwrap(state).ok().unwrap().into_inner();
+        (result, thread)
+    }
+
+    fn root() -> Thread {
+        Thread {
+            effective: ALL,
+            permitted: ALL,
+            bounding: ALL,
+            ..Thread::default()
+        }
+    }
+
+    #[test]
+    fn root_keeps_only_what_it_needs_in_every_set_and_setpcap_goes_last() {
+        let (dropped, t) = drop_on(root(), None);
+        let kept = mask(&KEPT);
+        assert_eq!(
+            dropped.unwrap(),
+            Dropped {
+                kept,
+                bpf_for_maps: false
+            }
+        );
+        assert_eq!((t.effective, t.permitted, t.bounding), (kept, kept, kept));
+        let setpcap = 1 << SETPCAP.0;
+        assert_eq!(
+            t.capsets,
+            [(kept | setpcap, kept | setpcap), (kept, kept)],
+            "the bounding set is cut while CAP_SETPCAP is still held"
+        );
+        assert_eq!(t.dropped.len(), 41 - KEPT.len());
+    }
+
+    /// Map reads that fail without `CAP_BPF` (kernels before 5.11 or so
+    /// with unprivileged BPF off) keep it; the check runs with the
+    /// effective set already cut.
+    #[test]
+    fn cap_bpf_stays_only_where_map_reads_need_it() {
+        let bpf = 1u64 << CAP_BPF;
+        let (dropped, t) = drop_on(root(), Some(&|| false));
+        let dropped = dropped.unwrap();
+        assert!(dropped.bpf_for_maps);
+        assert_eq!(dropped.kept, mask(&KEPT) | bpf);
+        assert_eq!(t.capsets[0], (mask(&KEPT) | 1 << SETPCAP.0, ALL));
+        assert_ne!(t.bounding & bpf, 0);
+        let (dropped, t) = drop_on(root(), Some(&|| true));
+        assert!(!dropped.unwrap().bpf_for_maps);
+        assert_eq!(t.permitted & bpf, 0);
+    }
+
+    /// A unit whose bounding set leaves out `CAP_SETPCAP`, or a kernel
+    /// that refuses: the error names the first capability, and the
+    /// effective and permitted sets are cut all the same.
+    #[test]
+    fn a_refused_bounding_drop_is_reported_after_the_sets_are_cut() {
+        let (dropped, t) = drop_on(
+            Thread {
+                bounding_errno: Some(libc::EPERM),
+                ..root()
+            },
+            None,
+        );
+        let Err(CapsError::Bounding { cap, source }) = dropped else {
+            panic!("{dropped:?}")
+        };
+        assert_eq!(cap, "CAP_CHOWN");
+        assert_eq!(source.raw_os_error(), Some(libc::EPERM));
+        assert_eq!((t.effective, t.permitted), (mask(&KEPT), mask(&KEPT)));
+        assert_eq!(t.bounding, ALL);
+    }
+
+    /// An unprivileged blippd: no `CAP_SETPCAP`, so the bounding set is
+    /// not touched, and nothing fails.
+    #[test]
+    fn without_setpcap_the_bounding_set_is_left_alone() {
+        let some = 1 << 19 | 1 << 13;
+        let (dropped, t) = drop_on(
+            Thread {
+                effective: some,
+                permitted: some,
+                bounding: ALL,
+                ..Thread::default()
+            },
+            None,
+        );
+        assert_eq!(dropped.unwrap().kept, 1 << 19);
+        assert!(t.dropped.is_empty());
+        assert_eq!(t.bounding, ALL);
+    }
+
+    #[test]
+    fn capget_and_capset_errors_say_which() {
+        let (dropped, _) = drop_on(
+            Thread {
+                capget_errno: Some(libc::EINVAL),
+                ..root()
+            },
+            None,
+        );
+        assert!(
+            matches!(dropped, Err(CapsError::Get(ref e)) if e.raw_os_error() == Some(libc::EINVAL)),
+            "{dropped:?}"
+        );
+        let (dropped, t) = drop_on(
+            Thread {
+                capset_errno: Some(libc::EPERM),
+                ..root()
+            },
+            None,
+        );
+        assert!(
+            matches!(dropped, Err(CapsError::Set(ref e)) if e.raw_os_error() == Some(libc::EPERM)),
+            "{dropped:?}"
+        );
+        assert_eq!(t.bounding, ALL, "nothing else tried");
     }
 }

@@ -15,6 +15,7 @@ pub mod object;
 pub mod process;
 pub mod runtime;
 pub mod stats;
+mod sys;
 pub mod tracefs;
 
 pub use error::EbpfError;

@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd, RawFd};
 
 use super::manifest::Kind;
 use crate::source::ebpf::info;
+use crate::source::ebpf::sys::{self, Call};
 
 /// The memfd's name (`/proc/self/fd` shows `/memfd:<name> (deleted)`).
 const MEMFD_NAME: &str = "blipp-handover";
@@ -78,20 +79,18 @@ pub fn attachments() -> std::io::Result<Vec<RawFd>> {
 
 /// Sets or clears `FD_CLOEXEC` on `fd`.
 pub fn set_cloexec(fd: RawFd, on: bool) -> std::io::Result<()> {
-    // SAFETY: F_GETFD/F_SETFD change the descriptor's flags only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(last_error(&format!("descriptor {fd}")));
-    }
+    let context =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("descriptor {fd}: {e}"));
+    let flags = sys::call_plain(Call::GetFd(fd)).map_err(context)?;
+    // The kernel's answer is the descriptor flags, a C int.
+    let flags = libc::c_int::try_from(flags)
+        .map_err(|_| context(std::io::Error::from(std::io::ErrorKind::InvalidData)))?;
     let flags = if on {
         flags | libc::FD_CLOEXEC
     } else {
         flags & !libc::FD_CLOEXEC
     };
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags) } < 0 {
-        return Err(last_error(&format!("descriptor {fd}")));
-    }
+    sys::call_plain(Call::SetFd(fd, flags)).map_err(context)?;
     Ok(())
 }
 

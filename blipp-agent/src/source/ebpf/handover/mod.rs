@@ -226,3 +226,67 @@ pub unsafe fn take() -> Result<Option<Handover>, HandoverError> {
     fds::set_comm(&manifest.comm)?;
     Ok(Some(handover))
 }
+
+/// The descriptor flags of a handover on a fake kernel: the paths of a
+/// failing `fcntl`, no root and no exec needed.
+#[cfg(test)]
+mod fake_kernel {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::source::ebpf::sys::{Call, fake};
+
+    /// Runs `body` on a kernel whose descriptors 100 to 104 have
+    /// `FD_CLOEXEC` set and where `F_SETFD` on `failing` fails with
+    /// EBADF; returns the descriptors' flags afterwards.
+    fn on_kernel<T>(failing: RawFd, body: impl FnOnce() -> T) -> (T, BTreeMap<RawFd, i32>) {
+        let flags: BTreeMap<RawFd, i32> = (100..105).map(|fd| (fd, libc::FD_CLOEXEC)).collect();
+        let state = Rc::new(RefCell::new(flags));
+        let kernel = Rc::clone(&state);
+        let out = fake::with(
+            move |call| match *call {
+                Call::GetFd(fd) => Some(Ok(kernel.borrow()[&fd].into())),
+                Call::SetFd(fd, _) if fd == failing => fake::errno(libc::EBADF),
+                Call::SetFd(fd, new) => {
+                    kernel.borrow_mut().insert(fd, new);
+                    Some(Ok(0))
+                }
+                _ => None,
+            },
+            body,
+        );
+        let flags = state.borrow().clone();
+        (out, flags)
+    }
+
+    #[test]
+    fn kept_open_clears_cloexec_and_puts_it_back_when_the_exec_failed() {
+        let flag = |fd| crate::source::ebpf::sys::call_plain(Call::GetFd(fd)).unwrap();
+        let (while_kept, after) = on_kernel(-1, || {
+            let kept = KeptOpen::new(vec![100, 102, 104]).unwrap();
+            let flags: Vec<_> = (100..105).map(flag).collect();
+            drop(kept);
+            flags
+        });
+        let cloexec = libc::c_long::from(libc::FD_CLOEXEC);
+        assert_eq!(while_kept, [0, cloexec, 0, cloexec, 0]);
+        assert!(after.values().all(|f| *f == libc::FD_CLOEXEC), "{after:?}");
+    }
+
+    /// One descriptor that cannot be changed: the error names it, and the
+    /// ones already cleared get `FD_CLOEXEC` back (the image carries on,
+    /// and its children must not inherit them).
+    #[test]
+    fn a_descriptor_that_cannot_be_kept_undoes_the_others() {
+        let (result, after) = on_kernel(103, || KeptOpen::new(vec![100, 101, 103, 104]).err());
+        let e = result.expect("KeptOpen failed");
+        assert_eq!(e.raw_os_error(), None);
+        assert!(e.to_string().starts_with("descriptor 103: "), "{e}");
+        assert!(
+            after.values().all(|f| *f == libc::FD_CLOEXEC),
+            "every flag as it was: {after:?}"
+        );
+    }
+}
