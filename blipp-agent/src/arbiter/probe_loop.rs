@@ -109,16 +109,16 @@ impl ProbeLoop {
                 result.as_ref().err().map(|e| e as &dyn std::error::Error),
             );
             costs.record(&cost_subject, took.as_secs_f64());
-            if let Some(batch) = collector.collected()
-                && tx.send(batch).await.is_err()
-            {
-                return;
+            for batch in collector.collected(ts).into_iter().flatten() {
+                if tx.send(batch).await.is_err() {
+                    return;
+                }
             }
             if once || *stop.borrow() {
                 break;
             }
         }
-        if let Some(batch) = collector.take() {
+        for batch in collector.take().into_iter().flatten() {
             let _ = tx.send(batch).await;
         }
     }

@@ -19,7 +19,7 @@ use super::{RunLength, RunOptions};
 use crate::config::{Config, ProbeConfig, Status};
 use crate::control::protocol::{Changes, Failure};
 use crate::probe::{Built, Fault};
-use crate::report::collector::Collector;
+use crate::report::collector::{Collector, Reporting};
 use crate::report::{Batch, Route};
 use crate::sample::{Source, Timestamp};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
@@ -112,7 +112,14 @@ impl Supervisor {
             data_file: config.data_file.clone(),
             unis: self.unis,
         };
-        let collector = Collector::new(&config.name, route, config.reporting_params);
+        let reporting = Reporting {
+            every: config.reporting_params.max(1),
+            interval: config
+                .reporting_interval
+                .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+            max_samples: config.reporting_max_samples,
+        };
+        let collector = Collector::with(&config.name, route, reporting, config.aggregate.clone());
         let (stop, stop_rx) = watch::channel(false);
         let done = self.done.clone();
         self.spawned += 1;

@@ -61,6 +61,9 @@ struct CommonKeys {
     collection_schedule: Option<String>,
     schedule_params: Option<Value>,
     reporting_params: Option<u32>,
+    reporting_interval: Option<f64>,
+    reporting_max_samples: Option<u32>,
+    aggregate: Option<Value>,
     reporting_tolerance: Option<u32>,
     collection_size: Option<u64>,
     collection_ttl: Option<u64>,
@@ -78,11 +81,13 @@ struct CommonKeys {
 }
 
 /// The keys of [`CommonKeys`] that have a type of their own.
-const TYPED_KEYS: [&str; 14] = [
+const TYPED_KEYS: [&str; 16] = [
     "probe_module",
     "name",
     "collection_schedule",
     "reporting_params",
+    "reporting_interval",
+    "reporting_max_samples",
     "reporting_tolerance",
     "collection_size",
     "collection_ttl",
@@ -120,6 +125,13 @@ pub struct ProbeConfig {
     pub schedule: ScheduleSpec,
     /// Collections per report.
     pub reporting_params: u32,
+    /// A report goes out at least this often, whatever
+    /// `reporting_params` says.
+    pub reporting_interval: Option<std::time::Duration>,
+    /// A report goes out once it holds this many samples.
+    pub reporting_max_samples: Option<usize>,
+    /// Summaries over windows instead of (or besides) raw samples.
+    pub aggregate: Option<std::sync::Arc<crate::report::aggregate::AggregateSpec>>,
     /// Reports kept while the MS is unreachable.
     pub reporting_tolerance: u32,
     /// MS collection size, bytes.
@@ -201,11 +213,50 @@ impl ProbeConfig {
                 e.expected,
             )
         })?;
+        let aggregate = match &keys.aggregate {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(std::sync::Arc::new(
+                crate::report::aggregate::AggregateSpec::from_json(v).map_err(|e| {
+                    ConfigError::invalid(
+                        origin,
+                        &format!("{pointer}/aggregate/{}", e.key),
+                        &e.value,
+                        e.expected,
+                    )
+                })?,
+            )),
+        };
+        let reporting_interval = match keys.reporting_interval {
+            None => None,
+            Some(s)
+                if s.is_finite()
+                    && (crate::limits::MIN_INTERVAL..=crate::limits::MAX_INTERVAL).contains(&s) =>
+            {
+                Some(std::time::Duration::from_secs_f64(s))
+            }
+            Some(s) => {
+                return Err(ConfigError::invalid(
+                    origin,
+                    &format!("{pointer}/reporting_interval"),
+                    &serde_json::json!(s),
+                    format!(
+                        "seconds from {} to {}",
+                        crate::limits::MIN_INTERVAL,
+                        crate::limits::MAX_INTERVAL
+                    ),
+                ));
+            }
+        };
         Ok(ProbeConfig {
             name: keys.name.unwrap_or_else(|| name.to_owned()),
             module: keys.probe_module,
             schedule,
             reporting_params: keys.reporting_params.unwrap_or(1).max(1),
+            reporting_interval,
+            reporting_max_samples: keys
+                .reporting_max_samples
+                .map(|n| usize::try_from(n.max(1)).unwrap_or(usize::MAX)),
+            aggregate,
             reporting_tolerance: keys.reporting_tolerance.unwrap_or(10),
             collection_size: keys.collection_size.unwrap_or(10_000_000),
             collection_ttl: keys.collection_ttl.unwrap_or(1_500_000),

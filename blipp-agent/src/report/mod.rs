@@ -3,9 +3,11 @@
 //! hands each batch to its sinks: stdout, data files, and the UNIS/MS sink
 //! ([`unis_ms`], its own task, with the [`spool`] behind it).
 
+pub mod aggregate;
 pub mod collector;
 pub mod pending;
 pub mod sink;
+pub mod sketch;
 pub mod spool;
 pub mod stats;
 pub mod unis_ms;
