@@ -184,7 +184,8 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     }
     // The original read `$key` values from any key; a key that is neither
     // this probe's nor used by the command is most likely a typo.
-    let words = crate::source::words::split(&options.command.command).unwrap_or_default();
+    let words = crate::source::words::split(options.command.command.as_deref().unwrap_or_default())
+        .unwrap_or_default();
     for key in config.options.keys() {
         let used = words
             .iter()

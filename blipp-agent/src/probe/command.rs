@@ -26,8 +26,9 @@ const BASE_PATH: &str = BASE_ENV[0].1;
 /// The command keys.
 #[derive(Deserialize)]
 pub struct CommandKeys {
-    /// The command line (split into words, `$key` words substituted).
-    pub command: String,
+    /// The command line (split into words, `$key` words substituted);
+    /// [`default_command`] when the probe module has one and it is not set.
+    pub command: Option<String>,
     /// Seconds before the command's process group is killed.
     pub command_timeout: Option<f64>,
     /// Bytes of standard output beyond which the command is killed.
@@ -55,12 +56,39 @@ pub fn invocation(config: &ProbeConfig) -> Result<Invocation, ConfigError> {
     invocation_of(config, &keys)
 }
 
+/// The command a module runs when its configuration names none: the
+/// original's fixed `ceph -s -f json` for `ceph_probe`. The trust policy sees the
+/// command filled in, as the runner runs it.
+pub fn default_command(module: &str) -> Option<&'static str> {
+    match module {
+        "ceph_probe" => Some("ceph -s -f json"),
+        _ => None,
+    }
+}
+
+/// The command line of probe `config`: its `command`, else its module's
+/// default.
+pub fn command_line(config: &ProbeConfig, keys: &CommandKeys) -> Result<String, ConfigError> {
+    keys.command
+        .clone()
+        .or_else(|| default_command(&config.module).map(str::to_owned))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "configuration",
+                &format!("/properties/configurations/probes/{}", config.name),
+                &Value::String(config.name.clone()),
+                "a probe with a `command`".to_owned(),
+            )
+        })
+}
+
 fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation, ConfigError> {
     let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
     let invalid = |key: &str, value: &Value, expected: String| {
         ConfigError::invalid("configuration", &pointer(key), value, expected)
     };
-    let mut argv = argv::build(&keys.command, |k| {
+    let command = command_line(config, keys)?;
+    let mut argv = argv::build(&command, |k| {
         config.options.get(k).or_else(|| config.raw.get(k))
     })
     .map_err(|e| match e {
@@ -74,11 +102,7 @@ fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation,
                 .unwrap_or(&Value::Null),
             format!("a string, number or boolean (the command's ${key})"),
         ),
-        e => invalid(
-            "command",
-            &Value::String(keys.command.clone()),
-            e.to_string(),
-        ),
+        e => invalid("command", &Value::String(command.clone()), e.to_string()),
     })?;
     let mut env = Vec::new();
     for (name, value) in keys.environment.iter().flatten() {

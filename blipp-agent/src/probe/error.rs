@@ -40,6 +40,9 @@ pub enum ProbeError {
     /// A command's output gave nothing to report.
     #[error(transparent)]
     Cmd(#[from] super::cmd::CmdError),
+    /// A command's output is not JSON.
+    #[error(transparent)]
+    Json(#[from] super::json::JsonError),
     /// A Nagios plugin gave no status.
     #[error(transparent)]
     Nagios(#[from] super::nagios::NagiosError),

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod dummy;
 mod error;
 mod fault;
+pub mod json;
 pub mod mem;
 pub mod nagios;
 pub mod net;
@@ -167,6 +168,8 @@ pub static REGISTRY: &[ProbeSpec] = &[
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,
+    json::SPEC,
+    json::SPEC_CEPH,
     procevents::SPEC,
     agent::SPEC,
     netlogger::SPEC,

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod ebpf;
+pub mod jsonpath;
 pub mod kernel;
 pub mod netlink;
 pub mod netlogger;

@@ -24,7 +24,8 @@ pub fn data_file(run: &str, module: &str) -> String {
 
 /// Writes a configuration running every probe each second in `auto` mode,
 /// each into its own data file, the process and registration probes
-/// following `process`, the command probes running blippd, the NetLogger probes following a log
+/// following `process`, the command probes running blippd (the JSON
+/// ones a blippd printing one sample), the NetLogger probes following a log
 /// written here, the counting probe counting UDP sent to `udp_port`;
 /// returns its path.
 pub fn write_config(run: &str, process: u32, udp_port: u16) -> std::io::Result<String> {
@@ -55,6 +56,20 @@ pub fn write_config(run: &str, process: u32, udp_port: u16) -> std::io::Result<S
                 probe["rules"] = serde_json::json!([{
                     "name": "vmtest-udp", "direction": "out", "protocol": "udp", "port": udp_port
                 }]);
+            }
+            // blippd printing the one sample of a dummy probe: one JSON
+            // document.
+            "json_probe" | "ceph_probe" => {
+                let inner = format!("/tmp/{run}-{m}-inner.json");
+                std::fs::write(
+                    &inner,
+                    r#"{"properties":{"configurations":{"probes":{"d":{"probe_module":"dummy","mode":"proc"}}}}}"#,
+                )?;
+                probe["command"] =
+                    format!("/bin/blippd --once --ini none --node-info none -c {inner}").into();
+                probe["values"] = serde_json::json!({ "v": "/value" });
+                probe["eventTypes"] =
+                    serde_json::json!({ "v": "ps:tools:blipp:vmtest:json:value" });
             }
             "netlogger" | "netlogger_probe" => {
                 let log = format!("/tmp/{run}-{m}.log");
