@@ -57,11 +57,13 @@ pub fn invocation(config: &ProbeConfig) -> Result<Invocation, ConfigError> {
 }
 
 /// The command a module runs when its configuration names none: the
-/// original's fixed `ceph -s -f json` for `ceph_probe`. The trust policy sees the
+/// original's fixed `ceph -s -f json` for `ceph_probe`, and a numeric
+/// traceroute for the traceroute probes. The trust policy sees the
 /// command filled in, as the runner runs it.
 pub fn default_command(module: &str) -> Option<&'static str> {
     match module {
         "ceph_probe" => Some("ceph -s -f json"),
+        "traceroute" | "traceroute_probe" => Some(super::traceroute::DEFAULT_COMMAND),
         _ => None,
     }
 }

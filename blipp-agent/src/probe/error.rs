@@ -43,6 +43,9 @@ pub enum ProbeError {
     /// A command's output is not JSON.
     #[error(transparent)]
     Json(#[from] super::json::JsonError),
+    /// A traceroute printed no hop.
+    #[error(transparent)]
+    Traceroute(#[from] super::traceroute::TracerouteError),
     /// A Nagios plugin gave no status.
     #[error(transparent)]
     Nagios(#[from] super::nagios::NagiosError),

@@ -27,6 +27,7 @@ pub mod registration;
 mod registry_schema;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod traceroute;
 mod track;
 
 use crate::config::{Mode, ProbeConfig};
@@ -170,6 +171,8 @@ pub static REGISTRY: &[ProbeSpec] = &[
     nagios::SPEC,
     json::SPEC,
     json::SPEC_CEPH,
+    traceroute::SPEC,
+    traceroute::SPEC_ORIGINAL,
     procevents::SPEC,
     agent::SPEC,
     netlogger::SPEC,

@@ -15,4 +15,5 @@ pub mod procfs;
 pub mod read;
 pub mod sysfs;
 pub mod tail;
+pub mod traceroute;
 pub mod words;
