@@ -30,7 +30,8 @@ use super::command::{self, CommandKeys};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp};
-use crate::source::command::{Exit, Runner};
+use crate::source::command::Exit;
+use crate::source::command::pipeline::Pipeline;
 use crate::source::jsonpath::{self, AGGREGATES, Aggregate, Path};
 
 /// Registry row.
@@ -128,8 +129,9 @@ struct Options {
 }
 
 /// Keys of this probe that are not `$key` values.
-const OWN_KEYS: [&str; 6] = [
+const OWN_KEYS: [&str; 7] = [
     "command",
+    "pipeline",
     "command_timeout",
     "output_limit",
     "environment",
@@ -146,7 +148,7 @@ struct Pick {
 }
 
 struct JsonProbe {
-    runner: Runner,
+    runner: Pipeline,
     picks: Vec<Pick>,
     subject: Name,
 }
@@ -277,8 +279,10 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     let options: Options = config.options()?;
     let runner = command::runner(config, &options.command)?;
     let picks = picks(config, &options)?;
-    let command = command::command_line(config, &options.command)?;
-    let words = crate::source::words::split(&command).unwrap_or_default();
+    let words: Vec<String> = command::command_lines(config, &options.command)?
+        .iter()
+        .flat_map(|(_, line)| crate::source::words::split(line).unwrap_or_default())
+        .collect();
     for key in config.options.keys() {
         let used = words
             .iter()

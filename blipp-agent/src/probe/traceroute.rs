@@ -21,7 +21,8 @@ use super::command::{self, CommandKeys};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
-use crate::source::command::{Exit, Runner};
+use crate::source::command::Exit;
+use crate::source::command::pipeline::Pipeline;
 use crate::source::traceroute;
 
 /// Registry row.
@@ -89,7 +90,7 @@ struct Options {
 }
 
 struct TracerouteProbe {
-    runner: Runner,
+    runner: Pipeline,
     node: Name,
     hopip: Name,
     rtt: Name,
