@@ -373,7 +373,7 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     }
     for p in &patterns {
         for name in p.regex.capture_names().flatten() {
-            if !options.event_types.contains_key(name) && !(all && name == SUBJECT_GROUP) {
+            if !(options.event_types.contains_key(name) || all && name == SUBJECT_GROUP) {
                 tracing::debug!(probe = %config.name, group = name, "regex group without an event type is not reported");
             }
         }

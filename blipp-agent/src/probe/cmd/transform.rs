@@ -60,7 +60,7 @@ impl Transform {
             return None;
         }
         let whole = self.factor.fract() == 0.0 && self.offset.fract() == 0.0;
-        Some(if int && whole && out >= 0.0 && out < 9.0e15 {
+        Some(if int && whole && (0.0..9.0e15).contains(&out) {
             Value::Int(out as u64)
         } else {
             Value::Float(out)
