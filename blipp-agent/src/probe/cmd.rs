@@ -32,7 +32,7 @@
 //! probe's life.
 
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::command::{self, CommandKeys};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
@@ -181,7 +181,7 @@ struct CmdProbe {
     subjects: HashMap<String, Name>,
     /// Subjects reported in this collection (a second match of one is
     /// not reported).
-    seen: Vec<Name>,
+    seen: HashSet<Name>,
 }
 
 /// The first `max` characters of `bytes`, on one line, for messages.
@@ -401,7 +401,7 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
             node: ctx.node.clone(),
             prefix: format!("{}:", config.name),
             subjects: HashMap::new(),
-            seen: Vec::new(),
+            seen: HashSet::new(),
         }),
         source: Source::Command,
     })
@@ -490,11 +490,10 @@ impl Probe for CmdProbe {
                     None => Some(self.node.clone()),
                 };
                 if let Some(subject) = subject {
-                    if self.seen.contains(&subject) && self.all {
-                        tracing::debug!(subject = %subject, "a second match of a subject is not reported");
-                    } else {
+                    if self.seen.insert(subject.clone()) || !self.all {
                         report(&stdout, &p.locations, &p.targets, ts, &subject, out);
-                        self.seen.push(subject);
+                    } else {
+                        tracing::debug!(subject = %subject, "a second match of a subject is not reported");
                     }
                 }
                 if !self.all {
