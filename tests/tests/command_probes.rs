@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
-use blipp_tests::blippd_samples;
+use blipp_tests::{blippd_samples, require_tool};
 use serde_json::{Value, json};
 
 fn run_blippd(probes: &Value, args: &[&str]) -> Vec<Value> {
@@ -69,4 +69,33 @@ fn slow_commands_do_not_hold_up_other_probes() {
     );
     let fast = of(&samples, "ps:tools:blipp:test:fast").len();
     assert!(fast >= 10, "the fast probe collected {fast} times in 3 s");
+}
+
+#[test]
+fn a_pipeline_through_the_launcher_reports_every_match() {
+    if !require_tool("ps", "the cmd pipeline test") {
+        return;
+    }
+    // Two sandboxed programs, the second reading the first's output; every
+    // line a match of its own, named by its `subject` group.
+    let samples = run_blippd(
+        &json!({"procs": {"probe_module": "cmd",
+            "pipeline": ["ps -e -o pid=,comm=", "grep -w -e blippd -e ps"],
+            "matches": "all",
+            "regex": "^\\s*(?P<pid>\\d+) (?P<subject>\\S+)$",
+            "eventTypes": {"pid": {"eventType": "ps:tools:blipp:test:pid", "scale": 1}}}}),
+        &["--once"],
+    );
+    let pids = of(&samples, "ps:tools:blipp:test:pid");
+    let subjects: Vec<&str> = pids
+        .iter()
+        .map(|s| s["subject"].as_str().unwrap())
+        .collect();
+    // blippd, its launcher and the run's supervisor all match: one
+    // sample for the series; ps saw itself.
+    assert_eq!(subjects, ["procs:blippd", "procs:ps"], "{samples:?}");
+    assert!(
+        pids.iter().all(|s| s["value"].as_u64().unwrap() > 1),
+        "{pids:?}"
+    );
 }

@@ -205,6 +205,48 @@ fn the_iperf_preset_measures_a_real_iperf3_server() {
 }
 
 #[test]
+fn json_probe_reads_a_real_iperf3_json_report() {
+    if !require_root("the json_probe iperf3 test (network namespace)")
+        || !require_tool("ip", "the json_probe iperf3 test")
+        || !require_tool("iperf3", "the json_probe iperf3 test")
+    {
+        return;
+    }
+    let ns = loopback_ns("json");
+    let _server = IperfServer::start(&ns, 5232);
+    // The original's json_probe value by default (the intervals' mean),
+    // and values of its own.
+    let samples = blippd_in(
+        &ns,
+        &probes(json!({"t": {"probe_module": "json_probe",
+            "command": "iperf3 -J -c $address -p 5232 -t 2", "address": "127.0.0.1",
+            "command_timeout": 20,
+            "values": {
+                "bandwidth": {"path": "/intervals/*/sum/bits_per_second", "aggregate": "mean"},
+                "received": "/end/sum_received/bits_per_second",
+                "intervals": {"path": "/intervals/*", "aggregate": "count"},
+                "error": "/error"},
+            "eventTypes": {
+                "bandwidth": "ps:tools:blipp:linux:net:iperf:bandwidth",
+                "received": "ps:tools:blipp:linux:net:iperf:received",
+                "intervals": "ps:tools:blipp:linux:net:iperf:intervals",
+                "error": "ps:tools:blipp:linux:net:iperf:error"}}})),
+        &["--once"],
+    );
+    let bw = of(&samples, "ps:tools:blipp:linux:net:iperf:bandwidth");
+    assert_eq!(bw.len(), 1, "{samples:?}");
+    assert!(bw[0]["value"].as_f64().unwrap() > 1e7, "{bw:?}");
+    assert_eq!(bw[0]["source"], "command");
+    let received = of(&samples, "ps:tools:blipp:linux:net:iperf:received");
+    assert!(received[0]["value"].as_f64().unwrap() > 1e7, "{received:?}");
+    // Two seconds, one interval a second.
+    let intervals = of(&samples, "ps:tools:blipp:linux:net:iperf:intervals");
+    assert_eq!(intervals[0]["value"], 2, "{intervals:?}");
+    // A successful run has no `error` member: no sample, not an empty one.
+    assert!(of(&samples, "ps:tools:blipp:linux:net:iperf:error").is_empty());
+}
+
+#[test]
 fn dummy_probes_under_simple_avoid_wait_their_duration_side_by_side() {
     // Four probes whose runs take 0.9 s each second. Side by side, off
     // the runtime's two workers, each runs two or three times in 3 s

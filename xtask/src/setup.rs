@@ -16,7 +16,8 @@ const BPF_LINKER: &str = "0.10.0";
 /// losetup (util-linux), ethtool for cross-checking link speeds,
 /// systemd-analyze for checking the service units (systemd), real
 /// commands and Nagios plugins for the cmd and nagios probes (iputils-ping,
-/// monitoring-plugins-basic), iperf3 for the original's iperf preset
+/// monitoring-plugins-basic, traceroute, iputils-tracepath), iperf3 for the
+/// original's iperf preset and json_probe
 /// (owping's, owamp-client, is not in Debian).
 const TEST_PACKAGES: &[&str] = &[
     "iproute2",
@@ -29,6 +30,9 @@ const TEST_PACKAGES: &[&str] = &[
     "monitoring-plugins-basic",
     // original_presets runs the iperf preset against `iperf3 -s`.
     "iperf3",
+    // traceroute_probe runs both, unprivileged (UDP probes).
+    "traceroute",
+    "iputils-tracepath",
     // command_sandbox checks that a command cannot use it to become root.
     "sudo",
     // counting compares its counts with nftables counters.

@@ -63,6 +63,8 @@ mod tests {
                 "c": {"probe_module": "process", "pid": 0, "status": "OFF"},
                 "d": {"probe_module": "numa", "sys_dir": "/nonexistent"},
                 "e": {"probe_module": "disk", "mode": "ebpf"},
+                "f": {"probe_module": "cmd", "command": "true", "eventTypes": {"g0": "e"},
+                      "regex": (0..40).map(|i| format!("(?P<g{i}>a)")).collect::<String>()},
             })),
             "f.json",
         );
@@ -72,6 +74,7 @@ mod tests {
             [
                 "f.json: /properties/configurations/probes/a/regex: \"(\" is invalid: a regular expression: unclosed group at character 1",
                 "f.json: /properties/configurations/probes/c/pid: 0 is invalid: expected a pid greater than 0",
+                "f.json: /properties/configurations/probes/f/regex: \"(?P<g0>a)(?P<g1>a)(?P<g2>a)(?P<g3>a)(?P<g4>a)(?P<g5>a)(?P<g6>a)(?P<g7>a)(?P<g8>a)(?P<g9>a)(?P<g10>a)(?P<g11>a)(?P<g1... is invalid: a regular expression with at most 32 groups, not 40: each group costs time at every match",
             ]
         );
     }

@@ -14,22 +14,35 @@
 //! ```
 //!
 //! How the command runs (no shell, clean environment, timeout, output
-//! limit) is [`crate::source::command`]'s; how `$key` words are filled in
-//! is [`crate::source::command::argv`]'s. The regex is matched as the
-//! original compiled it (`re.S | re.M`: `.` matches newlines, `^`/`$` match
-//! at line ends), once per collection; each group listed in `eventTypes`
-//! that matched a number gives one sample of the node. A group that matched
+//! limit; a `pipeline` of several) is [`crate::source::command`]'s; how
+//! `$key` words are filled in is [`crate::source::command::argv`]'s. Each
+//! regex (`regex` may be a list) is matched as the original compiled it
+//! (`re.S | re.M`: `.` matches newlines, `^`/`$` match at line ends), once
+//! per collection, or at every match with `"matches": "all"`, where the
+//! group `subject` names each match's series; each group listed in
+//! `eventTypes` that matched a number gives one sample, transformed by its
+//! `unit`, `scale` and `offset` ([`transform`]). A group that matched
 //! something else (`unknown`, `-`) gives none (logged at debug level): a
 //! value that was not measured is not reported.
+//!
+//! Costs are bounded where a configuration or the output could make them
+//! grow: at most [`MAX_REGEXES`] regexes of at most [`MAX_GROUPS`] groups
+//! each (every group costs time at every match), at most `max_matches`
+//! matches a collection, and at most [`MAX_SUBJECTS`] subjects over the
+//! probe's life.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::command::{self, CommandKeys};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
-use crate::source::command::{Exit, Runner};
+use transform::{Transform, UNITS};
+
+pub mod transform;
+use crate::source::command::Exit;
+use crate::source::command::pipeline::Pipeline;
 
 /// Registry row.
 pub const SPEC: ProbeSpec = ProbeSpec {
@@ -64,7 +77,7 @@ pub enum CmdError {
         /// The start of its standard error.
         stderr: String,
     },
-    /// The regex did not match.
+    /// No regex matched.
     #[error("{program}'s output does not match the regex ({exit:?}): {output}")]
     NoMatch {
         /// `argv[0]`.
@@ -76,32 +89,99 @@ pub enum CmdError {
     },
 }
 
+/// The most regexes `regex` may list.
+pub const MAX_REGEXES: usize = 16;
+/// The most capture groups a regex may have: the regex engines that
+/// report groups do work for each group at every match.
+pub const MAX_GROUPS: usize = 32;
+/// Matches reported a collection unless `max_matches` says otherwise.
+pub const DEFAULT_MAX_MATCHES: usize = 256;
+/// The largest `max_matches`.
+pub const MAX_MATCHES: usize = 4096;
+/// Distinct subjects (`"matches": "all"`) a probe reports over its life;
+/// each is a series of its own in UNIS, which output must not grow
+/// without bound.
+pub const MAX_SUBJECTS: usize = 1024;
+/// Bytes a compiled regex may take.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The group whose capture names a match's subject.
+const SUBJECT_GROUP: &str = "subject";
+/// The longest captured subject kept, in bytes.
+const SUBJECT_MAX: usize = 128;
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EventSpec {
+    Name(String),
+    Transformed {
+        #[serde(rename = "eventType")]
+        event_type: String,
+        scale: Option<f64>,
+        offset: Option<f64>,
+        unit: Option<String>,
+    },
+}
+
 #[derive(Deserialize)]
 struct Options {
     #[serde(flatten)]
     command: CommandKeys,
-    regex: String,
+    regex: OneOrMany,
     #[serde(rename = "eventTypes")]
-    event_types: BTreeMap<String, String>,
+    event_types: BTreeMap<String, EventSpec>,
+    matches: Option<String>,
+    max_matches: Option<usize>,
 }
 
 /// Keys of this probe that are not `$key` values.
-const OWN_KEYS: [&str; 6] = [
+const OWN_KEYS: [&str; 9] = [
     "command",
+    "pipeline",
     "command_timeout",
     "output_limit",
     "environment",
     "regex",
     "eventTypes",
+    "matches",
+    "max_matches",
 ];
 
-struct CmdProbe {
-    runner: Runner,
+/// One group that becomes samples.
+struct Target {
+    index: usize,
+    group: String,
+    event_type: Name,
+    transform: Transform,
+}
+
+/// One regex and what its groups become.
+struct Pattern {
     regex: regex::Regex,
     locations: regex::CaptureLocations,
-    /// (capture group index, group name, event type).
-    groups: Vec<(usize, String, Name)>,
-    subject: Name,
+    targets: Vec<Target>,
+    /// The `subject` group's index, with `"matches": "all"`.
+    subject: Option<usize>,
+}
+
+struct CmdProbe {
+    runner: Pipeline,
+    patterns: Vec<Pattern>,
+    all: bool,
+    max_matches: usize,
+    node: Name,
+    prefix: String,
+    /// Subjects made so far, by captured text.
+    subjects: HashMap<String, Name>,
+    /// Subjects reported in this collection (a second match of one is
+    /// not reported).
+    seen: HashSet<Name>,
 }
 
 /// The first `max` characters of `bytes`, on one line, for messages.
@@ -125,6 +205,24 @@ pub fn number(text: &str) -> Option<Value> {
         .map(Value::Float)
 }
 
+/// A captured subject as a name segment: whitespace and control
+/// characters become `_`, at most [`SUBJECT_MAX`] bytes; `None` when
+/// nothing is left.
+fn subject_segment(captured: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in captured.trim().chars() {
+        if out.len() + c.len_utf8() > SUBJECT_MAX {
+            break;
+        }
+        out.push(if c.is_whitespace() || c.is_control() {
+            '_'
+        } else {
+            c
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
 fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
     let options: Options = config.options()?;
     let invalid = |key: &str, value: serde_json::Value, expected: String| {
@@ -136,17 +234,34 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
         )
     };
     let runner = command::runner(config, &options.command)?;
-    let regex = regex::RegexBuilder::new(&options.regex)
-        .multi_line(true)
-        .dot_matches_new_line(true)
-        .build()
-        .map_err(|e| {
-            invalid(
-                "regex",
-                options.regex.clone().into(),
-                format!("a regular expression: {}", crate::config::regex_error(&e)),
-            )
-        })?;
+    let all = match options.matches.as_deref() {
+        None | Some("first") => false,
+        Some("all") => true,
+        Some(other) => {
+            return Err(invalid("matches", other.into(), "\"first\" or \"all\"".to_owned()).into());
+        }
+    };
+    let max_matches = options.max_matches.unwrap_or(DEFAULT_MAX_MATCHES);
+    if !(1..=MAX_MATCHES).contains(&max_matches) {
+        return Err(invalid(
+            "max_matches",
+            max_matches.into(),
+            format!("1 to {MAX_MATCHES} matches a collection"),
+        )
+        .into());
+    }
+    let (texts, listed) = match options.regex {
+        OneOrMany::One(r) => (vec![r], false),
+        OneOrMany::Many(rs) => (rs, true),
+    };
+    if texts.is_empty() || texts.len() > MAX_REGEXES {
+        return Err(invalid(
+            "regex",
+            texts.into(),
+            format!("a regular expression, or a list of 1 to {MAX_REGEXES}"),
+        )
+        .into());
+    }
     if options.event_types.is_empty() {
         return Err(invalid(
             "eventTypes",
@@ -155,36 +270,120 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
         )
         .into());
     }
-    let mut groups = Vec::new();
-    for (group, event_type) in &options.event_types {
-        let index = regex
-            .capture_names()
-            .position(|n| n == Some(group.as_str()))
-            .ok_or_else(|| {
+    let mut patterns = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        let key = if listed {
+            format!("regex/{i}")
+        } else {
+            "regex".to_owned()
+        };
+        let regex = regex::RegexBuilder::new(text)
+            .multi_line(true)
+            .dot_matches_new_line(true)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| {
                 invalid(
-                    "eventTypes",
-                    group.clone().into(),
-                    "the name of a group of the regex, written (?P<name>...)".to_owned(),
+                    &key,
+                    text.clone().into(),
+                    format!("a regular expression: {}", crate::config::regex_error(&e)),
                 )
             })?;
-        if event_type.trim().is_empty() {
+        let groups = regex.captures_len() - 1;
+        if groups > MAX_GROUPS {
             return Err(invalid(
-                "eventTypes",
-                event_type.clone().into(),
-                "an event type".to_owned(),
+                &key,
+                text.clone().into(),
+                format!("a regular expression with at most {MAX_GROUPS} groups, not {groups}: each group costs time at every match"),
             )
             .into());
         }
-        groups.push((index, group.clone(), Name::from(event_type.as_str())));
+        let position = |name: &str| regex.capture_names().position(|n| n == Some(name));
+        let subject = position(SUBJECT_GROUP);
+        if all && subject.is_none() {
+            return Err(invalid(
+                &key,
+                text.clone().into(),
+                "with \"matches\": \"all\", a regex with a group (?P<subject>...) naming each match's series".to_owned(),
+            )
+            .into());
+        }
+        patterns.push(Pattern {
+            locations: regex.capture_locations(),
+            targets: Vec::new(),
+            subject: subject.filter(|_| all),
+            regex,
+        });
     }
-    for name in regex.capture_names().flatten() {
-        if !options.event_types.contains_key(name) {
-            tracing::debug!(probe = %config.name, group = name, "regex group without an event type is not reported");
+    for (group, spec) in &options.event_types {
+        let at = format!("eventTypes/{group}");
+        let (event_type, transform) = match spec {
+            EventSpec::Name(e) => (e, Transform::default()),
+            EventSpec::Transformed {
+                event_type,
+                scale,
+                offset,
+                unit,
+            } => {
+                let t = Transform::new(unit.as_deref(), *scale, *offset).ok_or_else(|| {
+                    invalid(
+                        &at,
+                        serde_json::json!({"unit": unit, "scale": scale, "offset": offset}),
+                        format!("a `unit` of {UNITS:?}, a finite `scale` other than 0 and a finite `offset`"),
+                    )
+                })?;
+                (event_type, t)
+            }
+        };
+        if event_type.trim().is_empty() {
+            return Err(invalid(&at, event_type.clone().into(), "an event type".to_owned()).into());
+        }
+        if all && group == SUBJECT_GROUP {
+            return Err(invalid(
+                &at,
+                group.clone().into(),
+                "a group other than `subject`, which names each match's series".to_owned(),
+            )
+            .into());
+        }
+        let mut found = false;
+        for p in &mut patterns {
+            if let Some(index) = p
+                .regex
+                .capture_names()
+                .position(|n| n == Some(group.as_str()))
+            {
+                found = true;
+                p.targets.push(Target {
+                    index,
+                    group: group.clone(),
+                    event_type: Name::from(event_type.as_str()),
+                    transform,
+                });
+            }
+        }
+        if !found {
+            return Err(invalid(
+                "eventTypes",
+                group.clone().into(),
+                "the name of a group of the regex, written (?P<name>...)".to_owned(),
+            )
+            .into());
+        }
+    }
+    for p in &patterns {
+        for name in p.regex.capture_names().flatten() {
+            if !(options.event_types.contains_key(name) || all && name == SUBJECT_GROUP) {
+                tracing::debug!(probe = %config.name, group = name, "regex group without an event type is not reported");
+            }
         }
     }
     // The original read `$key` values from any key; a key that is neither
     // this probe's nor used by the command is most likely a typo.
-    let words = crate::source::words::split(&options.command.command).unwrap_or_default();
+    let words: Vec<String> = command::command_lines(config, &options.command)?
+        .iter()
+        .flat_map(|(_, line)| crate::source::words::split(line).unwrap_or_default())
+        .collect();
     for key in config.options.keys() {
         let used = words
             .iter()
@@ -196,56 +395,129 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     Ok(Built {
         probe: Box::new(CmdProbe {
             runner,
-            locations: regex.capture_locations(),
-            regex,
-            groups,
-            subject: ctx.node.clone(),
+            patterns,
+            all,
+            max_matches,
+            node: ctx.node.clone(),
+            prefix: format!("{}:", config.name),
+            subjects: HashMap::new(),
+            seen: HashSet::new(),
         }),
         source: Source::Command,
     })
 }
 
+impl CmdProbe {
+    /// The subject a match's capture names; `None` when it names none or
+    /// is a new one past [`MAX_SUBJECTS`].
+    fn subject_of(&mut self, captured: &str) -> Option<Name> {
+        if let Some(name) = self.subjects.get(captured) {
+            return Some(name.clone());
+        }
+        if self.subjects.len() >= MAX_SUBJECTS {
+            tracing::warn!(
+                subject = captured,
+                limit = MAX_SUBJECTS,
+                "too many subjects: not reported"
+            );
+            return None;
+        }
+        let name = Name::from(format!("{}{}", self.prefix, subject_segment(captured)?));
+        self.subjects.insert(captured.to_owned(), name.clone());
+        Some(name)
+    }
+}
+
+/// The samples of one match, whose groups are in `locations`.
+fn report(
+    text: &str,
+    locations: &regex::CaptureLocations,
+    targets: &[Target],
+    ts: Timestamp,
+    subject: &Name,
+    out: &mut Vec<Sample>,
+) {
+    for t in targets {
+        let Some((start, end)) = locations.get(t.index) else {
+            continue;
+        };
+        match number(&text[start..end]).and_then(|v| t.transform.apply(v)) {
+            Some(value) => out.push(Sample::new(
+                ts,
+                subject,
+                &t.event_type,
+                value,
+                Source::Command,
+            )),
+            None => {
+                tracing::debug!(group = %t.group, captured = &text[start..end], "not a number, not reported");
+            }
+        }
+    }
+}
+
 impl Probe for CmdProbe {
     fn collect(&mut self, ts: Timestamp, out: &mut Vec<Sample>) -> Result<(), ProbeError> {
         let exit = self.runner.run()?;
-        let program = || self.runner.argv()[0].clone();
-        let stdout = String::from_utf8_lossy(self.runner.stdout());
+        let stdout = String::from_utf8_lossy(self.runner.stdout()).into_owned();
         if stdout.trim().is_empty() {
             return Err(CmdError::NoOutput {
-                program: program(),
+                program: self.runner.argv()[0].clone(),
                 exit,
                 stderr: excerpt(self.runner.stderr(), 200),
             }
             .into());
         }
-        if self
-            .regex
-            .captures_read(&mut self.locations, &stdout)
-            .is_none()
-        {
+        let mut matched = 0usize;
+        let mut patterns = std::mem::take(&mut self.patterns);
+        self.seen.clear();
+        'patterns: for p in &mut patterns {
+            let mut at = 0;
+            while at <= stdout.len() {
+                let Some(m) = p.regex.captures_read_at(&mut p.locations, &stdout, at) else {
+                    break;
+                };
+                matched += 1;
+                if matched > self.max_matches {
+                    tracing::warn!(
+                        limit = self.max_matches,
+                        "more matches than max_matches: the rest is not reported"
+                    );
+                    break 'patterns;
+                }
+                let subject = match p.subject.and_then(|i| p.locations.get(i)) {
+                    Some((s, e)) => self.subject_of(&stdout[s..e]),
+                    None => Some(self.node.clone()),
+                };
+                if let Some(subject) = subject {
+                    if self.seen.insert(subject.clone()) || !self.all {
+                        report(&stdout, &p.locations, &p.targets, ts, &subject, out);
+                    } else {
+                        tracing::debug!(subject = %subject, "a second match of a subject is not reported");
+                    }
+                }
+                if !self.all {
+                    break;
+                }
+                // An empty match moves on by one character.
+                at = if m.end() > m.start() {
+                    m.end()
+                } else {
+                    stdout[m.end()..]
+                        .chars()
+                        .next()
+                        .map_or(stdout.len() + 1, |c| m.end() + c.len_utf8())
+                };
+            }
+        }
+        self.patterns = patterns;
+        if matched == 0 {
             return Err(CmdError::NoMatch {
-                program: program(),
+                program: self.runner.argv()[0].clone(),
                 exit,
                 output: excerpt(self.runner.stdout(), 200),
             }
             .into());
-        }
-        for (index, group, event_type) in &self.groups {
-            let Some((start, end)) = self.locations.get(*index) else {
-                continue;
-            };
-            match number(&stdout[start..end]) {
-                Some(value) => out.push(Sample::new(
-                    ts,
-                    &self.subject,
-                    event_type,
-                    value,
-                    Source::Command,
-                )),
-                None => {
-                    tracing::debug!(group = %group, captured = &stdout[start..end], "not a number, not reported")
-                }
-            }
         }
         Ok(())
     }

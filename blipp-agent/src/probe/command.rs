@@ -1,5 +1,6 @@
-//! What the `cmd` and `nagios` probes share: the keys that say how their
-//! command runs, checked and turned into a [`Runner`].
+//! What the probes that run programs share (`cmd`, `nagios`, `json_probe`,
+//! `traceroute`): the keys that say how their command (or pipeline) runs,
+//! checked and turned into a [`Pipeline`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::policy::{self, Invocation};
 use crate::config::{ConfigError, ProbeConfig};
+use crate::source::command::pipeline::Pipeline;
 use crate::source::command::{BASE_ENV, Runner, argv};
 
 /// Seconds a command may run unless `command_timeout` says otherwise.
@@ -18,7 +20,10 @@ pub const MAX_TIMEOUT: f64 = 3600.0;
 /// Bytes of standard output kept unless `output_limit` says otherwise.
 pub const DEFAULT_OUTPUT_LIMIT: usize = 64 * 1024;
 /// The largest `output_limit` allowed.
-pub const MAX_OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+pub const MAX_OUTPUT_LIMIT: usize = crate::source::command::wire::MAX_STDIN;
+/// The most stages a `pipeline` may have: more is a configuration that
+/// wants a script.
+pub const MAX_STAGES: usize = 8;
 
 /// The `PATH` commands run with unless their `environment` sets one.
 const BASE_PATH: &str = BASE_ENV[0].1;
@@ -26,8 +31,12 @@ const BASE_PATH: &str = BASE_ENV[0].1;
 /// The command keys.
 #[derive(Deserialize)]
 pub struct CommandKeys {
-    /// The command line (split into words, `$key` words substituted).
-    pub command: String,
+    /// The command line (split into words, `$key` words substituted);
+    /// [`default_command`] when the probe module has one and it is not set.
+    pub command: Option<String>,
+    /// Command lines run one after another, each reading the previous
+    /// one's output (instead of `command`).
+    pub pipeline: Option<Vec<String>>,
     /// Seconds before the command's process group is killed.
     pub command_timeout: Option<f64>,
     /// Bytes of standard output beyond which the command is killed.
@@ -44,23 +53,92 @@ fn valid_env_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// What probe `config` would run: its command split, `$key` words
-/// substituted from the probe's own keys (then the common ones, as the
-/// original read them from the whole configuration), the program resolved
-/// through the `PATH` it will run with, and its `environment`. The trust
-/// policy checks exactly this before a remote configuration may run it, and
-/// the runner executes exactly this.
-pub fn invocation(config: &ProbeConfig) -> Result<Invocation, ConfigError> {
+/// What probe `config` would run, stage by stage (one stage for a
+/// `command`): each command line split, `$key` words substituted from the
+/// probe's own keys (then the common ones, as the original read them from
+/// the whole configuration), the program resolved through the `PATH` it
+/// will run with, and its `environment`. The trust policy checks exactly
+/// these (every stage) before a remote configuration may run them, and
+/// the runner executes exactly these.
+pub fn invocations(config: &ProbeConfig) -> Result<Vec<Invocation>, ConfigError> {
     let keys: CommandKeys = config.options()?;
-    invocation_of(config, &keys)
+    invocations_of(config, &keys)
 }
 
-fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation, ConfigError> {
+/// The command a module runs when its configuration names none: the
+/// original's fixed `ceph -s -f json` for `ceph_probe`, and a numeric
+/// traceroute for the traceroute probes. The trust policy sees the
+/// command filled in, as the runner runs it.
+pub fn default_command(module: &str) -> Option<&'static str> {
+    match module {
+        "ceph_probe" => Some("ceph -s -f json"),
+        "traceroute" | "traceroute_probe" => Some(super::traceroute::DEFAULT_COMMAND),
+        _ => None,
+    }
+}
+
+/// The command lines of probe `config` with the key each comes from: its
+/// `pipeline`'s stages, else its `command`, else its module's default.
+pub fn command_lines(
+    config: &ProbeConfig,
+    keys: &CommandKeys,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let at = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
+    match (&keys.command, &keys.pipeline) {
+        (Some(_), Some(stages)) => Err(ConfigError::invalid(
+            "configuration",
+            &at("pipeline"),
+            &serde_json::json!(stages),
+            "either `command` or `pipeline`, not both",
+        )),
+        (None, Some(stages)) if stages.is_empty() || stages.len() > MAX_STAGES => {
+            Err(ConfigError::invalid(
+                "configuration",
+                &at("pipeline"),
+                &serde_json::json!(stages),
+                format!("1 to {MAX_STAGES} command lines"),
+            ))
+        }
+        (None, Some(stages)) => Ok(stages
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("pipeline/{i}"), s.clone()))
+            .collect()),
+        (Some(c), None) => Ok(vec![("command".to_owned(), c.clone())]),
+        (None, None) => default_command(&config.module)
+            .map(|c| vec![("command".to_owned(), c.to_owned())])
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "configuration",
+                    &at("command"),
+                    &Value::Null,
+                    "a command line (or a `pipeline`)",
+                )
+            }),
+    }
+}
+
+fn invocations_of(
+    config: &ProbeConfig,
+    keys: &CommandKeys,
+) -> Result<Vec<Invocation>, ConfigError> {
+    command_lines(config, keys)?
+        .into_iter()
+        .map(|(key, line)| invocation_of(config, keys, &key, &line))
+        .collect()
+}
+
+fn invocation_of(
+    config: &ProbeConfig,
+    keys: &CommandKeys,
+    key_of_line: &str,
+    command: &str,
+) -> Result<Invocation, ConfigError> {
     let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
     let invalid = |key: &str, value: &Value, expected: String| {
         ConfigError::invalid("configuration", &pointer(key), value, expected)
     };
-    let mut argv = argv::build(&keys.command, |k| {
+    let mut argv = argv::build(command, |k| {
         config.options.get(k).or_else(|| config.raw.get(k))
     })
     .map_err(|e| match e {
@@ -75,8 +153,8 @@ fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation,
             format!("a string, number or boolean (the command's ${key})"),
         ),
         e => invalid(
-            "command",
-            &Value::String(keys.command.clone()),
+            key_of_line,
+            &Value::String(command.to_owned()),
             e.to_string(),
         ),
     })?;
@@ -103,9 +181,9 @@ fn invocation_of(config: &ProbeConfig, keys: &CommandKeys) -> Result<Invocation,
     Ok(Invocation { argv, env })
 }
 
-/// Builds the runner of `keys` for probe `config` (see [`invocation`]).
-pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, ConfigError> {
-    let Invocation { argv, env } = invocation_of(config, keys)?;
+/// Builds the pipeline of `keys` for probe `config` (see [`invocations`]).
+pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Pipeline, ConfigError> {
+    let stages = invocations_of(config, keys)?;
     let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
     let invalid = |key: &str, value: &Value, expected: String| {
         ConfigError::invalid("configuration", &pointer(key), value, expected)
@@ -126,11 +204,13 @@ pub fn runner(config: &ProbeConfig, keys: &CommandKeys) -> Result<Runner, Config
             format!("bytes, 1 to {MAX_OUTPUT_LIMIT}"),
         ));
     }
-    tracing::info!(probe = %config.name, argv = ?argv, "command");
-    Ok(Runner::new(
-        argv,
-        env,
-        Duration::from_secs_f64(timeout),
-        limit,
-    ))
+    let timeout = Duration::from_secs_f64(timeout);
+    let runners = stages
+        .into_iter()
+        .map(|Invocation { argv, env }| {
+            tracing::info!(probe = %config.name, argv = ?argv, "command");
+            Runner::new(argv, env, timeout, limit)
+        })
+        .collect();
+    Ok(Pipeline::new(runners, timeout))
 }

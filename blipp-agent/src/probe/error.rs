@@ -40,6 +40,12 @@ pub enum ProbeError {
     /// A command's output gave nothing to report.
     #[error(transparent)]
     Cmd(#[from] super::cmd::CmdError),
+    /// A command's output is not JSON.
+    #[error(transparent)]
+    Json(#[from] super::json::JsonError),
+    /// A traceroute printed no hop.
+    #[error(transparent)]
+    Traceroute(#[from] super::traceroute::TracerouteError),
     /// A Nagios plugin gave no status.
     #[error(transparent)]
     Nagios(#[from] super::nagios::NagiosError),

@@ -12,6 +12,7 @@ pub mod disk;
 pub mod dummy;
 mod error;
 mod fault;
+pub mod json;
 pub mod mem;
 pub mod nagios;
 pub mod net;
@@ -26,6 +27,7 @@ pub mod registration;
 mod registry_schema;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod traceroute;
 mod track;
 
 use crate::config::{Mode, ProbeConfig};
@@ -167,6 +169,10 @@ pub static REGISTRY: &[ProbeSpec] = &[
     cmd::SPEC,
     cmd::SPEC_ORIGINAL,
     nagios::SPEC,
+    json::SPEC,
+    json::SPEC_CEPH,
+    traceroute::SPEC,
+    traceroute::SPEC_ORIGINAL,
     procevents::SPEC,
     agent::SPEC,
     netlogger::SPEC,

@@ -30,7 +30,8 @@ use super::command::{self, CommandKeys};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
 use crate::config::{ConfigError, ProbeConfig};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
-use crate::source::command::{Exit, Runner};
+use crate::source::command::Exit;
+use crate::source::command::pipeline::Pipeline;
 use crate::source::perfdata;
 
 /// Registry row.
@@ -76,7 +77,7 @@ struct Options {
 }
 
 struct NagiosProbe {
-    runner: Runner,
+    runner: Pipeline,
     prefix: String,
     subject: Name,
     status: Name,

@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod ebpf;
+pub mod jsonpath;
 pub mod kernel;
 pub mod netlink;
 pub mod netlogger;
@@ -14,4 +15,5 @@ pub mod procfs;
 pub mod read;
 pub mod sysfs;
 pub mod tail;
+pub mod traceroute;
 pub mod words;

@@ -91,7 +91,7 @@ fn split_number(text: &str) -> (&str, &str) {
 }
 
 /// The unit of `uom` and the factor to the normalised unit.
-fn unit(uom: &str) -> (Unit, f64) {
+pub fn unit(uom: &str) -> (Unit, f64) {
     match uom {
         "" => (Unit::None, 1.0),
         "s" => (Unit::Seconds, 1.0),

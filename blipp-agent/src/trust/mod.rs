@@ -344,7 +344,7 @@ fn first_program_violation(local: &Local, merged: &Value) -> Option<(String, Val
         }
         let pointer = format!("/properties/configurations/probes/{}", escape(name));
         let theirs = config::resolve_probe(merged, "configuration", &pointer, name, entry)
-            .and_then(|p| probe::command::invocation(&p));
+            .and_then(|p| probe::command::invocations(&p));
         let ours = local
             .doc
             .pointer(&format!(
@@ -360,7 +360,7 @@ fn first_program_violation(local: &Local, merged: &Value) -> Option<(String, Val
             .and_then(|e| {
                 config::resolve_probe(&local.doc, "configuration", &pointer, name, e).ok()
             })
-            .and_then(|p| probe::command::invocation(&p).ok());
+            .and_then(|p| probe::command::invocations(&p).ok());
         match theirs {
             Err(e) => {
                 return Some((
@@ -369,11 +369,15 @@ fn first_program_violation(local: &Local, merged: &Value) -> Option<(String, Val
                     format!("its command does not build: {e}"),
                 ));
             }
-            Ok(inv) if ours.as_ref() == Some(&inv) => {}
-            Ok(inv) => {
-                if let Err(rule) = local.policy.allows_program(&inv) {
-                    let shown = Value::Array(inv.argv.iter().cloned().map(Value::String).collect());
-                    return Some((name.clone(), shown, rule));
+            Ok(stages) if ours.as_ref() == Some(&stages) => {}
+            Ok(stages) => {
+                // Every stage of a pipeline is a program of its own.
+                for inv in &stages {
+                    if let Err(rule) = local.policy.allows_program(inv) {
+                        let shown =
+                            Value::Array(inv.argv.iter().cloned().map(Value::String).collect());
+                        return Some((name.clone(), shown, rule));
+                    }
                 }
             }
         }
@@ -402,7 +406,7 @@ pub fn screen_measurement(
     }
     if matches!(reach_of(module_of(&entry)), Some(Reach::Program)) {
         let built = config::resolve_probe(service, origin, "/configuration", name, configuration)
-            .and_then(|p| probe::command::invocation(&p));
+            .and_then(|p| probe::command::invocations(&p));
         match built {
             Err(e) => refused.push(Refusal::new(
                 origin,
@@ -410,8 +414,11 @@ pub fn screen_measurement(
                 entry.get("command").unwrap_or(&Value::Null),
                 format!("its command does not build: {e}"),
             )),
-            Ok(inv) => {
-                if let Err(rule) = local.policy.allows_program(&inv) {
+            Ok(stages) => {
+                if let Some((inv, rule)) = stages
+                    .into_iter()
+                    .find_map(|inv| local.policy.allows_program(&inv).err().map(|r| (inv, r)))
+                {
                     let shown = Value::Array(inv.argv.into_iter().map(Value::String).collect());
                     refused.push(Refusal::new(origin, "/configuration", &shown, rule));
                 }

@@ -514,16 +514,16 @@ proptest! {
         for p in &c.probes {
             let local = local_of(&p.name);
             if matches!(probe::spec(&p.module).map(|s| s.reach), Some(Reach::Program)) {
-                let inv = probe::command::invocation(p).unwrap();
+                let stages = probe::command::invocations(p).unwrap();
                 let same = local
                     // Running the same program under the other program
                     // module (cmd or nagios) only changes how its output
                     // is read.
                     .filter(|q| matches!(probe::spec(&q.module).map(|s| s.reach), Some(Reach::Program)))
-                    .and_then(|q| probe::command::invocation(q).ok())
-                    .is_some_and(|q| q == inv);
-                prop_assert!(same || (inv.argv[0] == "/usr/bin/echo" && inv.env.is_empty()),
-                    "{} runs {:?}", p.name, inv);
+                    .and_then(|q| probe::command::invocations(q).ok())
+                    .is_some_and(|q| q == stages);
+                prop_assert!(same || stages.iter().all(|inv| inv.argv[0] == "/usr/bin/echo" && inv.env.is_empty()),
+                    "{} runs {:?}", p.name, stages);
             }
             let local_named = local.map(named).unwrap_or_default();
             for (key, value) in named(p) {
@@ -592,4 +592,43 @@ fn a_preset_probe_from_unis_is_screened_as_the_program_it_runs() {
     let p = &merged["properties"]["configurations"]["probes"]["p"];
     assert_eq!(p["probe_module"], "cmd_line_probe");
     assert_eq!(p["address"], "127.0.0.1");
+}
+
+/// A pipeline is as many programs as it has stages: a remote one runs
+/// only when the local policy allows every stage, and the new program
+/// probes (json_probe, traceroute, ceph_probe's default command) are
+/// screened as the programs they run.
+#[test]
+fn every_stage_of_a_remote_pipeline_and_every_default_command_is_screened() {
+    let l = local(&json!({"properties": {"configurations": {
+        "trust": {"programs": ["/usr/bin/echo", {"path": "/usr/bin/grep", "args": ["[0-9]+"]},
+                               {"path": "/usr/sbin/traceroute", "args": ["-n", "-w", "2", "10\\.0\\.0\\.2"]}]}}}}));
+    let piped = |stages: Value| {
+        json!({"probe_module": "cmd", "pipeline": stages, "regex": "(?P<x>\\d+)",
+               "eventTypes": {"x": "ps:tools:blipp:test:x"}})
+    };
+    let remote = service(json!({"probes": {
+        "ok": piped(json!(["echo 42", "grep 42"])),
+        "second": piped(json!(["echo 42", "sh -c id"])),
+        "args": piped(json!(["echo 42", "grep -r x /etc"])),
+        "trace": {"probe_module": "traceroute_probe", "address": "10.0.0.2"},
+        "trace_elsewhere": {"probe_module": "traceroute", "address": "10.0.0.3"},
+        "ceph": {"probe_module": "ceph_probe"},
+        "json": {"probe_module": "json_probe", "command": "iperf3 -J -c x"}}}));
+    let (merged, refused) = screen(&l, &remote);
+    assert_eq!(
+        pointers(&refused),
+        ["second", "args", "trace_elsewhere", "ceph", "json"]
+            .iter()
+            .map(|n| format!("/properties/configurations/probes/{n}"))
+            .collect::<BTreeSet<_>>()
+    );
+    let probes = &merged["properties"]["configurations"]["probes"];
+    assert_eq!(probes["ok"]["pipeline"], json!(["echo 42", "grep 42"]));
+    assert_eq!(probes["trace"]["address"], "10.0.0.2");
+    let second = refused
+        .iter()
+        .find(|r| r.pointer.ends_with("/second"))
+        .unwrap();
+    assert!(second.to_string().contains("/usr/bin/sh"), "{second}");
 }

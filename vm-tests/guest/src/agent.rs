@@ -24,7 +24,9 @@ pub fn data_file(run: &str, module: &str) -> String {
 
 /// Writes a configuration running every probe each second in `auto` mode,
 /// each into its own data file, the process and registration probes
-/// following `process`, the command probes running blippd, the NetLogger probes following a log
+/// following `process`, the command probes running blippd (the JSON
+/// ones a blippd printing one sample, the traceroute ones a blippd
+/// listing a probe named like a hop), the NetLogger probes following a log
 /// written here, the counting probe counting UDP sent to `udp_port`;
 /// returns its path.
 pub fn write_config(run: &str, process: u32, udp_port: u16) -> std::io::Result<String> {
@@ -55,6 +57,32 @@ pub fn write_config(run: &str, process: u32, udp_port: u16) -> std::io::Result<S
                 probe["rules"] = serde_json::json!([{
                     "name": "vmtest-udp", "direction": "out", "protocol": "udp", "port": udp_port
                 }]);
+            }
+            // blippd printing the one sample of a dummy probe: one JSON
+            // document.
+            "json_probe" | "ceph_probe" => {
+                let inner = format!("/tmp/{run}-{m}-inner.json");
+                std::fs::write(
+                    &inner,
+                    r#"{"properties":{"configurations":{"probes":{"d":{"probe_module":"dummy","mode":"proc"}}}}}"#,
+                )?;
+                probe["command"] =
+                    format!("/bin/blippd --once --ini none --node-info none -c {inner}").into();
+                probe["values"] = serde_json::json!({ "v": "/value" });
+                probe["eventTypes"] =
+                    serde_json::json!({ "v": "ps:tools:blipp:vmtest:json:value" });
+            }
+            // No traceroute in the guest: blippd --check lists a probe
+            // named like one of traceroute's hop lines, which the probe
+            // parses as hop 1 answering in 0.5 ms.
+            "traceroute" | "traceroute_probe" => {
+                let inner = format!("/tmp/{run}-{m}-inner.json");
+                std::fs::write(
+                    &inner,
+                    r#"{"properties":{"configurations":{"probes":{" 1  10.0.2.15  0.5 ms":{"probe_module":"dummy"}}}}}"#,
+                )?;
+                probe["command"] =
+                    format!("/bin/blippd --check --ini none --node-info none -c {inner}").into();
             }
             "netlogger" | "netlogger_probe" => {
                 let log = format!("/tmp/{run}-{m}.log");

@@ -600,7 +600,8 @@ fn runs(who: &Who, module: &str) -> bool {
 /// a program, `log` for the log follower, `proc` for the others.
 fn userspace_source(module: &str) -> &'static str {
     match module {
-        "cmd" | "cmd_line_probe" | "nagios" => "command",
+        "cmd" | "cmd_line_probe" | "nagios" | "json_probe" | "ceph_probe" | "traceroute"
+        | "traceroute_probe" => "command",
         "netlogger" | "netlogger_probe" => "log",
         _ => "proc",
     }

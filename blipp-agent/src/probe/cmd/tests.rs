@@ -188,3 +188,160 @@ fn bad_configurations_are_refused_with_the_field() {
         assert!(e.contains(&format!("/probes/cmd{field}")), "{options}: {e}");
     }
 }
+
+#[test]
+fn a_list_of_regexes_each_matched() {
+    let mut p = probe(&json!({
+        "command": "echo rx 10 tx 20",
+        "regex": ["rx (?P<rx>\\d+)", "tx (?P<tx>\\d+)", "never (?P<rx>\\d+)"],
+        "eventTypes": {"rx": "ps:tools:blipp:test:rx", "tx": "ps:tools:blipp:test:tx"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(testing::int(&out, "node", "ps:tools:blipp:test:rx"), 10);
+    assert_eq!(testing::int(&out, "node", "ps:tools:blipp:test:tx"), 20);
+    assert_eq!(out.len(), 2);
+}
+
+#[test]
+fn every_match_a_series_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(
+        dir.path(),
+        "printf 'eth0 rx 100\\nlo rx 7\\neth0 rx 5\\nwlan 0 rx 3\\nbad rx x\\n'",
+    );
+    let mut p = probe(&json!({
+        "command": s, "matches": "all",
+        "regex": "^(?P<subject>.+?) rx (?P<rx>\\S+)$",
+        "eventTypes": {"rx": "ps:tools:blipp:test:rx"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(
+        testing::int(&out, "cmd:eth0", "ps:tools:blipp:test:rx"),
+        100
+    );
+    assert_eq!(testing::int(&out, "cmd:lo", "ps:tools:blipp:test:rx"), 7);
+    assert_eq!(
+        testing::int(&out, "cmd:wlan_0", "ps:tools:blipp:test:rx"),
+        3
+    );
+    // The second eth0 line is not a second value of the same series, and
+    // "x" is not a number.
+    assert_eq!(out.len(), 3, "{out:?}");
+    // max_matches bounds a collection.
+    let mut p = probe(&json!({
+        "command": s, "matches": "all", "max_matches": 2,
+        "regex": "^(?P<subject>\\S+) rx (?P<rx>\\d+)$",
+        "eventTypes": {"rx": "ps:tools:blipp:test:rx"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(out.len(), 2, "{out:?}");
+}
+
+#[test]
+fn subjects_are_bounded_over_the_probes_life() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = script(dir.path(), "seq 1 1100 | sed 's/^/n/; s/$/ 1/'");
+    let mut p = probe(&json!({
+        "command": s, "matches": "all", "max_matches": 4096,
+        "regex": "^(?P<subject>\\S+) (?P<v>\\d+)$",
+        "eventTypes": {"v": "ps:tools:blipp:test:v"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(out.len(), MAX_SUBJECTS);
+    assert!(testing::find(&out, "cmd:n1024", "ps:tools:blipp:test:v").is_some());
+    assert!(testing::find(&out, "cmd:n1025", "ps:tools:blipp:test:v").is_none());
+}
+
+#[test]
+fn a_pipeline_without_a_shell() {
+    let mut p = probe(&json!({
+        "pipeline": ["printf 'a 1\\nb 2\\nc 3\\n'", "grep $pattern", "tr a-z A-Z"],
+        "pattern": "b",
+        "regex": "^B (?P<v>\\d+)$",
+        "eventTypes": {"v": "ps:tools:blipp:test:v"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(testing::int(&out, "node", "ps:tools:blipp:test:v"), 2);
+    // `|` is a word like any other, not a pipe.
+    let mut p = probe(&json!({
+        "command": "echo 5 | grep 6",
+        "regex": "^(?P<v>\\d+) \\| grep 6$",
+        "eventTypes": {"v": "ps:tools:blipp:test:v"}
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(testing::int(&out, "node", "ps:tools:blipp:test:v"), 5);
+}
+
+#[test]
+fn values_transformed() {
+    let mut p = probe(&json!({
+        "command": "echo time=250 size=3 temp=20",
+        "regex": "time=(?P<t>\\d+) size=(?P<s>\\d+) temp=(?P<c>\\d+)",
+        "eventTypes": {
+            "t": {"eventType": "ps:tools:blipp:test:t", "unit": "ms"},
+            "s": {"eventType": "ps:tools:blipp:test:s", "unit": "KB", "scale": 2},
+            "c": {"eventType": "ps:tools:blipp:test:k", "offset": 273.15}
+        }
+    }));
+    let out = testing::collect(p.as_mut(), 0.0);
+    assert_eq!(testing::float(&out, "node", "ps:tools:blipp:test:t"), 0.25);
+    assert_eq!(testing::int(&out, "node", "ps:tools:blipp:test:s"), 6144);
+    assert_eq!(
+        testing::float(&out, "node", "ps:tools:blipp:test:k"),
+        293.15
+    );
+}
+
+#[test]
+fn costly_or_contradictory_configurations_are_refused() {
+    let many_groups: String = (0..33).map(|i| format!("(?P<g{i}>a)")).collect();
+    for (options, field, expected) in [
+        (
+            json!({"command": "echo 1", "regex": many_groups, "eventTypes": {"g0": "e"}}),
+            "/regex",
+            "at most 32 groups, not 33",
+        ),
+        (
+            json!({"command": "echo 1", "regex": ["(?P<v>1)", many_groups], "eventTypes": {"v": "e"}}),
+            "/regex/1",
+            "at most 32 groups",
+        ),
+        (
+            json!({"command": "echo 1", "regex": "(?P<v>1)", "matches": "all", "eventTypes": {"v": "e"}}),
+            "/regex",
+            "(?P<subject>...)",
+        ),
+        (
+            json!({"command": "echo 1", "pipeline": ["echo 1"], "regex": "(?P<v>1)", "eventTypes": {"v": "e"}}),
+            "/pipeline",
+            "not both",
+        ),
+        (
+            json!({"pipeline": ["echo 1", "cat 'x"], "regex": "(?P<v>1)", "eventTypes": {"v": "e"}}),
+            "/pipeline/1",
+            "quot",
+        ),
+        (
+            json!({"command": "echo 1", "regex": "(?P<v>1)", "eventTypes": {"v": {"eventType": "e", "unit": "Mbps"}}}),
+            "/eventTypes/v",
+            "a `unit` of",
+        ),
+        (
+            json!({"command": "echo 1", "regex": "(?P<v>1)", "max_matches": 5000, "eventTypes": {"v": "e"}}),
+            "/max_matches",
+            "",
+        ),
+        (
+            json!({"regex": "(?P<v>1)", "eventTypes": {"v": "e"}}),
+            "/command",
+            "a command line (or a `pipeline`)",
+        ),
+    ] {
+        let e = try_probe(&options).err().expect("refused").to_string();
+        assert!(
+            e.contains(&format!("/probes/cmd{field}:")),
+            "{options}: {e}"
+        );
+        assert!(e.contains(expected), "{options}: {e}");
+    }
+}

@@ -514,6 +514,7 @@ fn serve(stream: &mut UnixStream, setting: &Setting<'_>) -> io::Result<()> {
         request.timeout,
         request.output_limit,
     );
+    runner.set_stdin(request.stdin);
     let (_, bounding) = runner.executable();
     if let Err(e) = sandbox::settle(bounding) {
         return refuse(stream, format!("dropping capabilities: {e}"));

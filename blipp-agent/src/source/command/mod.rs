@@ -29,6 +29,7 @@ pub mod argv;
 pub mod contain;
 pub mod filecaps;
 pub mod launcher;
+pub mod pipeline;
 pub mod sandbox;
 pub mod wire;
 
@@ -62,7 +63,7 @@ const LAUNCHER_GRACE: Duration = Duration::from_secs(5);
 const EXIT_CHECK: Duration = Duration::from_millis(20);
 
 /// The calls a run reports failures of, as they cross from the launcher.
-const IO_CALLS: [&str; 5] = ["fcntl", "poll", "read", "waitid", "wait"];
+const IO_CALLS: [&str; 6] = ["fcntl", "poll", "read", "waitid", "wait", "memfd"];
 
 /// Why a command gave no output to parse.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,8 @@ pub struct Runner {
     env: Vec<(String, String)>,
     timeout: Duration,
     output_limit: usize,
+    /// Standard input of the next run; empty: /dev/null.
+    stdin: Vec<u8>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
 }
@@ -258,6 +261,24 @@ impl<R: Read + AsRawFd> Stream<R> {
     }
 }
 
+/// A file holding `bytes`, read from its start: a pipeline stage's
+/// standard input, which the stage reads at its own pace without anyone
+/// writing to a pipe while its run is pumped.
+fn input_file(bytes: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::{Seek as _, Write as _};
+    // SAFETY: memfd_create with a NUL-terminated name and flags; the
+    // descriptor it returns is fresh and owned here.
+    let fd = unsafe { libc::memfd_create(c"blipp-stdin".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file.into())
+}
+
 impl Runner {
     /// A runner for `argv` (never empty: [`argv::build`] guarantees it) with
     /// extra environment entries on top of [`BASE_ENV`].
@@ -272,9 +293,26 @@ impl Runner {
             env,
             timeout,
             output_limit,
+            stdin: Vec::new(),
             stdout: Vec::new(),
             stderr: Vec::new(),
         }
+    }
+
+    /// What the next runs read on standard input (a pipeline's previous
+    /// stage's output); empty for /dev/null.
+    pub fn set_stdin(&mut self, stdin: Vec<u8>) {
+        self.stdin = stdin;
+    }
+
+    /// The timeout of the next runs.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Standard output of the last run, taken out (leaving it empty).
+    pub fn take_stdout(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.stdout)
     }
 
     /// The argument vector.
@@ -344,6 +382,7 @@ impl Runner {
             env: self.env.clone(),
             timeout: self.timeout,
             output_limit: self.output_limit,
+            stdin: self.stdin.clone(),
         };
         let deadline = Instant::now() + self.timeout + LAUNCHER_GRACE;
         let reply = launcher.run(&request, deadline).map_err(|e| {
@@ -419,6 +458,11 @@ impl Runner {
                 sandbox::enter(&user, Some(&limits), bounding)
             });
         }
+        let stdin = if self.stdin.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::from(input_file(&self.stdin).map_err(self.io("memfd"))?)
+        };
         let child = command
             .arg0(program)
             .args(args)
@@ -426,7 +470,7 @@ impl Runner {
             .envs(BASE_ENV)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir("/")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)

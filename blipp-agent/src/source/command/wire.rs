@@ -26,7 +26,15 @@ pub struct Request {
     pub timeout: Duration,
     /// Bytes of standard output kept before the command is killed.
     pub output_limit: usize,
+    /// What the command reads on standard input (the previous stage's
+    /// output in a pipeline; empty: /dev/null). Sent as a frame of its
+    /// own, not in the JSON.
+    #[serde(skip)]
+    pub stdin: Vec<u8>,
 }
+
+/// The largest standard input a request carries: the largest output limit.
+pub const MAX_STDIN: usize = 16 * 1024 * 1024;
 
 /// How a run ended, in a form that crosses a process boundary (an
 /// `io::Error` does not: its errno does).
@@ -117,12 +125,15 @@ fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> io::Result<T> {
 /// Sends a request.
 pub fn write_request(w: &mut impl Write, request: &Request) -> io::Result<()> {
     write_frame(w, &json(request)?)?;
+    write_frame(w, &request.stdin)?;
     w.flush()
 }
 
 /// Receives a request.
 pub fn read_request(r: &mut impl Read) -> io::Result<Request> {
-    parse(&read_frame(r, MAX_REQUEST)?)
+    let mut request: Request = parse(&read_frame(r, MAX_REQUEST)?)?;
+    request.stdin = read_frame(r, MAX_STDIN)?;
+    Ok(request)
 }
 
 /// Sends a reply.
@@ -156,6 +167,7 @@ mod tests {
             env: vec![("A".into(), "1".into())],
             timeout: Duration::from_millis(1500),
             output_limit: 10,
+            stdin: b"a\0b".to_vec(),
         };
         let mut buf = Vec::new();
         write_request(&mut buf, &request).unwrap();
