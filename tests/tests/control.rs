@@ -654,6 +654,8 @@ fn log_level_changes_at_run_time() {
     assert_eq!(b.ok(&["log-level", "WARN"]), "log filter: warn\n");
 }
 
+/// The shell with standard input a pipe: the same commands, read line by
+/// line, each prompt printed before its line's answer.
 #[test]
 fn shell_navigates_and_edits_the_running_configuration() {
     let dir = tempfile::tempdir().unwrap();
@@ -671,22 +673,91 @@ fn shell_navigates_and_edits_the_running_configuration() {
         .take()
         .unwrap()
         .write_all(
-            b"cd properties/configurations/probes\nls\ncd mem\npwd\nset status OFF\nls\ncd /nowhere\ncd ../..\npwd\nexit\n",
+            b"cd properties/configurations/probes\nls\ncd mem\npwd\nset status OFF\nls\ncd /nowhere\n\
+              mkdir schedule_params/x/y\nmkdir schedule_params\nmkdir schedule_params\nmkdir -p schedule_params\n\
+              set 'schedule_params/every' 2\nls schedule_params\nmkdir -p kwargs/a\nset status\nrm x\ncd ../..\npwd\ncd\npwd\nexit\n",
         )
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
+    let mem = "blipp:/properties/configurations/probes/mem> ";
     assert_eq!(
         text,
-        "blipp:/> blipp:/properties/configurations/probes> cpu/\nmem/\n\
-         blipp:/properties/configurations/probes> blipp:/properties/configurations/probes/mem> /properties/configurations/probes/mem\n\
-         blipp:/properties/configurations/probes/mem> stopped: mem\n\
-         blipp:/properties/configurations/probes/mem> probe_module: \"mem\"\nstatus: \"OFF\"\n\
-         blipp:/properties/configurations/probes/mem> error: /nowhere: no such key\n\
-         blipp:/properties/configurations/probes/mem> blipp:/properties/configurations> /properties/configurations\n\
-         blipp:/properties/configurations> \n"
+        format!(
+            "blipp:/> blipp:/properties/configurations/probes> cpu/\nmem/\n\
+             blipp:/properties/configurations/probes> {mem}/properties/configurations/probes/mem\n\
+             {mem}stopped: mem\n\
+             {mem}probe_module: \"mem\"\nstatus: \"OFF\"\n\
+             {mem}error: /nowhere: no such key\n\
+             {mem}error: /properties/configurations/probes/mem/schedule_params/x: no such object (mkdir -p makes it)\n\
+             {mem}ok: no probe changed\n\
+             {mem}error: /properties/configurations/probes/mem/schedule_params: exists\n\
+             {mem}{mem}ok: no probe changed\n\
+             {mem}every: 2\n\
+             {mem}error: control socket: /properties/configurations/probes/mem/kwargs/a: {{}} is invalid: unknown key \"a\" (known here: proc_dir)\n\
+             {mem}error: usage: set KEY VALUE\n\
+             {mem}error: rm: unknown command (help lists them)\n\
+             {mem}blipp:/properties/configurations> /properties/configurations\n\
+             blipp:/properties/configurations> blipp:/> /\n\
+             blipp:/> \n"
+        )
     );
     assert_eq!(b.probe("mem")["state"], "off");
+    let cfg: Value = serde_json::from_str(&b.ok(&["config"])).unwrap();
+    assert_eq!(
+        cfg.pointer("/properties/configurations/probes/mem/schedule_params"),
+        Some(&json!({"every": 2}))
+    );
+}
+
+/// The shell on a terminal, as an operator types: Tab completes a path,
+/// Ctrl-C cancels the line being typed (the shell stays), Ctrl-D leaves,
+/// and the next session recalls the first one's lines.
+#[test]
+fn shell_on_a_terminal_cancels_with_ctrl_c_and_keeps_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let state = dir.path().join("state");
+    let shell = || {
+        let mut cmd = Command::new(agent_bin("blippcmd"));
+        cmd.arg("--socket")
+            .arg(b.socket())
+            .arg("shell")
+            .env("TERM", "xterm")
+            .env("XDG_STATE_HOME", &state);
+        blipp_tests::pty::Pty::spawn(cmd)
+    };
+    let mut first = shell();
+    first.expect("blipp:/> ");
+    first.send("cd properties/configurations/probes/me\x03");
+    first.expect("blipp:/> ");
+    first.send("pwd\r");
+    first.expect("\r\n/\r\n");
+    first.expect("blipp:/> ");
+    first.send("cd properties/conf\t");
+    first.expect("configurations/");
+    first.send("probes/me\t");
+    first.expect("probes/mem/");
+    first.send("\r");
+    first.expect("blipp:/properties/configurations/probes/mem> ");
+    first.send("\x04");
+    assert!(first.wait().success(), "{}", first.printed());
+    let history = std::fs::read_to_string(state.join("blipp/history")).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert!(
+        lines.ends_with(&["pwd", "cd properties/configurations/probes/mem/"]),
+        "{history:?}"
+    );
+
+    let mut second = shell();
+    second.expect("blipp:/> ");
+    // Up arrow: the last line of the first session.
+    second.send("\x1b[A\r");
+    second.expect("blipp:/properties/configurations/probes/mem> ");
+    second.send("pwd\r");
+    second.expect("/properties/configurations/probes/mem\r\n");
+    second.send("exit\r");
+    assert!(second.wait().success(), "{}", second.printed());
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! (`--unis URL service ...`), and offline checks configurations, lists the
 //! probes this build has and shows what blipp knows about the host.
 
-use std::io::{Read as _, Write};
+use std::io::{IsTerminal as _, Read as _, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -403,7 +403,12 @@ fn run(cli: &Cli) -> Result<(), Failed> {
         Command::Tail { probe, count } => tail(cli, probe, *count),
         Command::Shell => {
             let path = cli.socket.clone().unwrap_or_else(server::default_path);
-            shell::run(&path, std::io::stdin().lock(), std::io::stdout())?;
+            if std::io::stdin().is_terminal() {
+                let history = shell::history::path(|v| std::env::var_os(v));
+                shell::interactive(&path, history.as_deref(), std::io::stdout())?;
+            } else {
+                shell::run(&path, std::io::stdin().lock(), std::io::stdout())?;
+            }
             Ok(())
         }
         Command::Service { which, action } => service_cmd(cli, which, action),

@@ -12,11 +12,12 @@
 //!   an unchanged configuration writes nothing new and keeps every mid;
 //! - nothing unchanged is written.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod edits;
 mod series;
 mod written;
 
@@ -96,6 +97,15 @@ pub struct Session {
     service_refusals: Vec<Refusal>,
     /// What it kept out of measurements of others (`-e use`).
     measurement_refusals: Vec<Refusal>,
+    /// What it kept out of edits of blipp's own measurements in UNIS.
+    edit_refusals: Vec<Refusal>,
+    /// blipp's measurements whose edit in UNIS was refused (in part): not
+    /// overwritten, with the record blippd last knew, so that the edit is
+    /// screened again at each poll and its refusal stays shown.
+    held: HashMap<String, Value>,
+    /// The measurements of others seen at the last sync, by id, with their
+    /// configuration (`-e use` follows what changes in them).
+    others_seen: BTreeMap<String, Value>,
     /// The refusals logged already: each is logged once while it lasts.
     logged_refusals: BTreeSet<Refusal>,
     /// What blippd last wrote into the service record.
@@ -162,6 +172,9 @@ impl Session {
             refused: None,
             service_refusals: Vec::new(),
             measurement_refusals: Vec::new(),
+            edit_refusals: Vec::new(),
+            held: HashMap::new(),
+            others_seen: BTreeMap::new(),
             logged_refusals: BTreeSet::new(),
             written,
             logged_conflicts: BTreeSet::new(),
@@ -263,7 +276,7 @@ impl Session {
         self.sync_ports(&host).await?;
         let node_action = self.sync_node(&host).await?;
         let service_created = self.register_service().await?;
-        let (reused, created) = self.sync_measurements(service_created).await?;
+        let (reused, created) = self.sync_measurements(service_created, None).await?;
         tracing::info!(
             requests = self.unis.requests() - started,
             node = node_action,
@@ -431,6 +444,7 @@ impl Session {
             .service_refusals
             .iter()
             .chain(&self.measurement_refusals)
+            .chain(&self.edit_refusals)
             .cloned()
             .collect();
         for r in now.difference(&self.logged_refusals) {
@@ -450,6 +464,7 @@ impl Session {
         self.service_refusals
             .iter()
             .chain(&self.measurement_refusals)
+            .chain(&self.edit_refusals)
             .cloned()
             .collect()
     }
@@ -620,17 +635,62 @@ impl Session {
             self.written
                 .record(&body_with_id(&body, self.service.as_ref()), &self.local.doc);
             self.renewed = Some(Instant::now());
-            self.sync_measurements(false).await?;
+            self.sync_measurements(false, None).await?;
             return Ok(self.generation != before);
         };
-        let doc = self.effective(Some(&service));
+        // The measurements too (one more `GET`): an edit of one of blipp's
+        // is an edit of its probe, and `-e use` follows those of others.
+        let listed = self.list_measurements().await?;
+        let edits = if self.options.read_config {
+            self.measurement_edits(&listed)
+        } else {
+            Vec::new()
+        };
+        let merged = if edits.is_empty() && self.edit_refusals.is_empty() {
+            service.clone()
+        } else {
+            self.with_measurement_edits(&service, &edits)
+        };
+        let doc = self.effective(Some(&merged));
         self.service = Some(service);
-        if !self.adopt_doc(doc) {
+        let changed = self.adopt_doc(doc);
+        let others = self.options.use_existing && self.others_changed(&listed);
+        // A refused edit, held, is screened again at each poll and changes
+        // nothing more until the operator changes it.
+        if !changed && !others && edits.iter().all(|e| self.held.contains_key(&e.probe)) {
             return Ok(false);
         }
-        tracing::info!("the configuration in UNIS changed");
-        self.sync_measurements(false).await?;
-        Ok(true)
+        if changed {
+            tracing::info!(
+                measurements_edited = edits.len(),
+                "the configuration in UNIS changed"
+            );
+        } else if others {
+            tracing::info!("the measurements of others changed (-e use)");
+            self.reresolve();
+        }
+        self.sync_measurements(false, Some(listed)).await?;
+        if edits.iter().any(|e| !self.held.contains_key(&e.probe)) {
+            // The service follows its measurements at once: at the next
+            // poll it holds the edit, which is then no longer one.
+            self.renew().await?;
+        }
+        Ok(changed || others)
+    }
+
+    /// The configuration resolved again from the document in effect, for
+    /// the measurements of others to be adopted anew.
+    fn reresolve(&mut self) {
+        match config::resolve(self.doc.clone()) {
+            Ok(c) => {
+                self.config = c;
+                self.config.refused = self.refusals();
+                self.generation += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the configuration in effect does not resolve again");
+            }
+        }
     }
 
     /// Renews the service's TTL: a `PUT` of the service (the server renews

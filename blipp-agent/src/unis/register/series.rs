@@ -21,18 +21,15 @@ impl Session {
     pub(super) async fn sync_measurements(
         &mut self,
         service_created: bool,
+        listed: Option<Vec<Value>>,
     ) -> Result<(usize, usize), UnisError> {
         let service_href = self.service_href();
-        let existing = if service_created {
-            Vec::new()
-        } else {
-            self.unis
-                .get_list(
-                    "/measurements",
-                    &[("service", &service_href), ("unique", "true")],
-                )
-                .await?
+        let existing = match listed {
+            Some(listed) => listed,
+            None if service_created => Vec::new(),
+            None => self.list_measurements().await?,
         };
+        self.others_seen = super::edits::others(&existing);
         let names: HashSet<String> = self.config.probes.iter().map(|p| p.name.clone()).collect();
         let mut ours: HashMap<String, &Value> = HashMap::new();
         let mut others = Vec::new();
@@ -109,6 +106,22 @@ impl Session {
             let mut types = old.map(record::event_types).unwrap_or_default();
             if let Some(known) = self.measurements.get(&probe.name) {
                 types.extend(known.event_types.iter().cloned());
+            }
+            if let (Some(old), Some(known)) = (old, self.held.get(&probe.name)) {
+                // Its edit in UNIS was refused: left as the operator wrote
+                // it, compared with what blippd knew at the next poll.
+                reused.push(str_at(old, "/selfRef").unwrap_or_default().to_owned());
+                measurements.insert(
+                    probe.name.clone(),
+                    MeasurementRef {
+                        id,
+                        href: str_at(old, "/selfRef").unwrap_or_default().to_owned(),
+                        event_types: types,
+                        ours: true,
+                        record: known.clone(),
+                    },
+                );
+                continue;
             }
             let desired = record::measurement(old, &id, &service_href, probe, &types);
             let href = old.and_then(|m| str_at(m, "/selfRef")).map_or_else(
