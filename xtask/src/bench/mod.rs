@@ -4,6 +4,7 @@
 //! which every report names. Each part is a module with a clap `Args` type
 //! and a `run`; adding one is a module and a row in [`Part`].
 
+mod aggregate;
 mod bpf_stats;
 mod classic;
 mod daemon;
@@ -48,6 +49,9 @@ enum Part {
     /// Requests and wall time of blippd's registration with the UNIS/MS
     /// test server, default probes and 20 probes, first start and restart.
     Startup(startup::Args),
+    /// What aggregation costs per sample and per series, next to sending
+    /// the samples raw.
+    Aggregate(aggregate::Args),
     /// Delivery with many series against the test server with the real
     /// MS's collection delay: a restart with 1000 existing and 10 new
     /// series, and a burst of 1000 new series next to old ones.
@@ -92,17 +96,19 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let (userspace, disk, startup, series) = match &args.part {
+    let (userspace, disk, startup, series, aggregate) = match &args.part {
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
             Some(startup::Args::parse_from(["startup"])),
             Some(series::Args::parse_from(["series"])),
+            Some(aggregate::Args::parse_from(["aggregate"])),
         ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None),
-        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None),
-        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None),
-        Some(Part::Series(a)) => (None, None, None, Some(a.clone())),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None),
+        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None),
+        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None),
+        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None),
+        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone())),
     };
     let mut packages: Vec<&str> = Vec::new();
     if userspace.is_some() {
@@ -133,6 +139,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = series {
         series::run(&a, &blippd)?;
+    }
+    if let Some(a) = aggregate {
+        aggregate::run(&a)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
