@@ -17,12 +17,18 @@
 //! `build_basic_schedule`: a busy slot that lies within an earlier one no
 //! longer moves the plan backwards into it, and a plan never has more
 //! than `num_to_schedule` slots. Where the others' slots come from is the
-//! [`Reservations`] trait: the UNIS client implements it; without UNIS
-//! ([`NoReservations`]) nothing is in the way and the schedule is a plain
-//! every-`every` one. Before each run the next slot is checked against the
-//! others' latest slots; one that now overlaps (another agent planned at
-//! the same moment) makes the schedule plan again, as the original did
-//! after publishing.
+//! [`Reservations`] trait: the UNIS client implements it
+//! (`unis::reservations`); without UNIS ([`NoReservations`]) nothing is in
+//! the way and the schedule is a plain every-`every` one.
+//!
+//! Two agents that plan at the same moment cannot see each other's plan.
+//! Of two plans that overlap, the one that reached UNIS first stands and
+//! the other yields: before each run the slot is checked against the
+//! slots that [`Reservations::ahead`] says were published before this
+//! plan, and one that overlaps makes the schedule plan again; a slot
+//! whose standing is not known yet (its plan was not read back from UNIS)
+//! is skipped rather than risked. The original checked once, after
+//! publishing, and made both agents move.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -32,16 +38,19 @@ use super::slots::Slot;
 use crate::sample::Timestamp;
 
 /// The slots other measurements reserved, and where this one's plan goes.
-/// The UNIS client implements it: `busy` returns the `scheduled_times` of
-/// the other measurements that share one of this probe's
-/// `configuration.resources` refs, as last fetched (it must not block: the
-/// schedule asks before every run); `publish` queues this measurement's
-/// new `scheduled_times` for a PUT.
+/// The UNIS client implements it over a snapshot that it refreshes: the
+/// `scheduled_times` of the other measurements that share one of this
+/// probe's `configuration.resources` refs. No method may block: the
+/// schedule asks before every run.
 pub trait Reservations: Send + Debug {
-    /// Other measurements' slots (any order).
+    /// Every other measurement's slots (any order), to plan around.
     fn busy(&mut self) -> Vec<Slot>;
-    /// This measurement's new plan.
+    /// This measurement's new plan, to be published.
     fn publish(&mut self, plan: &[Slot]);
+    /// The slots of the other measurements whose plans were published
+    /// before this one's latest plan: those it must yield to. `None` while
+    /// that is not known (the plan was not read back yet).
+    fn ahead(&mut self) -> Option<Vec<Slot>>;
 }
 
 /// No other measurements: nothing is ever in the way.
@@ -54,6 +63,10 @@ impl Reservations for NoReservations {
     }
 
     fn publish(&mut self, _plan: &[Slot]) {}
+
+    fn ahead(&mut self) -> Option<Vec<Slot>> {
+        Some(Vec::new())
+    }
 }
 
 /// The parameters of `adaptive.simple_avoid`.
@@ -177,8 +190,8 @@ impl AvoidInstants {
     }
 
     /// The start of the next slot given that it is `now`: slots that have
-    /// begun are dropped, and a slot that another measurement's newer plan
-    /// overlaps makes the schedule plan again.
+    /// begun are dropped, and a slot that a plan published before this
+    /// one's overlaps makes the schedule plan again.
     pub fn next_after(&mut self, now: Timestamp) -> Option<Timestamp> {
         // Two plans at most per call: a fresh plan avoids every busy slot
         // known, so only a race with another agent can make it conflict.
@@ -190,7 +203,9 @@ impl AvoidInstants {
                 self.replan(now);
                 continue;
             };
-            if first_conflict(&[next], &self.reservations.busy()).is_some() {
+            // Unknown standing: checked again before the run.
+            let ahead = self.reservations.ahead().unwrap_or_default();
+            if first_conflict(&[next], &ahead).is_some() {
                 tracing::info!(slot = ?next, "another measurement took this slot; planning again");
                 self.plan.clear();
                 self.replan(now);
@@ -203,6 +218,29 @@ impl AvoidInstants {
         let next = self.plan.pop_front()?;
         self.last = next.start;
         Some(next.start)
+    }
+
+    /// Whether the slot starting at `at` (the last one returned) may run
+    /// now: no plan published before this one's holds it, and this plan's
+    /// standing is known. A slot that may not run is dropped; one that
+    /// another plan holds makes the next call plan again.
+    pub fn may_run(&mut self, at: Timestamp) -> bool {
+        let mine = Slot {
+            start: at,
+            end: Timestamp(at.0.saturating_add(micros(self.params.duration))),
+        };
+        match self.reservations.ahead() {
+            None => {
+                tracing::debug!(slot = ?mine, "this plan was not read back from UNIS yet; the slot is skipped");
+                false
+            }
+            Some(ahead) if first_conflict(&[mine], &ahead).is_some() => {
+                tracing::info!(slot = ?mine, "another measurement took this slot; planning again");
+                self.plan.clear();
+                false
+            }
+            Some(_) => true,
+        }
     }
 }
 
@@ -298,6 +336,10 @@ mod tests {
 
         fn publish(&mut self, plan: &[Slot]) {
             self.published.lock().unwrap().push(plan.to_vec());
+        }
+
+        fn ahead(&mut self) -> Option<Vec<Slot>> {
+            Some(self.busy())
         }
     }
 

@@ -213,8 +213,9 @@ impl Session {
         self.series.get(key)
     }
 
-    /// The service's `ttl`, seconds.
-    fn ttl(&self) -> Duration {
+    /// The service's `ttl`, seconds (also the TTL of the slots that
+    /// `simple_avoid` publishes).
+    pub fn ttl(&self) -> Duration {
         let ttl = self
             .doc
             .get("ttl")
