@@ -28,7 +28,9 @@
 //! plan, and one that overlaps makes the schedule plan again; a slot
 //! whose standing is not known yet (its plan was not read back from UNIS)
 //! is skipped rather than risked. The original checked once, after
-//! publishing, and made both agents move.
+//! publishing, and made both agents move. When another measurement's
+//! slots stop counting (it went away), the schedule plans again to use
+//! them.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -51,6 +53,12 @@ pub trait Reservations: Send + Debug {
     /// before this one's latest plan: those it must yield to. `None` while
     /// that is not known (the plan was not read back yet).
     fn ahead(&mut self) -> Option<Vec<Slot>>;
+    /// Whether another measurement's slots stopped counting (its record
+    /// outlived its TTL or was deleted) since the last call: the plan may
+    /// now take them.
+    fn freed(&mut self) -> bool {
+        false
+    }
 }
 
 /// No other measurements: nothing is ever in the way.
@@ -195,6 +203,10 @@ impl AvoidInstants {
     pub fn next_after(&mut self, now: Timestamp) -> Option<Timestamp> {
         // Two plans at most per call: a fresh plan avoids every busy slot
         // known, so only a race with another agent can make it conflict.
+        if self.reservations.freed() && !self.plan.is_empty() {
+            tracing::info!("another measurement's slots were freed; planning again");
+            self.plan.clear();
+        }
         for _ in 0..3 {
             while self.plan.front().is_some_and(|s| s.start < now) {
                 self.plan.pop_front();

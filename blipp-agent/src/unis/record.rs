@@ -65,6 +65,29 @@ pub fn differs(existing: &Value, desired: &Value) -> bool {
     without_server_fields(existing) != without_server_fields(desired)
 }
 
+/// Measurement fields that `simple_avoid` publishes by `PUT` alone
+/// (`unis::reservations`): the real server refuses a `POST` of a
+/// measurement with `scheduled_times` (its schema refers to a definition
+/// that does not exist, which fails only when the field is there), and it
+/// stores a `PUT` unvalidated, as the original BLiPP published them.
+pub const PUT_ONLY: [&str; 2] = ["scheduled_times", "ttl"];
+
+fn without_put_only(record: &Value) -> Value {
+    let mut r = without_server_fields(record);
+    if let Value::Object(m) = &mut r {
+        for k in PUT_ONLY {
+            m.remove(k);
+        }
+    }
+    r
+}
+
+/// [`differs`] for measurements: their published slots are not part of
+/// what registration writes.
+pub fn measurement_differs(existing: &Value, desired: &Value) -> bool {
+    without_put_only(existing) != without_put_only(desired)
+}
+
 /// The last path segment of an href: the record's id.
 pub fn id_of(href: &str) -> &str {
     href.rsplit('/').next().unwrap_or(href)
@@ -288,7 +311,7 @@ pub fn measurement(
 ) -> Value {
     let mut m = existing.map_or_else(
         || json!({ "$schema": schema_uri("measurement"), "id": id }),
-        without_server_fields,
+        without_put_only,
     );
     let mut configuration = probe.raw.clone();
     configuration["name"] = json!(probe.name);

@@ -18,7 +18,9 @@
 //! Of two plans that overlap, the one whose record UNIS stamped first (its
 //! `ts`, then its id) stands: every agent reads the same order, so exactly
 //! one yields. A plan's order is only known once it has been read back
-//! after its write; until then [`Reservations::ahead`] says so.
+//! after its write; until then [`Reservations::ahead`] says so. A
+//! measurement that leaves the answer (its TTL ran out) frees its slots:
+//! the probes that shared a ref with it plan again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -154,6 +156,8 @@ struct Entry {
     read: u64,
     /// Its measurement's id, once read.
     measurement: Option<String>,
+    /// Another measurement sharing a ref is gone since it last asked.
+    freed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -206,6 +210,7 @@ impl Board {
                 written_at: None,
                 read: 0,
                 measurement: None,
+                freed: false,
             },
         );
         ProbeReservations {
@@ -275,9 +280,16 @@ impl Board {
     ) {
         let mut s = self.state();
         s.standing = Standing::Live;
-        s.records = records;
+        let old = std::mem::replace(&mut s.records, records);
+        let gone: Vec<Reserved> = old
+            .into_iter()
+            .filter(|o| !s.records.iter().any(|r| r.id == o.id))
+            .collect();
         for (probe, e) in &mut s.probes {
             e.measurement = own.get(probe).cloned();
+            if !busy_for(&gone, &e.refs, e.measurement.as_deref()).is_empty() {
+                e.freed = true;
+            }
             if let Some(v) = before.get(probe) {
                 e.read = e.read.max(*v);
             }
@@ -344,6 +356,20 @@ impl Reservations for ProbeReservations {
                 .then(|| ahead_for(&s.records, &e.refs, e.measurement.as_deref())),
         })
         .flatten()
+    }
+
+    fn freed(&mut self) -> bool {
+        self.take_freed()
+    }
+}
+
+impl ProbeReservations {
+    fn take_freed(&self) -> bool {
+        let mut s = self.board.state();
+        s.probes
+            .get_mut(&self.probe)
+            .filter(|e| e.token == self.token)
+            .is_some_and(|e| std::mem::take(&mut e.freed))
     }
 }
 
@@ -439,6 +465,10 @@ mod tests {
         assert_eq!(ahead_for(&records, &tie, Some("unknown")).len(), 3);
     }
 
+    fn mine_again() -> Value {
+        record("m", &["link"], &[slot(0, 5)], 60, None)
+    }
+
     #[test]
     fn a_plans_standing_is_known_once_read_back_after_its_write() {
         let board = Board::default();
@@ -468,9 +498,15 @@ mod tests {
         let later = now + Duration::from_secs(10);
         assert_eq!(board.due(later, Duration::from_secs(10), t(0)).len(), 1);
         assert!(board.due(later, Duration::from_secs(10), t(5)).is_empty());
+        // o went away (its TTL ran out): its slots are freed once.
+        assert!(!r.freed());
+        board.read(parse(&[mine_again()], t(0)), &own, &board.written_versions());
+        assert!(r.freed());
+        assert!(!r.freed());
+        assert!(r.busy().is_empty());
         // UNIS down: the slots last read count.
         board.failed();
-        assert_eq!(r.ahead(), Some(vec![slot(3, 8)]));
+        assert_eq!(r.ahead(), Some(vec![]));
         // A restarted probe replaces the old one, whose drop leaves it.
         let r2 = board.join("p", refs(&["link"]));
         drop(r);

@@ -12,7 +12,7 @@ use super::{MeasurementRef, Series, SeriesKey, Session, chunks_of, str_at};
 use crate::sample::Name;
 use crate::trust;
 use crate::unis::UnisError;
-use crate::unis::record::{self, differs};
+use crate::unis::record::{self, measurement_differs};
 
 impl Session {
     /// One measurement per probe: found by probe name, created or updated
@@ -117,7 +117,7 @@ impl Session {
             );
             if let Some(old) = old {
                 reused.push(href.clone());
-                if !differs(old, &desired) {
+                if !measurement_differs(old, &desired) {
                     measurements.insert(
                         probe.name.clone(),
                         MeasurementRef {
