@@ -175,3 +175,64 @@ fn two_nodes_sharing_a_resource_take_turns_and_a_stopped_ones_slots_free_after_i
     );
     drop(survivor);
 }
+
+#[test]
+fn a_scheduled_measurement_of_others_waits_for_its_scheduled_times() {
+    let Some(server) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        &server.url(),
+        &json!({"properties": {"configurations": {"probes": {"cpu": {"probe_module": "cpu"}}}}}),
+    );
+    let log = dir.path().join("run.log");
+    // The service exists; someone adds a builtins.scheduled measurement to
+    // it without slots (the original's arbiter waited for them).
+    let first = Blippd::start(&cfg, &["--control-socket", "none"], &log);
+    wait_for(60, "the service", || first.log(), || {
+        server.records("services").len() == 1
+    });
+    first.stop();
+    let service = server.records("services").remove(0);
+    let theirs = json!({"id": "theirs", "service": service["selfRef"], "eventTypes": [],
+        "configuration": {"probe_module": "mem", "name": "their-mem",
+            "collection_schedule": "builtins.scheduled", "schedule_params": {"every": 0.5}}});
+    let client = server.client().unwrap();
+    let status = server.block_on(async {
+        client
+            .post(format!("{}/measurements", server.url()))
+            .header("Content-Type", "application/perfsonar+json")
+            .body(theirs.to_string())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 201);
+    let blippd = Blippd::start(&cfg, &["-e", "use", "--control-socket", "none"], &log);
+    wait_for(30, "the measurement to wait", || blippd.log(), || {
+        blippd.log().contains("waits for its scheduled_times")
+    });
+    let points = || runs(&server).get("their-mem").cloned().unwrap_or_default();
+    // Its slot arrives through UNIS (a PUT, as the original's
+    // simple_avoid wrote them): it runs inside it, and only there.
+    let start = blipp_tests::unis_server::now_us() / 1_000_000 + 2;
+    let slot = (start * 1_000_000, (start + 2) * 1_000_000);
+    let rfc = |us: u64| blipp::rfc3339::format(blipp::sample::Timestamp(us));
+    let body = json!({"scheduled_times": [{"start": rfc(slot.0), "end": rfc(slot.1)}]});
+    assert_eq!(server.put("measurements", "theirs", &body).unwrap(), 204);
+    wait_for(30, "runs in the slot", || blippd.log(), || points().len() >= 3);
+    // cpu, every second, has delivered what it measured after the slot.
+    wait_for(30, "the slot to end", || blippd.log(), || {
+        runs(&server)
+            .get("cpu")
+            .is_some_and(|t| t.last().is_some_and(|t| *t > slot.1 + 1_000_000))
+    });
+    let got = points();
+    assert!(
+        got.iter().all(|t| *t >= slot.0 && *t < slot.1),
+        "outside {slot:?}: {got:?}"
+    );
+    assert!(got.len() >= 3 && got.len() <= 4, "{got:?}");
+}

@@ -331,6 +331,43 @@ pub fn measurement_probe(m: &Value) -> Option<&str> {
         .and_then(Value::as_str)
 }
 
+/// The configuration to run a measurement made by others with. Under
+/// `builtins.scheduled` without `schedule_params.scheduled_times`, its
+/// slots are the measurement's own `scheduled_times`, where the original
+/// BLiPP read them; `None` while it has none (the original's arbiter
+/// waited for them).
+pub fn runnable_configuration(m: &Value) -> Option<Value> {
+    let configuration = m.get("configuration")?;
+    let scheduled = matches!(
+        configuration.get("collection_schedule").and_then(Value::as_str),
+        Some("builtins.scheduled" | "scheduled")
+    );
+    if !scheduled
+        || configuration
+            .pointer("/schedule_params/scheduled_times")
+            .is_some()
+    {
+        return Some(configuration.clone());
+    }
+    let slots = m.get("scheduled_times").filter(|s| !s.is_null())?;
+    let mut c = configuration.clone();
+    let params = object(&mut c, "schedule_params");
+    params.insert("scheduled_times".into(), slots.clone());
+    Some(c)
+}
+
+/// Whether the measurement's slots are its own `scheduled_times`: its
+/// configuration follows them as they change.
+pub fn runs_on_record_slots(m: &Value) -> bool {
+    m.pointer("/configuration/schedule_params/scheduled_times")
+        .is_none()
+        && matches!(
+            m.pointer("/configuration/collection_schedule")
+                .and_then(Value::as_str),
+            Some("builtins.scheduled" | "scheduled")
+        )
+}
+
 /// The event types a measurement lists.
 pub fn event_types(m: &Value) -> BTreeSet<String> {
     m.get("eventTypes")
@@ -497,6 +534,27 @@ mod tests {
         assert!(differs(&stored, &n));
         let again = node(Some(&n), "ignored", &host, "urn:n", &["u/ports/b".into()]);
         assert!(!differs(&n, &again), "nothing new, nothing to write");
+    }
+
+    #[test]
+    fn scheduled_measurements_run_on_their_own_scheduled_times() {
+        let slots = json!([{"start": "2030-01-01T00:00:00Z", "end": "2030-01-01T01:00:00Z"}]);
+        let m = json!({"id": "m", "configuration": {"probe_module": "mem",
+            "collection_schedule": "builtins.scheduled", "schedule_params": {"every": 5}}});
+        assert!(runs_on_record_slots(&m));
+        assert_eq!(runnable_configuration(&m), None, "waits for its slots");
+        let mut with = m.clone();
+        with["scheduled_times"] = slots.clone();
+        let c = runnable_configuration(&with).unwrap();
+        assert_eq!(c["schedule_params"]["scheduled_times"], slots);
+        assert_eq!(c["schedule_params"]["every"], 5);
+        // Slots of its own, or another schedule: taken as they are.
+        let own = json!({"configuration": {"collection_schedule": "scheduled",
+            "schedule_params": {"every": 5, "scheduled_times": slots}}});
+        assert!(!runs_on_record_slots(&own));
+        assert_eq!(runnable_configuration(&own).unwrap(), own["configuration"]);
+        let simple = json!({"configuration": {"probe_module": "mem"}});
+        assert_eq!(runnable_configuration(&simple).unwrap(), simple["configuration"]);
     }
 
     #[test]

@@ -115,6 +115,11 @@ pub struct Session {
     renewed: Option<Instant>,
     measurements: HashMap<String, MeasurementRef>,
     series: HashMap<SeriesKey, Series>,
+    /// Measurements of others (`-e use`) run on their own
+    /// `scheduled_times`, or wait for them: read again at each poll.
+    follow_measurements: bool,
+    /// Those that wait, logged once.
+    waiting: BTreeSet<String>,
 }
 
 /// Where the memory of the last service written lives, in the spool
@@ -175,6 +180,8 @@ impl Session {
             renewed: None,
             measurements: HashMap::new(),
             series: HashMap::new(),
+            follow_measurements: false,
+            waiting: BTreeSet::new(),
         }
     }
 
@@ -627,11 +634,34 @@ impl Session {
         let doc = self.effective(Some(&service));
         self.service = Some(service);
         if !self.adopt_doc(doc) {
+            if self.follow_measurements {
+                return self.follow().await;
+            }
             return Ok(false);
         }
         tracing::info!("the configuration in UNIS changed");
         self.sync_measurements(false).await?;
         Ok(true)
+    }
+
+    /// Reads the measurements of others again (the configuration being
+    /// unchanged): `scheduled_times` that arrived or changed on one that
+    /// runs on them take effect. Returns whether the probes changed.
+    async fn follow(&mut self) -> Result<bool, UnisError> {
+        let before = (self.generation, self.config.probes.clone());
+        let mut fresh = match config::resolve(self.doc.clone()) {
+            Ok(c) => c,
+            Err(_) => return Ok(false),
+        };
+        fresh.refused = self.config.refused.clone();
+        self.config = fresh;
+        self.sync_measurements(false).await?;
+        let changed = self.config.probes != before.1;
+        self.generation = before.0 + u64::from(changed);
+        if changed {
+            tracing::info!("the scheduled_times of a measurement of others changed");
+        }
+        Ok(changed)
     }
 
     /// Renews the service's TTL: a `PUT` of the service (the server renews
