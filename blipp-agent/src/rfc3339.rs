@@ -101,7 +101,10 @@ mod tests {
             "2014-13-01T00:00:00Z",
             "2014-01-01T24:00:00Z",
         ] {
-            assert!(matches!(parse(bad), Err(Rfc3339Error::Invalid { .. })), "{bad}");
+            assert!(
+                matches!(parse(bad), Err(Rfc3339Error::Invalid { .. })),
+                "{bad}"
+            );
         }
         assert!(matches!(
             parse("1969-12-31T23:59:59Z"),
@@ -113,7 +116,10 @@ mod tests {
     fn iso_8601_shorter_forms_are_utc() {
         assert_eq!(secs("2014-05-01"), 1_398_902_400.0);
         assert_eq!(secs("2014-05-01T12:00"), 1_398_945_600.0);
-        assert_eq!(secs("2014-05-01T14:00:00+02:00[Europe/Rome]"), 1_398_945_600.0);
+        assert_eq!(
+            secs("2014-05-01T14:00:00+02:00[Europe/Rome]"),
+            1_398_945_600.0
+        );
     }
 
     #[test]

@@ -81,7 +81,11 @@ fn published(m: &Value) -> Vec<(u64, u64)> {
     let time = |v: &Value| blipp::rfc3339::parse(v.as_str().unwrap()).unwrap().0;
     m["scheduled_times"]
         .as_array()
-        .map(|a| a.iter().map(|s| (time(&s["start"]), time(&s["end"]))).collect())
+        .map(|a| {
+            a.iter()
+                .map(|s| (time(&s["start"]), time(&s["end"])))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -105,16 +109,14 @@ fn two_nodes_sharing_a_resource_take_turns_and_a_stopped_ones_slots_free_after_i
     let a = start(dir.path(), &server.url(), "a");
     let b = start(dir.path(), &server.url(), "b");
     let logs = || format!("--- a:\n{}\n--- b:\n{}", a.log(), b.log());
-    wait_for(
-        40,
-        "50 runs of both",
-        logs,
-        || {
-            let r = runs(&server);
-            let (na, nb) = (r.get("a").map_or(0, Vec::len), r.get("b").map_or(0, Vec::len));
-            na + nb >= 50 && na >= 10 && nb >= 10
-        },
-    );
+    wait_for(40, "50 runs of both", logs, || {
+        let r = runs(&server);
+        let (na, nb) = (
+            r.get("a").map_or(0, Vec::len),
+            r.get("b").map_or(0, Vec::len),
+        );
+        na + nb >= 50 && na >= 10 && nb >= 10
+    });
     let seen = runs(&server);
     assert_eq!(overlaps(&seen), [], "runs overlap: {seen:?}\n{}", logs());
 
@@ -189,9 +191,12 @@ fn a_scheduled_measurement_of_others_waits_for_its_scheduled_times() {
     // The service exists; someone adds a builtins.scheduled measurement to
     // it without slots (the original's arbiter waited for them).
     let first = Blippd::start(&cfg, &["--control-socket", "none"], &log);
-    wait_for(60, "the service", || first.log(), || {
-        server.records("services").len() == 1
-    });
+    wait_for(
+        60,
+        "the service",
+        || first.log(),
+        || server.records("services").len() == 1,
+    );
     first.stop();
     let service = server.records("services").remove(0);
     let theirs = json!({"id": "theirs", "service": service["selfRef"], "eventTypes": [],
@@ -211,9 +216,12 @@ fn a_scheduled_measurement_of_others_waits_for_its_scheduled_times() {
     });
     assert_eq!(status, 201);
     let blippd = Blippd::start(&cfg, &["-e", "use", "--control-socket", "none"], &log);
-    wait_for(30, "the measurement to wait", || blippd.log(), || {
-        blippd.log().contains("waits for its scheduled_times")
-    });
+    wait_for(
+        30,
+        "the measurement to wait",
+        || blippd.log(),
+        || blippd.log().contains("waits for its scheduled_times"),
+    );
     let points = || runs(&server).get("their-mem").cloned().unwrap_or_default();
     // Its slot arrives through UNIS (a PUT, as the original's
     // simple_avoid wrote them): it runs inside it, and only there.
@@ -222,13 +230,23 @@ fn a_scheduled_measurement_of_others_waits_for_its_scheduled_times() {
     let rfc = |us: u64| blipp::rfc3339::format(blipp::sample::Timestamp(us));
     let body = json!({"scheduled_times": [{"start": rfc(slot.0), "end": rfc(slot.1)}]});
     assert_eq!(server.put("measurements", "theirs", &body).unwrap(), 204);
-    wait_for(30, "runs in the slot", || blippd.log(), || points().len() >= 3);
+    wait_for(
+        30,
+        "runs in the slot",
+        || blippd.log(),
+        || points().len() >= 3,
+    );
     // cpu, every second, has delivered what it measured after the slot.
-    wait_for(30, "the slot to end", || blippd.log(), || {
-        runs(&server)
-            .get("cpu")
-            .is_some_and(|t| t.last().is_some_and(|t| *t > slot.1 + 1_000_000))
-    });
+    wait_for(
+        30,
+        "the slot to end",
+        || blippd.log(),
+        || {
+            runs(&server)
+                .get("cpu")
+                .is_some_and(|t| t.last().is_some_and(|t| *t > slot.1 + 1_000_000))
+        },
+    );
     let got = points();
     assert!(
         got.iter().all(|t| *t >= slot.0 && *t < slot.1),

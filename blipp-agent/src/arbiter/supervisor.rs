@@ -110,7 +110,9 @@ impl Supervisor {
     fn reservations_of(&self, config: &ProbeConfig) -> Box<dyn Reservations> {
         let refs = resource_refs(&config.raw);
         match &self.reservations {
-            Some(board) if matches!(config.schedule, ScheduleSpec::Avoid(_)) && !refs.is_empty() => {
+            Some(board)
+                if matches!(config.schedule, ScheduleSpec::Avoid(_)) && !refs.is_empty() =>
+            {
                 Box::new(board.join(&config.name, refs))
             }
             _ => Box::new(NoReservations),

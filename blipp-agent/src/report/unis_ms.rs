@@ -249,11 +249,7 @@ impl UnisMs {
                 Some((p, id))
             })
             .collect();
-        board.read(
-            reservations::parse(&found, Timestamp::now()),
-            &own,
-            &before,
-        );
+        board.read(reservations::parse(&found, Timestamp::now()), &own, &before);
         Ok(())
     }
 

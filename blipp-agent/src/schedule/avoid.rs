@@ -433,6 +433,64 @@ mod tests {
         assert!(later >= now);
     }
 
+    /// A UNIS stand-in whose plan standing the test sets.
+    #[derive(Debug, Default)]
+    struct Standing {
+        ahead: Arc<Mutex<Option<Vec<Slot>>>>,
+        freed: Arc<Mutex<bool>>,
+    }
+
+    impl Reservations for Standing {
+        fn busy(&mut self) -> Vec<Slot> {
+            self.ahead.lock().unwrap().clone().unwrap_or_default()
+        }
+
+        fn publish(&mut self, _plan: &[Slot]) {}
+
+        fn ahead(&mut self) -> Option<Vec<Slot>> {
+            self.ahead.lock().unwrap().clone()
+        }
+
+        fn freed(&mut self) -> bool {
+            std::mem::take(&mut *self.freed.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn a_slot_runs_only_when_its_plan_stands() {
+        let standing = Standing::default();
+        let (ahead, freed) = (Arc::clone(&standing.ahead), Arc::clone(&standing.freed));
+        let mut it = AvoidInstants::new(
+            params(5),
+            t(0),
+            fastrand::Rng::with_seed(4),
+            Box::new(standing),
+        );
+        let first = it.next_after(t(0)).unwrap();
+        assert!(!it.may_run(first), "not read back yet: skipped");
+        *ahead.lock().unwrap() = Some(Vec::new());
+        let second = it.next_after(Timestamp(first.0 + 1)).unwrap();
+        assert_eq!(second.0, first.0 + 60_000_000, "the next slot of the plan");
+        assert!(it.may_run(second));
+        assert_eq!(it.plans(), 1);
+        // A plan stamped before ours now holds the next slot: skipped, and
+        // the next call plans around it.
+        let third = Timestamp(second.0 + 60_000_000);
+        let theirs = Slot {
+            start: third,
+            end: Timestamp(third.0 + 10_000_000),
+        };
+        *ahead.lock().unwrap() = Some(vec![theirs]);
+        assert!(!it.may_run(third));
+        let next = it.next_after(third).unwrap();
+        assert_eq!(it.plans(), 2);
+        assert!(next >= theirs.end, "{next:?} inside {theirs:?}");
+        // Freed slots: a new plan at the next call.
+        *freed.lock().unwrap() = true;
+        it.next_after(Timestamp(next.0 + 1)).unwrap();
+        assert_eq!(it.plans(), 3);
+    }
+
     #[test]
     fn without_unis_it_is_every_every() {
         let mut it = AvoidInstants::new(

@@ -339,7 +339,9 @@ pub fn measurement_probe(m: &Value) -> Option<&str> {
 pub fn runnable_configuration(m: &Value) -> Option<Value> {
     let configuration = m.get("configuration")?;
     let scheduled = matches!(
-        configuration.get("collection_schedule").and_then(Value::as_str),
+        configuration
+            .get("collection_schedule")
+            .and_then(Value::as_str),
         Some("builtins.scheduled" | "scheduled")
     );
     if !scheduled
@@ -554,7 +556,10 @@ mod tests {
         assert!(!runs_on_record_slots(&own));
         assert_eq!(runnable_configuration(&own).unwrap(), own["configuration"]);
         let simple = json!({"configuration": {"probe_module": "mem"}});
-        assert_eq!(runnable_configuration(&simple).unwrap(), simple["configuration"]);
+        assert_eq!(
+            runnable_configuration(&simple).unwrap(),
+            simple["configuration"]
+        );
     }
 
     #[test]

@@ -321,7 +321,10 @@ pub struct ProbeReservations {
 impl ProbeReservations {
     fn with<T>(&self, f: impl FnOnce(&State, &Entry) -> T) -> Option<T> {
         let s = self.board.state();
-        let e = s.probes.get(&self.probe).filter(|e| e.token == self.token)?;
+        let e = s
+            .probes
+            .get(&self.probe)
+            .filter(|e| e.token == self.token)?;
         Some(f(&s, e))
     }
 }
@@ -376,7 +379,10 @@ impl ProbeReservations {
 impl Drop for ProbeReservations {
     fn drop(&mut self) {
         let mut s = self.board.state();
-        if s.probes.get(&self.probe).is_some_and(|e| e.token == self.token) {
+        if s.probes
+            .get(&self.probe)
+            .is_some_and(|e| e.token == self.token)
+        {
             s.probes.remove(&self.probe);
         }
     }
@@ -486,11 +492,7 @@ mod tests {
         let mine = record("m", &["link"], &[slot(0, 5)], 60, None);
         board.read(parse(&[other.clone(), mine.clone()], t(0)), &own, &before);
         assert_eq!(r.ahead(), None);
-        board.read(
-            parse(&[other, mine], t(0)),
-            &own,
-            &board.written_versions(),
-        );
+        board.read(parse(&[other, mine], t(0)), &own, &board.written_versions());
         assert_eq!(r.ahead(), Some(vec![slot(3, 8)]), "o was stamped first");
         assert_eq!(r.busy(), [slot(3, 8)]);
         // Written: due again only for renewal, while its slots last.
@@ -500,7 +502,11 @@ mod tests {
         assert!(board.due(later, Duration::from_secs(10), t(5)).is_empty());
         // o went away (its TTL ran out): its slots are freed once.
         assert!(!r.freed());
-        board.read(parse(&[mine_again()], t(0)), &own, &board.written_versions());
+        board.read(
+            parse(&[mine_again()], t(0)),
+            &own,
+            &board.written_versions(),
+        );
         assert!(r.freed());
         assert!(!r.freed());
         assert!(r.busy().is_empty());

@@ -65,7 +65,10 @@ impl Session {
                 }
                 let Some(configuration) = record::runnable_configuration(m) else {
                     if self.waiting.insert(id.to_owned()) {
-                        tracing::info!(measurement = id, "a builtins.scheduled measurement made by others waits for its scheduled_times");
+                        tracing::info!(
+                            measurement = id,
+                            "a builtins.scheduled measurement made by others waits for its scheduled_times"
+                        );
                     }
                     continue;
                 };
