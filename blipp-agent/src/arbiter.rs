@@ -29,6 +29,7 @@ use crate::config::{Config, LocalSource};
 use crate::control::Command;
 use crate::report::{Batch, Reporter};
 use crate::source::ebpf::{KernelAccess, klog};
+use crate::unis::reservations::Board;
 use alarm::Alarms;
 pub use start::{Prepared, Start, prepare};
 use supervisor::Supervisor;
@@ -76,6 +77,9 @@ pub struct Links {
     pub updates: Option<watch::Receiver<Config>>,
     /// The UNIS/MS sink, which receives every probe's batches.
     pub unis: Option<mpsc::Sender<Batch>>,
+    /// The slots in UNIS that `simple_avoid` probes plan around (kept by
+    /// the UNIS/MS sink).
+    pub reservations: Option<Board>,
     /// Commands from the control socket.
     pub commands: Option<mpsc::Receiver<Command>>,
     /// Where the local configuration comes from, for `reload`.
@@ -129,7 +133,8 @@ pub async fn run_prepared(
     let once = options.length == RunLength::Once;
     let length = options.length;
     let unis = links.unis.is_some();
-    let mut sup = Supervisor::new(builder, probes, tx, done, options, unis, alarms);
+    let mut sup = Supervisor::new(builder, probes, tx, done, options, unis, alarms)
+        .with_reservations(links.reservations.clone());
     sup.start_all(config).await;
     // Built for a configuration that no longer wants them: never run.
     sup.prebuilt.clear();

@@ -14,6 +14,7 @@ use crate::probe::{Probe, ProbeError};
 use crate::report::Batch;
 use crate::report::collector::Collector;
 use crate::sample::{Name, Sample, Timestamp};
+use crate::schedule::avoid::Reservations;
 use crate::schedule::{Instants, backoff};
 use crate::status::ProbeHealth;
 
@@ -38,6 +39,8 @@ pub(super) struct ProbeLoop {
     pub(super) health: Arc<ProbeHealth>,
     /// Where it waits for its instants.
     pub(super) alarms: Alarms,
+    /// For `simple_avoid`: the other measurements' slots.
+    pub(super) reservations: Box<dyn Reservations>,
 }
 
 impl ProbeLoop {
@@ -55,11 +58,15 @@ impl ProbeLoop {
             costs,
             health,
             alarms,
+            reservations,
         } = self;
         // `next_after` takes an instant that is less than an interval late,
         // so the first one (the start) is collected even though the clock
         // has moved on since.
-        let mut instants: Instants = config.schedule.instants(start);
+        let mut instants: Instants =
+            config
+                .schedule
+                .instants_with(start, fastrand::Rng::new(), reservations);
         let mut last_print = None;
         let cost_subject = Name::from(format!("probe:{}", config.name));
         loop {
@@ -73,6 +80,9 @@ impl ProbeLoop {
             tokio::select! {
                 () = alarms.until(at) => {}
                 _ = stop.changed() => break,
+            }
+            if !once && !instants.may_run(at) {
+                continue;
             }
             let ts = Timestamp::now();
             let started = std::time::Instant::now();

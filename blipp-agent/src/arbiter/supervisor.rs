@@ -22,7 +22,10 @@ use crate::probe::{Built, Fault};
 use crate::report::collector::{Collector, Reporting};
 use crate::report::{Batch, Route};
 use crate::sample::{Source, Timestamp};
+use crate::schedule::ScheduleSpec;
+use crate::schedule::avoid::{NoReservations, Reservations};
 use crate::status::{ProbeHealth, ProbeReport, ProbeState};
+use crate::unis::reservations::{Board, resource_refs};
 
 /// The supervisor's handle on one probe's task.
 pub(super) struct Task {
@@ -61,6 +64,9 @@ pub(super) struct Supervisor {
     pub(super) retries: Retries,
     /// The one timer every probe waits on.
     alarms: Alarms,
+    /// Where `simple_avoid` probes with shared resources find the others'
+    /// slots.
+    reservations: Option<Board>,
 }
 
 impl Supervisor {
@@ -88,6 +94,28 @@ impl Supervisor {
             failed: BTreeMap::new(),
             retries: Retries::default(),
             alarms,
+            reservations: None,
+        }
+    }
+
+    /// `simple_avoid` probes that share resources plan around the slots
+    /// on `board`.
+    pub(super) fn with_reservations(mut self, board: Option<Board>) -> Self {
+        self.reservations = board;
+        self
+    }
+
+    /// What `config`'s schedule plans around: the board, for a
+    /// `simple_avoid` probe with `resources` refs; else nothing.
+    fn reservations_of(&self, config: &ProbeConfig) -> Box<dyn Reservations> {
+        let refs = resource_refs(&config.raw);
+        match &self.reservations {
+            Some(board)
+                if matches!(config.schedule, ScheduleSpec::Avoid(_)) && !refs.is_empty() =>
+            {
+                Box::new(board.join(&config.name, refs))
+            }
+            _ => Box::new(NoReservations),
         }
     }
 
@@ -139,6 +167,7 @@ impl Supervisor {
             costs: self.builder.costs().clone(),
             health,
             alarms: self.alarms.clone(),
+            reservations: self.reservations_of(&config),
         };
         let handle = tokio::spawn(async move {
             task.run().await;

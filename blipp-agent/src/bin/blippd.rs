@@ -12,6 +12,7 @@ use blipp::logging::LevelHandle;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
 use blipp::source::ebpf::handover;
+use blipp::unis::reservations::Board;
 use blipp::unis::{self, Endpoint, Session, UnisError};
 use blipp::{config, logging, probe};
 use clap::Parser;
@@ -327,7 +328,8 @@ fn main() -> ExitCode {
         let (links, sink) = match sink {
             Some((sink, mut updates)) => {
                 let (tx, rx) = mpsc::channel(UNIS_QUEUE);
-                let task = tokio::spawn(sink.run(rx));
+                let board = Board::default();
+                let task = tokio::spawn(sink.with_board(board.clone()).run(rx));
                 // Start with the configuration merged with UNIS when UNIS
                 // answers soon; else measure with the local one.
                 tokio::select! {
@@ -341,6 +343,7 @@ fn main() -> ExitCode {
                     Links {
                         updates: Some(updates),
                         unis: Some(tx),
+                        reservations: Some(board),
                         ..Links::default()
                     },
                     Some(task),

@@ -27,9 +27,11 @@ use super::pending::{Chunk, Pending};
 use super::spool::{Spool, SpoolError};
 use super::stats;
 use crate::config::{Config, ProbeConfig};
-use crate::sample::{Name, Sample, Value};
+use crate::sample::{Name, Sample, Timestamp, Value};
+use crate::schedule::slots::Slot;
 use crate::unis::ms::{Collection, Ms};
 use crate::unis::register::SeriesKey;
+use crate::unis::reservations::{self, Board};
 use crate::unis::watched::Watched;
 use crate::unis::{Endpoint, Session, UnisError};
 
@@ -87,6 +89,8 @@ pub struct UnisMs {
     /// When they are to be written next.
     watch_at: Option<Instant>,
     watch_failures: u32,
+    /// The slots `simple_avoid` probes publish and plan around.
+    board: Option<Board>,
 }
 
 impl UnisMs {
@@ -113,7 +117,15 @@ impl UnisMs {
             watched,
             watch_at: None,
             watch_failures: 0,
+            board: None,
         }
+    }
+
+    /// Keeps `board` in step with UNIS: writes the plans published on it,
+    /// reads the others' slots.
+    pub fn with_board(mut self, board: Board) -> Self {
+        self.board = Some(board);
+        self
     }
 
     /// Sends the configuration to the probes when it changed. The first
@@ -176,6 +188,68 @@ impl UnisMs {
         {
             self.session.renew().await?;
         }
+        self.reserve().await
+    }
+
+    /// Writes the `simple_avoid` plans that are new or due for renewal
+    /// (a `PUT` of each measurement's `scheduled_times` and `ttl`), then
+    /// reads the slots of every measurement that shares one of their
+    /// refs, in one `GET`.
+    async fn reserve(&mut self) -> Result<(), UnisError> {
+        let Some(board) = self.board.clone() else {
+            return Ok(());
+        };
+        if !self.session.registered() || !board.wanted() {
+            return Ok(());
+        }
+        let done = self.reserve_on(&board).await;
+        if done.is_err() {
+            board.failed();
+        }
+        done
+    }
+
+    async fn reserve_on(&mut self, board: &Board) -> Result<(), UnisError> {
+        let ttl = self.session.ttl();
+        let unis = self.session.endpoint().clone();
+        let now = std::time::Instant::now();
+        for (probe, version, plan) in board.due(now, ttl / 2, Timestamp::now()) {
+            let Some(m) = self.session.measurement(&probe) else {
+                // Nothing to publish it on: it stands on what is read.
+                board.written(&probe, version, now);
+                continue;
+            };
+            let body = json!({
+                "id": m.id,
+                "scheduled_times": plan.iter().map(Slot::to_json).collect::<Vec<_>>(),
+                "ttl": ttl.as_secs(),
+            });
+            unis.put(&format!("/measurements/{}", m.id), &body, "measurement")
+                .await?;
+            board.written(&probe, version, now);
+        }
+        let (probes, refs) = board.probes_and_refs();
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let before = board.written_versions();
+        let found = unis
+            .get_list(
+                "/measurements",
+                &[
+                    ("configuration.resources.ref", &refs.join(",")),
+                    ("unique", "true"),
+                ],
+            )
+            .await?;
+        let own: HashMap<String, String> = probes
+            .into_iter()
+            .filter_map(|p| {
+                let id = self.session.measurement(&p)?.id.clone();
+                Some((p, id))
+            })
+            .collect();
+        board.read(reservations::parse(&found, Timestamp::now()), &own, &before);
         Ok(())
     }
 
@@ -187,8 +261,14 @@ impl UnisMs {
         let mut maint_failures = 0u32;
         let mut deliver_at = (!self.pending.is_empty()).then(Instant::now);
         let mut deliver_failures = 0u32;
+        let board = self.board.clone();
         loop {
             tokio::select! {
+                () = async { board.as_ref().expect("checked").published().await }, if board.is_some() => {
+                    if let Err(e) = self.reserve().await {
+                        tracing::warn!(error = %e, "publishing a simple_avoid plan in UNIS failed; retried at the next poll");
+                    }
+                }
                 batch = rx.recv() => {
                     let Some(batch) = batch else { break };
                     if self.watched.observe(&batch.probe, &batch.samples) {
@@ -222,6 +302,9 @@ impl UnisMs {
                         }
                         Err(e) => {
                             self.publish();
+                            if let Some(b) = &self.board {
+                                b.failed();
+                            }
                             maint_failures += 1;
                             let wait = backoff(self.poll_interval(), self.max_backoff(), maint_failures);
                             if e.is_transient() {

@@ -17,12 +17,20 @@
 //! `build_basic_schedule`: a busy slot that lies within an earlier one no
 //! longer moves the plan backwards into it, and a plan never has more
 //! than `num_to_schedule` slots. Where the others' slots come from is the
-//! [`Reservations`] trait: the UNIS client implements it; without UNIS
-//! ([`NoReservations`]) nothing is in the way and the schedule is a plain
-//! every-`every` one. Before each run the next slot is checked against the
-//! others' latest slots; one that now overlaps (another agent planned at
-//! the same moment) makes the schedule plan again, as the original did
-//! after publishing.
+//! [`Reservations`] trait: the UNIS client implements it
+//! (`unis::reservations`); without UNIS ([`NoReservations`]) nothing is in
+//! the way and the schedule is a plain every-`every` one.
+//!
+//! Two agents that plan at the same moment cannot see each other's plan.
+//! Of two plans that overlap, the one that reached UNIS first stands and
+//! the other yields: before each run the slot is checked against the
+//! slots that [`Reservations::ahead`] says were published before this
+//! plan, and one that overlaps makes the schedule plan again; a slot
+//! whose standing is not known yet (its plan was not read back from UNIS)
+//! is skipped rather than risked. The original checked once, after
+//! publishing, and made both agents move. When another measurement's
+//! slots stop counting (it went away), the schedule plans again to use
+//! them.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -32,16 +40,25 @@ use super::slots::Slot;
 use crate::sample::Timestamp;
 
 /// The slots other measurements reserved, and where this one's plan goes.
-/// The UNIS client implements it: `busy` returns the `scheduled_times` of
-/// the other measurements that share one of this probe's
-/// `configuration.resources` refs, as last fetched (it must not block: the
-/// schedule asks before every run); `publish` queues this measurement's
-/// new `scheduled_times` for a PUT.
+/// The UNIS client implements it over a snapshot that it refreshes: the
+/// `scheduled_times` of the other measurements that share one of this
+/// probe's `configuration.resources` refs. No method may block: the
+/// schedule asks before every run.
 pub trait Reservations: Send + Debug {
-    /// Other measurements' slots (any order).
+    /// Every other measurement's slots (any order), to plan around.
     fn busy(&mut self) -> Vec<Slot>;
-    /// This measurement's new plan.
+    /// This measurement's new plan, to be published.
     fn publish(&mut self, plan: &[Slot]);
+    /// The slots of the other measurements whose plans were published
+    /// before this one's latest plan: those it must yield to. `None` while
+    /// that is not known (the plan was not read back yet).
+    fn ahead(&mut self) -> Option<Vec<Slot>>;
+    /// Whether another measurement's slots stopped counting (its record
+    /// outlived its TTL or was deleted) since the last call: the plan may
+    /// now take them.
+    fn freed(&mut self) -> bool {
+        false
+    }
 }
 
 /// No other measurements: nothing is ever in the way.
@@ -54,6 +71,10 @@ impl Reservations for NoReservations {
     }
 
     fn publish(&mut self, _plan: &[Slot]) {}
+
+    fn ahead(&mut self) -> Option<Vec<Slot>> {
+        Some(Vec::new())
+    }
 }
 
 /// The parameters of `adaptive.simple_avoid`.
@@ -177,11 +198,15 @@ impl AvoidInstants {
     }
 
     /// The start of the next slot given that it is `now`: slots that have
-    /// begun are dropped, and a slot that another measurement's newer plan
-    /// overlaps makes the schedule plan again.
+    /// begun are dropped, and a slot that a plan published before this
+    /// one's overlaps makes the schedule plan again.
     pub fn next_after(&mut self, now: Timestamp) -> Option<Timestamp> {
         // Two plans at most per call: a fresh plan avoids every busy slot
         // known, so only a race with another agent can make it conflict.
+        if self.reservations.freed() && !self.plan.is_empty() {
+            tracing::info!("another measurement's slots were freed; planning again");
+            self.plan.clear();
+        }
         for _ in 0..3 {
             while self.plan.front().is_some_and(|s| s.start < now) {
                 self.plan.pop_front();
@@ -190,7 +215,9 @@ impl AvoidInstants {
                 self.replan(now);
                 continue;
             };
-            if first_conflict(&[next], &self.reservations.busy()).is_some() {
+            // Unknown standing: checked again before the run.
+            let ahead = self.reservations.ahead().unwrap_or_default();
+            if first_conflict(&[next], &ahead).is_some() {
                 tracing::info!(slot = ?next, "another measurement took this slot; planning again");
                 self.plan.clear();
                 self.replan(now);
@@ -203,6 +230,29 @@ impl AvoidInstants {
         let next = self.plan.pop_front()?;
         self.last = next.start;
         Some(next.start)
+    }
+
+    /// Whether the slot starting at `at` (the last one returned) may run
+    /// now: no plan published before this one's holds it, and this plan's
+    /// standing is known. A slot that may not run is dropped; one that
+    /// another plan holds makes the next call plan again.
+    pub fn may_run(&mut self, at: Timestamp) -> bool {
+        let mine = Slot {
+            start: at,
+            end: Timestamp(at.0.saturating_add(micros(self.params.duration))),
+        };
+        match self.reservations.ahead() {
+            None => {
+                tracing::debug!(slot = ?mine, "this plan was not read back from UNIS yet; the slot is skipped");
+                false
+            }
+            Some(ahead) if first_conflict(&[mine], &ahead).is_some() => {
+                tracing::info!(slot = ?mine, "another measurement took this slot; planning again");
+                self.plan.clear();
+                false
+            }
+            Some(_) => true,
+        }
     }
 }
 
@@ -299,6 +349,10 @@ mod tests {
         fn publish(&mut self, plan: &[Slot]) {
             self.published.lock().unwrap().push(plan.to_vec());
         }
+
+        fn ahead(&mut self) -> Option<Vec<Slot>> {
+            Some(self.busy())
+        }
     }
 
     fn params(n: usize) -> Avoid {
@@ -377,6 +431,64 @@ mod tests {
         let now = Timestamp(next.0 + 1_000_000_000);
         let later = it.next_after(now).unwrap();
         assert!(later >= now);
+    }
+
+    /// A UNIS stand-in whose plan standing the test sets.
+    #[derive(Debug, Default)]
+    struct Standing {
+        ahead: Arc<Mutex<Option<Vec<Slot>>>>,
+        freed: Arc<Mutex<bool>>,
+    }
+
+    impl Reservations for Standing {
+        fn busy(&mut self) -> Vec<Slot> {
+            self.ahead.lock().unwrap().clone().unwrap_or_default()
+        }
+
+        fn publish(&mut self, _plan: &[Slot]) {}
+
+        fn ahead(&mut self) -> Option<Vec<Slot>> {
+            self.ahead.lock().unwrap().clone()
+        }
+
+        fn freed(&mut self) -> bool {
+            std::mem::take(&mut *self.freed.lock().unwrap())
+        }
+    }
+
+    #[test]
+    fn a_slot_runs_only_when_its_plan_stands() {
+        let standing = Standing::default();
+        let (ahead, freed) = (Arc::clone(&standing.ahead), Arc::clone(&standing.freed));
+        let mut it = AvoidInstants::new(
+            params(5),
+            t(0),
+            fastrand::Rng::with_seed(4),
+            Box::new(standing),
+        );
+        let first = it.next_after(t(0)).unwrap();
+        assert!(!it.may_run(first), "not read back yet: skipped");
+        *ahead.lock().unwrap() = Some(Vec::new());
+        let second = it.next_after(Timestamp(first.0 + 1)).unwrap();
+        assert_eq!(second.0, first.0 + 60_000_000, "the next slot of the plan");
+        assert!(it.may_run(second));
+        assert_eq!(it.plans(), 1);
+        // A plan stamped before ours now holds the next slot: skipped, and
+        // the next call plans around it.
+        let third = Timestamp(second.0 + 60_000_000);
+        let theirs = Slot {
+            start: third,
+            end: Timestamp(third.0 + 10_000_000),
+        };
+        *ahead.lock().unwrap() = Some(vec![theirs]);
+        assert!(!it.may_run(third));
+        let next = it.next_after(third).unwrap();
+        assert_eq!(it.plans(), 2);
+        assert!(next >= theirs.end, "{next:?} inside {theirs:?}");
+        // Freed slots: a new plan at the next call.
+        *freed.lock().unwrap() = true;
+        it.next_after(Timestamp(next.0 + 1)).unwrap();
+        assert_eq!(it.plans(), 3);
     }
 
     #[test]

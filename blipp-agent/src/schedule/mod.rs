@@ -385,6 +385,16 @@ impl Instants {
         }
     }
 
+    /// Whether the instant `at`, just reached, may still be collected at:
+    /// only `simple_avoid` may find that another measurement holds it now
+    /// ([`avoid::AvoidInstants::may_run`]).
+    pub fn may_run(&mut self, at: Timestamp) -> bool {
+        match self {
+            Instants::Avoid(a) => a.may_run(at),
+            _ => true,
+        }
+    }
+
     /// Whether the schedule wants to hear, after each collection, whether
     /// its samples changed ([`Instants::observe`]).
     pub fn observes(&self) -> bool {

@@ -1,7 +1,7 @@
 //! UNIS and the MS: the HTTP client ([`client`], [`tls`]), the records
 //! blipp writes ([`record`]), registration of node, ports, service,
 //! measurements and metadata ([`register`]), the measurement store
-//! ([`ms`]), and the records of services on the host that
+//! ([`ms`]), the slots `simple_avoid` plans around ([`reservations`]), and the records of services on the host that
 //! `registration_probe`s watch ([`watched`]). The sink that feeds samples through them is
 //! `report::unis_ms`.
 
@@ -10,6 +10,7 @@ mod error;
 pub mod ms;
 pub mod record;
 pub mod register;
+pub mod reservations;
 pub mod service;
 pub mod tls;
 pub mod watched;

@@ -65,6 +65,29 @@ pub fn differs(existing: &Value, desired: &Value) -> bool {
     without_server_fields(existing) != without_server_fields(desired)
 }
 
+/// Measurement fields that `simple_avoid` publishes by `PUT` alone
+/// (`unis::reservations`): the real server refuses a `POST` of a
+/// measurement with `scheduled_times` (its schema refers to a definition
+/// that does not exist, which fails only when the field is there), and it
+/// stores a `PUT` unvalidated, as the original BLiPP published them.
+pub const PUT_ONLY: [&str; 2] = ["scheduled_times", "ttl"];
+
+fn without_put_only(record: &Value) -> Value {
+    let mut r = without_server_fields(record);
+    if let Value::Object(m) = &mut r {
+        for k in PUT_ONLY {
+            m.remove(k);
+        }
+    }
+    r
+}
+
+/// [`differs`] for measurements: their published slots are not part of
+/// what registration writes.
+pub fn measurement_differs(existing: &Value, desired: &Value) -> bool {
+    without_put_only(existing) != without_put_only(desired)
+}
+
 /// The last path segment of an href: the record's id.
 pub fn id_of(href: &str) -> &str {
     href.rsplit('/').next().unwrap_or(href)
@@ -288,7 +311,7 @@ pub fn measurement(
 ) -> Value {
     let mut m = existing.map_or_else(
         || json!({ "$schema": schema_uri("measurement"), "id": id }),
-        without_server_fields,
+        without_put_only,
     );
     let mut configuration = probe.raw.clone();
     configuration["name"] = json!(probe.name);
@@ -306,6 +329,45 @@ pub fn measurement_probe(m: &Value) -> Option<&str> {
     m.pointer("/properties/blipp/probe")
         .or_else(|| m.pointer("/configuration/name"))
         .and_then(Value::as_str)
+}
+
+/// The configuration to run a measurement made by others with. Under
+/// `builtins.scheduled` without `schedule_params.scheduled_times`, its
+/// slots are the measurement's own `scheduled_times`, where the original
+/// BLiPP read them; `None` while it has none (the original's arbiter
+/// waited for them).
+pub fn runnable_configuration(m: &Value) -> Option<Value> {
+    let configuration = m.get("configuration")?;
+    let scheduled = matches!(
+        configuration
+            .get("collection_schedule")
+            .and_then(Value::as_str),
+        Some("builtins.scheduled" | "scheduled")
+    );
+    if !scheduled
+        || configuration
+            .pointer("/schedule_params/scheduled_times")
+            .is_some()
+    {
+        return Some(configuration.clone());
+    }
+    let slots = m.get("scheduled_times").filter(|s| !s.is_null())?;
+    let mut c = configuration.clone();
+    let params = object(&mut c, "schedule_params");
+    params.insert("scheduled_times".into(), slots.clone());
+    Some(c)
+}
+
+/// Whether the measurement's slots are its own `scheduled_times`: its
+/// configuration follows them as they change.
+pub fn runs_on_record_slots(m: &Value) -> bool {
+    m.pointer("/configuration/schedule_params/scheduled_times")
+        .is_none()
+        && matches!(
+            m.pointer("/configuration/collection_schedule")
+                .and_then(Value::as_str),
+            Some("builtins.scheduled" | "scheduled")
+        )
 }
 
 /// The event types a measurement lists.
@@ -474,6 +536,30 @@ mod tests {
         assert!(differs(&stored, &n));
         let again = node(Some(&n), "ignored", &host, "urn:n", &["u/ports/b".into()]);
         assert!(!differs(&n, &again), "nothing new, nothing to write");
+    }
+
+    #[test]
+    fn scheduled_measurements_run_on_their_own_scheduled_times() {
+        let slots = json!([{"start": "2030-01-01T00:00:00Z", "end": "2030-01-01T01:00:00Z"}]);
+        let m = json!({"id": "m", "configuration": {"probe_module": "mem",
+            "collection_schedule": "builtins.scheduled", "schedule_params": {"every": 5}}});
+        assert!(runs_on_record_slots(&m));
+        assert_eq!(runnable_configuration(&m), None, "waits for its slots");
+        let mut with = m.clone();
+        with["scheduled_times"] = slots.clone();
+        let c = runnable_configuration(&with).unwrap();
+        assert_eq!(c["schedule_params"]["scheduled_times"], slots);
+        assert_eq!(c["schedule_params"]["every"], 5);
+        // Slots of its own, or another schedule: taken as they are.
+        let own = json!({"configuration": {"collection_schedule": "scheduled",
+            "schedule_params": {"every": 5, "scheduled_times": slots}}});
+        assert!(!runs_on_record_slots(&own));
+        assert_eq!(runnable_configuration(&own).unwrap(), own["configuration"]);
+        let simple = json!({"configuration": {"probe_module": "mem"}});
+        assert_eq!(
+            runnable_configuration(&simple).unwrap(),
+            simple["configuration"]
+        );
     }
 
     #[test]

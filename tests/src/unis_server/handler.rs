@@ -478,7 +478,17 @@ impl Shared {
             Value::String(format!("{base}/{collection}/{id}")),
         );
         let record = Value::Object(record);
-        if let Err(e) = self.validate(schema, &record) {
+        // The real server stores a PUT unvalidated; this one validates, but
+        // not a measurement's `scheduled_times`, whose schema reference
+        // dangles (see `Schemas::load`): the original BLiPP published them
+        // by PUT, and blipp does the same.
+        let mut checked = record.clone();
+        if collection == "measurements"
+            && let Value::Object(m) = &mut checked
+        {
+            m.remove("scheduled_times");
+        }
+        if let Err(e) = self.validate(schema, &checked) {
             return Resp::message(
                 400,
                 accept,

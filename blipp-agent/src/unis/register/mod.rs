@@ -125,6 +125,11 @@ pub struct Session {
     renewed: Option<Instant>,
     measurements: HashMap<String, MeasurementRef>,
     series: HashMap<SeriesKey, Series>,
+    /// Measurements of others (`-e use`) run on their own
+    /// `scheduled_times`, or wait for them: read again at each poll.
+    follow_measurements: bool,
+    /// Those that wait, logged once.
+    waiting: BTreeSet<String>,
 }
 
 /// Where the memory of the last service written lives, in the spool
@@ -188,6 +193,8 @@ impl Session {
             renewed: None,
             measurements: HashMap::new(),
             series: HashMap::new(),
+            follow_measurements: false,
+            waiting: BTreeSet::new(),
         }
     }
 
@@ -226,8 +233,9 @@ impl Session {
         self.series.get(key)
     }
 
-    /// The service's `ttl`, seconds.
-    fn ttl(&self) -> Duration {
+    /// The service's `ttl`, seconds (also the TTL of the slots that
+    /// `simple_avoid` publishes).
+    pub fn ttl(&self) -> Duration {
         let ttl = self
             .doc
             .get("ttl")
@@ -658,6 +666,9 @@ impl Session {
         // A refused edit, held, is screened again at each poll and changes
         // nothing more until the operator changes it.
         if !changed && !others && edits.iter().all(|e| self.held.contains_key(&e.probe)) {
+            if self.follow_measurements {
+                return self.follow(listed).await;
+            }
             return Ok(false);
         }
         if changed {
@@ -691,6 +702,26 @@ impl Session {
                 tracing::error!(error = %e, "the configuration in effect does not resolve again");
             }
         }
+    }
+
+    /// Reads the measurements of others again (the configuration being
+    /// unchanged): `scheduled_times` that arrived or changed on one that
+    /// runs on them take effect. Returns whether the probes changed.
+    async fn follow(&mut self, listed: Vec<Value>) -> Result<bool, UnisError> {
+        let before = (self.generation, self.config.probes.clone());
+        let mut fresh = match config::resolve(self.doc.clone()) {
+            Ok(c) => c,
+            Err(_) => return Ok(false),
+        };
+        fresh.refused = self.config.refused.clone();
+        self.config = fresh;
+        self.sync_measurements(false, Some(listed)).await?;
+        let changed = self.config.probes != before.1;
+        self.generation = before.0 + u64::from(changed);
+        if changed {
+            tracing::info!("the scheduled_times of a measurement of others changed");
+        }
+        Ok(changed)
     }
 
     /// Renews the service's TTL: a `PUT` of the service (the server renews

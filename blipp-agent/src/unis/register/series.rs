@@ -12,7 +12,7 @@ use super::{MeasurementRef, Series, SeriesKey, Session, chunks_of, str_at};
 use crate::sample::Name;
 use crate::trust;
 use crate::unis::UnisError;
-use crate::unis::record::{self, differs};
+use crate::unis::record::{self, measurement_differs};
 
 impl Session {
     /// One measurement per probe: found by probe name, created or updated
@@ -46,6 +46,7 @@ impl Session {
         }
         let mut measurements = HashMap::new();
         let mut measurement_refusals = Vec::new();
+        let mut follow = false;
         if self.options.use_existing {
             for m in others {
                 let Some(id) = m.get("id").and_then(Value::as_str) else {
@@ -53,9 +54,23 @@ impl Session {
                 };
                 let name = record::measurement_probe(m)
                     .map_or_else(|| format!("measurement-{id}"), str::to_owned);
-                let Some(configuration) = m.get("configuration") else {
+                if m.get("configuration").is_none() {
+                    continue;
+                }
+                if record::runs_on_record_slots(m) {
+                    follow = true;
+                }
+                let Some(configuration) = record::runnable_configuration(m) else {
+                    if self.waiting.insert(id.to_owned()) {
+                        tracing::info!(
+                            measurement = id,
+                            "a builtins.scheduled measurement made by others waits for its scheduled_times"
+                        );
+                    }
                     continue;
                 };
+                self.waiting.remove(id);
+                let configuration = &configuration;
                 if names.contains(&name) || measurements.contains_key(&name) {
                     continue;
                 }
@@ -130,7 +145,7 @@ impl Session {
             );
             if let Some(old) = old {
                 reused.push(href.clone());
-                if !differs(old, &desired) {
+                if !measurement_differs(old, &desired) {
                     measurements.insert(
                         probe.name.clone(),
                         MeasurementRef {
@@ -162,6 +177,7 @@ impl Session {
         }
         self.measurements = measurements;
         self.measurement_refusals = measurement_refusals;
+        self.follow_measurements = follow;
         self.log_refusals();
         self.config.refused = self.refusals();
         // Adopted measurements changed the configuration.
