@@ -24,7 +24,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-#[expect(clippy::print_stdout, reason = "the bench prints its figures for xtask")]
+#[expect(
+    clippy::print_stdout,
+    reason = "the bench prints its figures for xtask"
+)]
 fn main() {
     let series: usize = std::env::args()
         .nth(1)
