@@ -139,6 +139,7 @@ impl Supervisor {
             stdout: self.options.stdout || !elsewhere,
             data_file: config.data_file.clone(),
             unis: self.unis,
+            data_file_format: config.data_file_format,
         };
         let reporting = Reporting {
             every: config.reporting_params.max(1),

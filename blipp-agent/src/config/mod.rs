@@ -23,7 +23,7 @@ pub use load::{
 };
 pub(crate) use load::{merge_service, resolve_probe};
 pub use option_keys::option_keys;
-pub use probe::{Mode, ProbeConfig, Status};
+pub use probe::{DataFileFormat, Mode, ProbeConfig, Status};
 
 use std::path::PathBuf;
 

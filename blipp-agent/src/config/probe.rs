@@ -32,6 +32,19 @@ impl Mode {
     }
 }
 
+/// How a probe's `data_file` is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFileFormat {
+    /// One JSON object per sample and line.
+    #[default]
+    Json,
+    /// The original BLiPP's `ts=<µs> event=<type> mid=<MS metadata id>
+    /// value=<v>` lines, once the MS has accepted the samples (`subject=`
+    /// in place of `mid=` for a probe that reports to no MS).
+    Original,
+}
+
 /// ON or OFF. As the original read it, `OFF` in any case stops and any
 /// other value (`ON`, `RUNNING`, a typo) runs: a service record written by
 /// another tool never stops a host by accident.
@@ -69,6 +82,7 @@ struct CommonKeys {
     collection_ttl: Option<u64>,
     ms_url: Option<String>,
     data_file: Option<PathBuf>,
+    data_file_format: Option<DataFileFormat>,
     status: Option<String>,
     mode: Option<Mode>,
     proc_dir: Option<PathBuf>,
@@ -81,7 +95,7 @@ struct CommonKeys {
 }
 
 /// The keys of [`CommonKeys`] that have a type of their own.
-const TYPED_KEYS: [&str; 16] = [
+const TYPED_KEYS: [&str; 17] = [
     "probe_module",
     "name",
     "collection_schedule",
@@ -93,6 +107,7 @@ const TYPED_KEYS: [&str; 16] = [
     "collection_ttl",
     "ms_url",
     "data_file",
+    "data_file_format",
     "status",
     "mode",
     "proc_dir",
@@ -142,6 +157,8 @@ pub struct ProbeConfig {
     pub ms_url: Option<String>,
     /// A JSON-lines file that receives its samples.
     pub data_file: Option<PathBuf>,
+    /// How `data_file` is written.
+    pub data_file_format: DataFileFormat,
     /// OFF: configured but not running.
     pub status: Status,
     /// Whether it may use eBPF; a probe without an eBPF variant ignores it.
@@ -262,6 +279,7 @@ impl ProbeConfig {
             collection_ttl: keys.collection_ttl.unwrap_or(1_500_000),
             ms_url: keys.ms_url,
             data_file: keys.data_file,
+            data_file_format: keys.data_file_format.unwrap_or_default(),
             status: Status::parse(keys.status.as_deref()),
             mode: keys.mode.unwrap_or_default(),
             proc_dir: keys.proc_dir.unwrap_or_else(|| PathBuf::from("/proc")),

@@ -37,8 +37,17 @@ pub fn as_service(origin: &str, doc: Value) -> Result<(Value, Option<String>), C
                 .filter(|n| !n.is_empty())
                 .unwrap_or("measurement")
                 .to_owned();
+            let mut probe = conf.clone();
+            // The original's own record: its data file is read by what
+            // read the original's, so it is written in the original's
+            // line format unless the record says otherwise.
+            if probe.contains_key("data_file") {
+                probe
+                    .entry("data_file_format")
+                    .or_insert_with(|| json!("original"));
+            }
             let mut probes = Map::new();
-            probes.insert(name.clone(), Value::Object(conf.clone()));
+            probes.insert(name.clone(), Value::Object(probe));
             let service = json!({"properties": {"configurations": {"probes": probes}}});
             Ok((service, Some(name)))
         }
@@ -90,6 +99,14 @@ mod tests {
         let probe = &service["properties"]["configurations"]["probes"]["lo_ping"];
         assert_eq!(probe["command"], "ping -c 1 127.0.0.1");
         assert_eq!(probe["schedule_params"]["every"], 5);
+        assert!(probe.get("data_file_format").is_none(), "no data file");
+        let with_file =
+            json!({"configuration": {"probe_module": "mem", "data_file": "/tmp/m.log"}});
+        let (service, _) = as_service("f", with_file).unwrap();
+        assert_eq!(
+            service["properties"]["configurations"]["probes"]["measurement"]["data_file_format"],
+            "original"
+        );
         let unnamed = json!({"configuration": {"probe_module": "mem"}});
         let (service, name) = as_service("f", unnamed).unwrap();
         assert_eq!(name.as_deref(), Some("measurement"));

@@ -80,6 +80,7 @@ impl Collector {
                     stdout: route.stdout && to.stdout,
                     data_file: route.data_file.clone().filter(|_| to.data_file),
                     unis: route.unis && to.ms,
+                    data_file_format: route.data_file_format,
                 };
                 let raw = if spec.keep_raw {
                     route
@@ -88,6 +89,7 @@ impl Collector {
                         stdout: route.stdout && !to.stdout,
                         data_file: route.data_file.clone().filter(|_| !to.data_file),
                         unis: route.unis && !to.ms,
+                        data_file_format: route.data_file_format,
                     }
                 };
                 let somewhere = |r: &Route| r.stdout || r.unis || r.data_file.is_some();
@@ -261,6 +263,7 @@ mod tests {
             stdout: false,
             data_file: Some("/var/lib/blipp/cpu.jsonl".into()),
             unis: true,
+            ..Route::default()
         };
         let spec = AggregateSpec::from_json(&json!({"window": {"collections": 3},
             "summaries": [{"match": "*", "stats": ["max"]}], "to": ["ms"]}))

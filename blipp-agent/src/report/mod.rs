@@ -5,6 +5,7 @@
 
 pub mod aggregate;
 pub mod collector;
+pub mod original_file;
 pub mod pending;
 pub mod sink;
 pub mod sketch;
@@ -28,6 +29,10 @@ pub struct Route {
     pub stdout: bool,
     /// Append to this JSON-lines file (the probe's `data_file`).
     pub data_file: Option<PathBuf>,
+    /// How the data file is written; in the original's format, a probe
+    /// that reports to the MS has its lines written by the UNIS/MS sink,
+    /// which knows the mids.
+    pub data_file_format: crate::config::DataFileFormat,
     /// Hand to the UNIS/MS sink.
     pub unis: bool,
 }
@@ -138,7 +143,10 @@ impl Reporter {
         if batch.route.stdout {
             self.stdout.append(&batch.samples);
         }
-        if let Some(path) = &batch.route.data_file {
+        let original = batch.route.data_file_format == crate::config::DataFileFormat::Original;
+        if original && batch.route.unis {
+            // The UNIS/MS sink writes them, with their mids.
+        } else if let Some(path) = &batch.route.data_file {
             if !self.aliases.contains_key(path) {
                 match open_data_file(path) {
                     Ok((id, file)) => {
@@ -160,7 +168,22 @@ impl Reporter {
                 }
             }
             if let Some((_, sink)) = self.aliases.get(path).and_then(|id| self.files.get_mut(id)) {
-                sink.append(&batch.samples);
+                if original {
+                    let mut text = String::new();
+                    for s in &batch.samples {
+                        sink::original_line(
+                            &mut text,
+                            s.ts.0,
+                            &s.event_type,
+                            None,
+                            Some(&s.subject),
+                            &sink::value_text(&s.value),
+                        );
+                    }
+                    sink.append_raw(text.as_bytes());
+                } else {
+                    sink.append(&batch.samples);
+                }
             }
         }
     }

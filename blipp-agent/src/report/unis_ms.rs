@@ -91,6 +91,8 @@ pub struct UnisMs {
     watch_failures: u32,
     /// The slots `simple_avoid` probes publish and plan around.
     board: Option<Board>,
+    /// Data files in the original's line format.
+    original_files: super::original_file::Files,
 }
 
 impl UnisMs {
@@ -118,6 +120,7 @@ impl UnisMs {
             watch_at: None,
             watch_failures: 0,
             board: None,
+            original_files: super::original_file::Files::default(),
         }
     }
 
@@ -508,8 +511,12 @@ impl UnisMs {
             .unwrap_or_default();
         let mut per_ms: HashMap<String, ToMs> = HashMap::new();
         let mut unplaced = 0usize;
+        let mut original = super::original_file::Targets::new();
         for (probe, samples) in &chunk.batches {
             let cfg = self.probe_config(probe);
+            let original_file = cfg
+                .filter(|c| c.data_file_format == crate::config::DataFileFormat::Original)
+                .and_then(|c| c.data_file.clone());
             let ms_url = cfg
                 .and_then(|c| c.ms_url.clone())
                 .unwrap_or_else(|| unis_url.clone());
@@ -538,6 +545,11 @@ impl UnisMs {
                     Vec::new()
                 });
                 data.push(datum(s));
+                if let Some(path) = &original_file {
+                    original
+                        .entry(series.mid.clone())
+                        .or_insert_with(|| (path.clone(), Name::clone(&s.event_type)));
+                }
             }
         }
         if unplaced > 0 {
@@ -563,7 +575,11 @@ impl UnisMs {
             // may take a while.
             let (ready, later): (HashMap<String, Vec<Json>>, HashMap<String, Vec<Json>>) =
                 data.into_iter().partition(|(mid, _)| ms.is_ready(mid));
+            let lines = super::original_file::lines(&original, &ready);
             post(ms, &self.pending, chunk, ready).await?;
+            for (path, text) in lines {
+                self.original_files.write(&path, &text);
+            }
             if later.is_empty() {
                 continue;
             }
@@ -582,7 +598,11 @@ impl UnisMs {
             round.waiting.extend(waiting);
             let mut later = later;
             later.retain(|mid, _| !round.waiting.contains(mid));
+            let lines = super::original_file::lines(&original, &later);
             post(ms, &self.pending, chunk, later).await?;
+            for (path, text) in lines {
+                self.original_files.write(&path, &text);
+            }
         }
         if round.waiting.is_empty() {
             return Ok(Vec::new());

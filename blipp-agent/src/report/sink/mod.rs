@@ -72,6 +72,12 @@ impl<W: Write> JsonLines<W> {
         self.out.flush()
     }
 
+    /// Adds already encoded lines (the original's line format).
+    pub fn append_raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+        self.head = None;
+    }
+
     /// Flushes buffered output.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
@@ -156,6 +162,51 @@ fn needs_escape(s: &[u8]) -> bool {
             .remainder()
             .iter()
             .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// Appends one line of the original BLiPP's data file format to `out`:
+/// `ts=<µs> event=<event type> mid=<mid> value=<value>`, as its
+/// `data_logger` wrote once the MS had the samples; for a probe that
+/// reports to no MS, `subject=<subject>` stands where `mid=` would.
+/// Spaces and control characters in names become `_`, so that a line
+/// stays `key=value` words.
+pub fn original_line(
+    out: &mut String,
+    ts: u64,
+    event: &str,
+    mid: Option<&str>,
+    subject: Option<&str>,
+    value: &str,
+) {
+    use std::fmt::Write as _;
+    let word = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_whitespace() || c.is_control() {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    let _ = write!(out, "ts={ts} event={}", word(event));
+    if let Some(mid) = mid {
+        let _ = write!(out, " mid={}", word(mid));
+    }
+    if let Some(subject) = subject {
+        let _ = write!(out, " subject={}", word(subject));
+    }
+    let _ = writeln!(out, " value={}", word(value));
+}
+
+/// A value as the original's line format prints it.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Text(t) => t.to_string(),
+    }
 }
 
 #[cfg(test)]
