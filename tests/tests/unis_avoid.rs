@@ -202,19 +202,7 @@ fn a_scheduled_measurement_of_others_waits_for_its_scheduled_times() {
     let theirs = json!({"id": "theirs", "service": service["selfRef"], "eventTypes": [],
         "configuration": {"probe_module": "mem", "name": "their-mem",
             "collection_schedule": "builtins.scheduled", "schedule_params": {"every": 0.5}}});
-    let client = server.client().unwrap();
-    let status = server.block_on(async {
-        client
-            .post(format!("{}/measurements", server.url()))
-            .header("Content-Type", "application/perfsonar+json")
-            .body(theirs.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(status, 201);
+    assert_eq!(server.post("measurements", &theirs).unwrap(), 201);
     let blippd = Blippd::start(&cfg, &["-e", "use", "--control-socket", "none"], &log);
     wait_for(
         30,

@@ -497,19 +497,7 @@ fn new_no_query_override_and_existing_use() {
     let service = server.records("services").remove(0);
     let theirs = json!({"id": "theirs", "service": service["selfRef"], "eventTypes": [],
         "configuration": {"probe_module": "mem", "name": "their-mem", "schedule_params": {"every": 1}}});
-    let client = server.client().unwrap();
-    let status = server.block_on(async {
-        client
-            .post(format!("{}/measurements", server.url()))
-            .header("Content-Type", "application/perfsonar+json")
-            .body(theirs.to_string())
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
-    assert_eq!(status, 201);
+    assert_eq!(server.post("measurements", &theirs).unwrap(), 201);
     let theirs_href = format!("{}/measurements/theirs", server.url());
     let their_mids = || {
         server

@@ -307,6 +307,23 @@ impl UnisServer {
         })
     }
 
+    /// `POST /<collection>` of `body` as another client of UNIS would
+    /// (an operator's tool, another agent); the status answered.
+    pub fn post(&self, collection: &str, body: &Value) -> Result<u16> {
+        let client = self.client()?;
+        let url = format!("{}/{collection}", self.url());
+        let status = self.runtime.block_on(async {
+            client
+                .post(url)
+                .header("Content-Type", "application/perfsonar+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })?;
+        Ok(status)
+    }
+
     /// Changes a stored record as an operator would (a PUT through the
     /// server's own logic is what the agent must notice; this is the
     /// shortcut a test uses to play that operator).
