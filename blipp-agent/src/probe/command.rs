@@ -77,6 +77,30 @@ pub fn default_command(module: &str) -> Option<&'static str> {
     }
 }
 
+/// Warns about each of the probe's own keys that is neither one of
+/// `own` (the module's options) nor a `$key` word of its command lines:
+/// the original read `$key` values from any key, so such a key is most
+/// likely a typo.
+pub fn warn_unused_keys(
+    config: &ProbeConfig,
+    keys: &CommandKeys,
+    own: &[&str],
+) -> Result<(), ConfigError> {
+    let words: Vec<String> = command_lines(config, keys)?
+        .iter()
+        .flat_map(|(_, line)| crate::source::words::split(line).unwrap_or_default())
+        .collect();
+    for key in config.options.keys() {
+        let used = words
+            .iter()
+            .any(|w| w.strip_prefix('$') == Some(key.as_str()));
+        if !used && !own.contains(&key.as_str()) {
+            tracing::warn!(probe = %config.name, module = %config.module, key = %key, "key is neither an option of the module nor a $key of the command");
+        }
+    }
+    Ok(())
+}
+
 /// The command lines of probe `config` with the key each comes from: its
 /// `pipeline`'s stages, else its `command`, else its module's default.
 pub fn command_lines(

@@ -279,18 +279,7 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
     let options: Options = config.options()?;
     let runner = command::runner(config, &options.command)?;
     let picks = picks(config, &options)?;
-    let words: Vec<String> = command::command_lines(config, &options.command)?
-        .iter()
-        .flat_map(|(_, line)| crate::source::words::split(line).unwrap_or_default())
-        .collect();
-    for key in config.options.keys() {
-        let used = words
-            .iter()
-            .any(|w| w.strip_prefix('$') == Some(key.as_str()));
-        if !used && !OWN_KEYS.contains(&key.as_str()) {
-            tracing::warn!(probe = %config.name, key = %key, "key is neither a json_probe option nor a $key of the command");
-        }
-    }
+    command::warn_unused_keys(config, &options.command, &OWN_KEYS)?;
     Ok(Built {
         probe: Box::new(JsonProbe {
             runner,
