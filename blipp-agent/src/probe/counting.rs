@@ -173,9 +173,9 @@ struct Counted {
     bytes: Name,
 }
 
-/// The rules `config` asks for, checked; the error names the key at fault.
-fn rules(config: &ProbeConfig, node: &Name) -> Result<Vec<Counted>, ConfigError> {
-    let options: Options = config.options()?;
+/// The rules `options` (of `config`) ask for, checked; the error names
+/// the key at fault.
+fn rules(config: &ProbeConfig, options: Options, node: &Name) -> Result<Vec<Counted>, ConfigError> {
     let pointer = |key: &str| format!("/properties/configurations/probes/{}/{key}", config.name);
     let Some(rules) = options.rules else {
         // The original's chain: TCP to port 22, received.
@@ -275,7 +275,6 @@ fn rules(config: &ProbeConfig, node: &Name) -> Result<Vec<Counted>, ConfigError>
 }
 
 fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
-    let counted = rules(config, &ctx.node)?;
     let options: Options = config.options()?;
     if options.command.is_some() || options.regex.is_some() {
         tracing::info!(
@@ -283,6 +282,7 @@ fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, Prob
             "counting in the kernel: the original's iptables command and regex are not run"
         );
     }
+    let counted = rules(config, options, &ctx.node)?;
     if config.mode == Mode::Proc {
         return Err(ProbeError::Config(ConfigError::invalid(
             "configuration",
@@ -345,10 +345,8 @@ mod tests {
     use crate::probe::testing;
 
     fn rules_of(options: Json) -> Result<Vec<Counted>, ConfigError> {
-        rules(
-            &testing::probe_config("counting", &options)?,
-            &Name::from("node"),
-        )
+        let config = testing::probe_config("counting", &options)?;
+        rules(&config, config.options()?, &Name::from("node"))
     }
 
     #[test]

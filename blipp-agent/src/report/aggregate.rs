@@ -23,7 +23,7 @@ use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use super::sketch::{ALPHA, Sketch};
+use super::sketch::Sketch;
 use crate::counter::{self, Width};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 
@@ -483,7 +483,6 @@ pub struct Aggregator {
     /// The current window's end (time windows) or its collections so far.
     window_end: Option<Timestamp>,
     collections: u32,
-    last_ts: Option<Timestamp>,
 }
 
 impl Aggregator {
@@ -495,13 +494,7 @@ impl Aggregator {
             unmatched: std::collections::HashSet::new(),
             window_end: None,
             collections: 0,
-            last_ts: None,
         }
-    }
-
-    /// The settings.
-    pub fn spec(&self) -> &AggregateSpec {
-        &self.spec
     }
 
     /// One collection's samples, taken at `ts`; the summaries of every
@@ -519,7 +512,6 @@ impl Aggregator {
         for s in samples {
             self.add(s);
         }
-        self.last_ts = Some(ts);
         if let Window::Collections(n) = self.spec.window {
             self.collections += 1;
             if self.collections >= n {
@@ -557,29 +549,21 @@ impl Aggregator {
         }
     }
 
-    /// The open window's summaries, at its last sample's time (shutdown).
+    /// The open window's summaries, each at its series' last sample's
+    /// time (shutdown).
     pub fn finish(&mut self, out: &mut Vec<Sample>) {
-        if let Some(ts) = self.last_ts {
-            for series in self.series.values_mut() {
-                let at = series.last_ts.max(Timestamp(0));
-                series.flush(if at.0 == 0 { ts } else { at }, out);
-            }
+        for series in self.series.values_mut() {
+            let at = series.last_ts;
+            series.flush(at, out);
         }
         self.collections = 0;
     }
-
-    /// Series followed, for the bench.
-    pub fn series(&self) -> usize {
-        self.series.len()
-    }
-
-    /// Stated error of every quantile.
-    pub const QUANTILE_ERROR: f64 = ALPHA;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::sketch::ALPHA;
     use serde_json::json;
 
     fn spec(v: Json) -> AggregateSpec {
