@@ -42,12 +42,16 @@ fn a_thousand_new_series_hold_back_neither_old_data_nor_the_unis_poll() {
             "mem": {"probe_module": "mem", "schedule_params": {"every": 1}},
             "cpu": {"probe_module": "cpu", "schedule_params": {"every": 1}},
             // One series per line of `seq`: every match is its own
-            // subject (burst:1 ... burst:1000).
+            // subject (burst:1 ... burst:1000), all appearing in one
+            // collection, once: the burst (the 1000-group regex this test
+            // used before took some 13 s per match, so it collected about
+            // once in the burst too).
             "burst": {"probe_module": "cmd", "command": format!("seq {NEW}"),
                       "regex": "(?P<subject>(?P<v>\\d+))", "matches": "all",
                       "max_matches": NEW,
                       "eventTypes": {"v": "ps:tools:blipp:test:g"},
-                      "schedule_params": {"every": 1, "start_time": now + 12.0}}
+                      "collection_schedule": "builtins.onetime",
+                      "schedule_params": {"start_time": now + 12.0}}
         }
     }}});
     let cfg = dir.path().join("blipp.json");
