@@ -64,7 +64,7 @@ pub enum ReportError {
 
 /// Opens a data file for appending, and says which file it is (device and
 /// inode), so that two names of one file share a descriptor.
-fn open_data_file(path: &Path) -> std::io::Result<((u64, u64), std::fs::File)> {
+pub(super) fn open_data_file(path: &Path) -> std::io::Result<((u64, u64), std::fs::File)> {
     use std::os::unix::fs::MetadataExt as _;
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -56,12 +56,8 @@ impl Files {
     /// caller's log only (the MS has the samples).
     pub fn write(&mut self, path: &Path, text: &str) {
         if !self.open.contains_key(path) {
-            match std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-            {
-                Ok(f) => {
+            match super::open_data_file(path) {
+                Ok((_, f)) => {
                     self.open.insert(path.to_owned(), f);
                 }
                 Err(e) => {
