@@ -12,6 +12,8 @@ mod disk;
 pub mod floor;
 mod machine;
 mod measure;
+mod paired;
+mod procevents;
 mod scrape;
 mod series;
 mod startup;
@@ -56,6 +58,11 @@ enum Part {
     /// MS's collection delay: a restart with 1000 existing and 10 new
     /// series, and a burst of 1000 new series next to old ones.
     Series(series::Args),
+    /// A fork/exec storm (stress-ng --fork, --exec, a bash loop) with no
+    /// tracer, with blippd's procevents probe and with bpftrace printing
+    /// every event (the classic design), alternating: throughput loss,
+    /// events seen and lost, CPU per event.
+    Procevents(procevents::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -96,7 +103,13 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
+    let procevents = match &args.part {
+        None => Some(procevents::Args::parse_from(["procevents"])),
+        Some(Part::Procevents(a)) => Some(a.clone()),
+        Some(_) => None,
+    };
     let (userspace, disk, startup, series, aggregate) = match &args.part {
+        Some(Part::Procevents(_)) => (None, None, None, None, None),
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
@@ -118,6 +131,9 @@ pub fn run(args: &Args) -> Result<()> {
         packages.extend(disk::PACKAGES);
         packages.extend(classic::PACKAGES);
         packages.extend(bpf_stats::PACKAGES);
+    }
+    if procevents.is_some() {
+        packages.extend(procevents::PACKAGES);
     }
     setup::apt_without_starting(&packages)?;
     let blippd = build_blippd()?;
@@ -142,6 +158,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = aggregate {
         aggregate::run(&a)?;
+    }
+    if let Some(a) = procevents {
+        procevents::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
