@@ -12,6 +12,7 @@ mod disk;
 pub mod floor;
 mod machine;
 mod measure;
+mod net;
 mod paired;
 mod procevents;
 mod scrape;
@@ -63,6 +64,11 @@ enum Part {
     /// every event (the classic design), alternating: throughput loss,
     /// events seen and lost, CPU per event.
     Procevents(procevents::Args),
+    /// iperf3 over a veth pair (TCP 1 and 4 streams, small UDP packets)
+    /// with no tracer, with blippd's net probe and with a classic
+    /// per-packet bpftrace counter, alternating: throughput loss, and
+    /// kernel time per BPF program run.
+    Net(net::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -103,13 +109,18 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
+    let net = match &args.part {
+        None => Some(net::Args::parse_from(["net"])),
+        Some(Part::Net(a)) => Some(a.clone()),
+        Some(_) => None,
+    };
     let procevents = match &args.part {
         None => Some(procevents::Args::parse_from(["procevents"])),
         Some(Part::Procevents(a)) => Some(a.clone()),
         Some(_) => None,
     };
     let (userspace, disk, startup, series, aggregate) = match &args.part {
-        Some(Part::Procevents(_)) => (None, None, None, None, None),
+        Some(Part::Procevents(_) | Part::Net(_)) => (None, None, None, None, None),
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
@@ -134,6 +145,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if procevents.is_some() {
         packages.extend(procevents::PACKAGES);
+    }
+    if net.is_some() {
+        packages.extend(net::PACKAGES);
     }
     setup::apt_without_starting(&packages)?;
     let blippd = build_blippd()?;
@@ -161,6 +175,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = procevents {
         procevents::run(&a, &blippd)?;
+    }
+    if let Some(a) = net {
+        net::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
