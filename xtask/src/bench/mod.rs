@@ -15,6 +15,7 @@ mod measure;
 mod net;
 mod paired;
 mod procevents;
+mod scale;
 mod scrape;
 mod series;
 mod startup;
@@ -69,6 +70,9 @@ enum Part {
     /// per-packet bpftrace counter, alternating: throughput loss, and
     /// kernel time per BPF program run.
     Net(net::Args),
+    /// blippd's CPU per sample and memory per series as disks,
+    /// interfaces, followed processes and probes grow from 1 to 1000.
+    Scale(scale::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -109,6 +113,11 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
+    let scale = match &args.part {
+        None => Some(scale::Args::parse_from(["scale"])),
+        Some(Part::Scale(a)) => Some(a.clone()),
+        Some(_) => None,
+    };
     let net = match &args.part {
         None => Some(net::Args::parse_from(["net"])),
         Some(Part::Net(a)) => Some(a.clone()),
@@ -120,7 +129,7 @@ pub fn run(args: &Args) -> Result<()> {
         Some(_) => None,
     };
     let (userspace, disk, startup, series, aggregate) = match &args.part {
-        Some(Part::Procevents(_) | Part::Net(_)) => (None, None, None, None, None),
+        Some(Part::Procevents(_) | Part::Net(_) | Part::Scale(_)) => (None, None, None, None, None),
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
@@ -148,6 +157,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if net.is_some() {
         packages.extend(net::PACKAGES);
+    }
+    if scale.is_some() {
+        packages.extend(scale::PACKAGES);
     }
     setup::apt_without_starting(&packages)?;
     let blippd = build_blippd()?;
@@ -178,6 +190,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = net {
         net::run(&a, &blippd)?;
+    }
+    if let Some(a) = scale {
+        scale::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
