@@ -14,6 +14,9 @@
 //!   ambient capabilities, bounding set and limits): the same as `root`,
 //!   and once started blippd holds only what it keeps after start-up.
 //!
+//! Last, blippd runs once more as root with its built-in configuration,
+//! and its resident memory is reported once it has collected a few times.
+//!
 //! As root, blippd re-executes itself once its programs are attached, and
 //! the new image inherits them: the runs check that this happened once,
 //! what the new image inherited (failed programs included), and that as
@@ -137,8 +140,63 @@ fn main() {
             report::dump(run, &log.unwrap_or_default());
         }
     }
+    memory(&mut c);
     c.done();
     sys::power_off();
+}
+
+/// Collections of the built-in configuration before its memory is read:
+/// by then every probe has read its files and its kernel maps at least
+/// twice and reported, and the buffers of a steady tick are allocated.
+const MEMORY_COLLECTIONS: usize = 3;
+
+/// blippd as most hosts run it, as root with the built-in configuration
+/// (the default probes: cpu, mem, net, disk; eBPF where it can): its
+/// resident memory once it has collected a few times, reported as an
+/// `RSS` line, which the host prints beside the kernel's row.
+fn memory(c: &mut Checks) {
+    let run = "default";
+    let out = "/tmp/default.jsonl";
+    let a = std::fs::File::create(out)
+        .map_err(|e| e.to_string())
+        .and_then(|f| agent::Agent::start_builtin(f).map_err(|e| e.to_string()));
+    let a = match a {
+        Ok(a) => a,
+        Err(e) => {
+            c.check(run, "start", false, e);
+            return;
+        }
+    };
+    let collected = agent::wait_collections(out, MEMORY_COLLECTIONS, START_TIMEOUT);
+    let status = a.status();
+    let (exit, log) = a.stop(STOP_TIMEOUT);
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let (rss, hwm) = (kb("VmRSS"), kb("VmHWM"));
+    c.check(
+        run,
+        "collected",
+        collected && rss.is_some() && hwm.is_some(),
+        format!(
+            "{MEMORY_COLLECTIONS} cpu collections on stdout; VmRSS {rss:?} kB, VmHWM {hwm:?} kB"
+        ),
+    );
+    c.check(
+        run,
+        "exit",
+        exit.is_some_and(|s| s.success()),
+        format!("{exit:?}"),
+    );
+    if let (Some(rss), Some(hwm)) = (rss, hwm) {
+        report::line(&format!("RSS run={run} rss_kb={rss} hwm_kb={hwm}"));
+    }
+    if c.failed() > 0 && !collected {
+        report::dump(run, &log);
+    }
 }
 
 /// Mounts, modules, devices, the interface.

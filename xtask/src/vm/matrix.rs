@@ -3,6 +3,8 @@
 
 use anyhow::{Result, bail};
 
+use crate::arch::Arch;
+
 /// One row of the matrix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
@@ -10,8 +12,20 @@ pub struct Row {
     pub id: String,
     /// Debian suite.
     pub suite: String,
-    /// Package to resolve in the suite.
+    /// Package to resolve in the suite; `{arch}` stands for Debian's name
+    /// of the architecture (see [`Row::for_arch`]).
     pub package: String,
+}
+
+impl Row {
+    /// The row for `arch`: `{arch}` in the package name becomes Debian's
+    /// name of it (`linux-image-cloud-{arch}` -> `linux-image-cloud-arm64`).
+    pub fn for_arch(self, arch: Arch) -> Row {
+        Row {
+            package: self.package.replace("{arch}", arch.debian()),
+            ..self
+        }
+    }
 }
 
 /// Parses the matrix: `<id> <suite> <package>` per line, `#` comments.
@@ -120,8 +134,16 @@ mod tests {
 
     #[test]
     fn matrix_rows() {
-        let rows = parse("# c\n5.10 bullseye linux-image-cloud-amd64 # x\n\n").unwrap();
+        let rows = parse("# c\n5.10 bullseye linux-image-cloud-{arch} # x\n\n").unwrap();
         assert_eq!(rows[0].suite, "bullseye");
+        assert_eq!(
+            rows[0].clone().for_arch(Arch::Arm64).package,
+            "linux-image-cloud-arm64"
+        );
+        assert_eq!(
+            rows[0].clone().for_arch(Arch::X86_64).package,
+            "linux-image-cloud-amd64"
+        );
         assert!(parse("5.10 bullseye\n").is_err());
         assert!(parse("a s p\na s p\n").is_err());
         assert!(parse("# nothing\n").is_err());
