@@ -156,20 +156,54 @@ const MEMORY_COLLECTIONS: usize = 3;
 /// `RSS` line, which the host prints beside the kernel's row.
 fn memory(c: &mut Checks) {
     let run = "default";
+    let failed = c.failed();
     let out = "/tmp/default.jsonl";
     let a = std::fs::File::create(out)
         .map_err(|e| e.to_string())
         .and_then(|f| agent::Agent::start_builtin(f).map_err(|e| e.to_string()));
-    let a = match a {
+    let mut a = match a {
         Ok(a) => a,
         Err(e) => {
             c.check(run, "start", false, e);
             return;
         }
     };
+    let builtin = blipp::config::builtin_defaults();
+    // (name, module) of each built-in probe.
+    let probes: Vec<(String, String)> = builtin["properties"]["configurations"]["probes"]
+        .as_object()
+        .map(|p| {
+            p.iter()
+                .map(|(name, probe)| {
+                    let module = probe["probe_module"].as_str().unwrap_or(name);
+                    (name.clone(), module.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let started = a.wait_started(probes.len(), START_TIMEOUT);
     let collected = agent::wait_collections(out, MEMORY_COLLECTIONS, START_TIMEOUT);
     let status = a.status();
     let (exit, log) = a.stop(STOP_TIMEOUT);
+    // The default probes measure as on a host: from eBPF where they can.
+    let modes: HashMap<String, String> = started
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.probe, s.source))
+        .collect();
+    let mut mode_line = format!("MODE {run}");
+    for (p, module) in &probes {
+        let got = modes.get(p).map_or("-", String::as_str);
+        mode_line.push_str(&format!(" {p}={got}"));
+        let want = if has_ebpf(module) { "ebpf" } else { "proc" };
+        c.check(
+            run,
+            &format!("mode-{p}"),
+            got == want,
+            format!("{got} (want {want})"),
+        );
+    }
+    report::line(&mode_line);
     let kb = |key: &str| {
         status
             .lines()
@@ -194,7 +228,7 @@ fn memory(c: &mut Checks) {
     if let (Some(rss), Some(hwm)) = (rss, hwm) {
         report::line(&format!("RSS run={run} rss_kb={rss} hwm_kb={hwm}"));
     }
-    if c.failed() > 0 && !collected {
+    if c.failed() > failed {
         report::dump(run, &log);
     }
 }

@@ -58,6 +58,13 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// The number after `key` among the words of `text`.
+fn number<T: std::str::FromStr>(text: &str, key: &str) -> Option<T> {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .and_then(|v| v.parse().ok())
+}
+
 /// What the guest reported on its console (see `vm-tests/guest`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Report {
@@ -69,6 +76,9 @@ pub struct Report {
     pub done: Option<(u32, u32)>,
     /// `BOOT uptime=<s>`: the guest's uptime when init started.
     pub kernel_boot: Option<f64>,
+    /// `RSS run=default rss_kb=<k> hwm_kb=<k>`: blippd's resident memory
+    /// (now, peak) with the built-in configuration, kB.
+    pub rss_kb: Option<(u64, u64)>,
 }
 
 impl Report {
@@ -94,18 +104,20 @@ impl Report {
                         .collect();
                     r.modes.push((run, probes));
                 }
+                "RSS" => {
+                    if let (Some(rss), Some(hwm)) =
+                        (number(rest, "rss_kb="), number(rest, "hwm_kb="))
+                    {
+                        r.rss_kb = Some((rss, hwm));
+                    }
+                }
                 "BOOT" => {
                     r.kernel_boot = rest
                         .strip_prefix("uptime=")
                         .and_then(|v| v.trim().parse().ok());
                 }
                 "DONE" => {
-                    let number = |key: &str| {
-                        rest.split_whitespace()
-                            .find_map(|w| w.strip_prefix(key))
-                            .and_then(|v| v.parse().ok())
-                    };
-                    if let (Some(p), Some(f)) = (number("passed="), number("failed=")) {
+                    if let (Some(p), Some(f)) = (number(rest, "passed="), number(rest, "failed=")) {
                         r.done = Some((p, f));
                     }
                 }
@@ -161,6 +173,7 @@ mod tests {
             "BOOT uptime=1.5",
             "CHECK PASS root/disk-ebpf: 64 = 64",
             "MODE root disk=ebpf cpu=proc",
+            "RSS run=default rss_kb=7600 hwm_kb=7700",
             "DONE passed=1 failed=0",
         ]
         .map(str::to_owned)
@@ -168,6 +181,7 @@ mod tests {
         let r = Report::parse(&lines);
         assert!(r.passed());
         assert_eq!(r.kernel_boot, Some(1.5));
+        assert_eq!(r.rss_kb, Some((7600, 7700)));
         assert_eq!(r.modes[0].1[0], ("disk".to_owned(), "ebpf".to_owned()));
         let mut failing = lines.clone();
         failing.insert(1, "CHECK FAIL user/disk-proc: 3 != 4".to_owned());

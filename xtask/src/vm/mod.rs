@@ -269,9 +269,10 @@ fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
         |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}", d.as_secs_f64()));
     println!();
     println!(
-        "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7}  modes per probe (per run)",
-        "kernel", "release", "Debian version", "kernel s", "boot s", "run s", "checks"
+        "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7} {:>9}  modes per probe (per run)",
+        "kernel", "release", "Debian version", "kernel s", "boot s", "run s", "RSS MiB", "checks"
     );
+    let mib = |kb: u64| kb as f64 / 1024.0;
     let mut failed = 0;
     for r in rows {
         let passed = r.report.checks.iter().filter(|(ok, _)| *ok).count();
@@ -285,7 +286,7 @@ fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
             })
             .collect();
         println!(
-            "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>3}/{:<3} {} {}",
+            "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7} {:>3}/{:<3} {} {}",
             r.id,
             r.release,
             r.version,
@@ -294,6 +295,11 @@ fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
                 .map_or("-".to_owned(), |s| format!("{s:.1}")),
             secs(r.outcome.as_ref().and_then(|o| o.boot)),
             secs(r.outcome.as_ref().map(|o| o.total)),
+            r.report.rss_kb.map_or("-".to_owned(), |(rss, hwm)| format!(
+                "{:.1}/{:.1}",
+                mib(rss),
+                mib(hwm)
+            )),
             passed,
             r.report.checks.len(),
             if r.passed() { "PASS" } else { "FAIL" },
@@ -321,6 +327,9 @@ fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
     println!();
     println!(
         "kernel s: guest uptime when init started; boot s: from starting QEMU to init's first line; run s: the whole VM"
+    );
+    println!(
+        "RSS MiB: blippd's VmRSS/VmHWM with the built-in configuration (default probes, as root) after 3 collections"
     );
     println!(
         "vm-test {arch}: {} of {} kernels passed in {:.1} s",
