@@ -49,9 +49,11 @@ const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 /// The machine, CPU, firmware and console of `arch`'s guests: x86_64 a
 /// `pc` with qboot; arm64 the `virt` board, which boots a `-kernel` image
 /// itself (no firmware) and has a PL011 serial port. `cortex-a72` rather
-/// than `max`: TCG emulates `max`'s pointer authentication (every
-/// function entry and return of a 6.x kernel) at a great cost, and blipp
-/// needs nothing beyond ARMv8.0.
+/// than `max`: QEMU's documentation warns that emulating `max`'s pointer
+/// authentication (checked at function entry and return throughout a 6.x
+/// kernel) is slow, and blipp needs nothing beyond ARMv8.0. Without the
+/// v8.1 atomics the BPF JIT takes its exclusive-load/store path, the one
+/// older ARM servers (Cortex-A72, as in AWS Graviton 1) run.
 fn machine(arch: Arch) -> (Command, &'static str) {
     match arch {
         Arch::X86_64 => {
