@@ -110,6 +110,7 @@ fn main() {
         format!("{:?}", idler.as_ref().map(std::process::Child::id)),
     );
     let idler = idler.map_or(0, |c| c.id());
+    architecture(&mut c, idler);
     for (run, check) in [
         ("root", run_root as fn(&mut Checks, &Outcome)),
         ("user", run_user),
@@ -385,6 +386,56 @@ fn parsers(c: &mut Checks) {
             ),
             Err(e) => e.clone(),
         },
+    );
+}
+
+/// What blipp takes from the architecture, against this kernel: the
+/// machine it was built for, the width of the kernel's `unsigned long`
+/// counters, the page size (4, 16 or 64 KiB on arm64) and `USER_HZ`
+/// (the process just started, by its start time in ticks, started at
+/// most a second ago).
+fn architecture(c: &mut Checks, process: u32) {
+    let now = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok());
+    let machine = blipp::host::uname().map(|u| u.machine).unwrap_or_default();
+    let ulong = blipp::counter::Width::kernel_ulong();
+    c.check(
+        "setup",
+        "arch-machine",
+        machine == std::env::consts::ARCH && ulong == blipp::counter::Width::Bits64,
+        format!(
+            "uname -m {machine}, built for {}, unsigned long {ulong:?}",
+            std::env::consts::ARCH
+        ),
+    );
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let kernel_page = smaps
+        .lines()
+        .find_map(|l| l.strip_prefix("KernelPageSize:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024);
+    let page = blipp::host::page_size();
+    c.check(
+        "setup",
+        "arch-page-size",
+        kernel_page == Some(page),
+        format!("sysconf {page}, smaps {kernel_page:?}"),
+    );
+    let hz = blipp::host::clock_ticks_per_second();
+    let ticks = std::fs::read_to_string(format!("/proc/{process}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised name; starttime is field 22.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(19)?.parse::<u64>().ok()
+        });
+    let started = ticks.map(|t| t as f64 / hz as f64);
+    c.check(
+        "setup",
+        "arch-user-hz",
+        matches!((started, now), (Some(s), Some(n)) if s <= n + 0.01 && n - s < 1.0),
+        format!("USER_HZ {hz}: process started at {started:?} s, uptime {now:?} s"),
     );
 }
 
