@@ -3,6 +3,8 @@
 
 use anyhow::{Result, bail};
 
+use clap::ValueEnum as _;
+
 use crate::arch::Arch;
 
 /// One row of the matrix.
@@ -15,20 +17,28 @@ pub struct Row {
     /// Package to resolve in the suite; `{arch}` stands for Debian's name
     /// of the architecture (see [`Row::for_arch`]).
     pub package: String,
+    /// The one architecture the row is for (a flavour only it has), or
+    /// `None` for every architecture.
+    pub only: Option<Arch>,
 }
 
 impl Row {
-    /// The row for `arch`: `{arch}` in the package name becomes Debian's
-    /// name of it (`linux-image-cloud-{arch}` -> `linux-image-cloud-arm64`).
-    pub fn for_arch(self, arch: Arch) -> Row {
-        Row {
+    /// The row for `arch`, `None` when it is another architecture's:
+    /// `{arch}` in the package name becomes Debian's name of it
+    /// (`linux-image-cloud-{arch}` -> `linux-image-cloud-arm64`).
+    pub fn for_arch(self, arch: Arch) -> Option<Row> {
+        if self.only.is_some_and(|a| a != arch) {
+            return None;
+        }
+        Some(Row {
             package: self.package.replace("{arch}", arch.debian()),
             ..self
-        }
+        })
     }
 }
 
-/// Parses the matrix: `<id> <suite> <package>` per line, `#` comments.
+/// Parses the matrix: `<id> <suite> <package> [<arch>]` per line, `#`
+/// comments.
 pub fn parse(text: &str) -> Result<Vec<Row>> {
     let mut rows: Vec<Row> = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -37,11 +47,16 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
             continue;
         }
         let words: Vec<&str> = line.split_whitespace().collect();
-        let [id, suite, package] = words[..] else {
-            bail!(
-                "kernels.txt:{}: expected `<id> <suite> <package>`, got {line:?}",
+        let (id, suite, package, only) = match words[..] {
+            [id, suite, package] => (id, suite, package, None),
+            [id, suite, package, arch] => match Arch::from_str(arch, false) {
+                Ok(a) => (id, suite, package, Some(a)),
+                Err(_) => bail!("kernels.txt:{}: unknown architecture {arch:?}", i + 1),
+            },
+            _ => bail!(
+                "kernels.txt:{}: expected `<id> <suite> <package> [<arch>]`, got {line:?}",
                 i + 1
-            );
+            ),
         };
         if rows.iter().any(|r| r.id == id) {
             bail!("kernels.txt:{}: kernel id {id} appears twice", i + 1);
@@ -50,6 +65,7 @@ pub fn parse(text: &str) -> Result<Vec<Row>> {
             id: id.to_owned(),
             suite: suite.to_owned(),
             package: package.to_owned(),
+            only,
         });
     }
     if rows.is_empty() {
@@ -148,14 +164,22 @@ mod tests {
     fn matrix_rows() {
         let rows = parse("# c\n5.10 bullseye linux-image-cloud-{arch} # x\n\n").unwrap();
         assert_eq!(rows[0].suite, "bullseye");
+        let package = |r: &Row, a| r.clone().for_arch(a).map(|r| r.package);
         assert_eq!(
-            rows[0].clone().for_arch(Arch::Arm64).package,
-            "linux-image-cloud-arm64"
+            package(&rows[0], Arch::Arm64).as_deref(),
+            Some("linux-image-cloud-arm64")
         );
         assert_eq!(
-            rows[0].clone().for_arch(Arch::X86_64).package,
-            "linux-image-cloud-amd64"
+            package(&rows[0], Arch::X86_64).as_deref(),
+            Some("linux-image-cloud-amd64")
         );
+        let one = parse("16k trixie-backports linux-image-arm64-16k arm64\n").unwrap();
+        assert_eq!(package(&one[0], Arch::X86_64), None);
+        assert_eq!(
+            package(&one[0], Arch::Arm64).as_deref(),
+            Some("linux-image-arm64-16k")
+        );
+        assert!(parse("16k trixie linux-image-x sparc\n").is_err());
         assert!(parse("5.10 bullseye\n").is_err());
         assert!(parse("a s p\na s p\n").is_err());
         assert!(parse("# nothing\n").is_err());

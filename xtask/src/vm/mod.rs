@@ -152,10 +152,13 @@ fn run_arch(arch: Arch, only: Option<&str>) -> Result<()> {
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| only.is_none_or(|k| r.id == k))
-        .map(|r| r.for_arch(arch))
+        .filter_map(|r| r.for_arch(arch))
         .collect();
     if rows.is_empty() {
-        bail!("no kernel {} in vm-tests/kernels.txt", only.unwrap_or(""));
+        bail!(
+            "no kernel {} for {arch} in vm-tests/kernels.txt",
+            only.unwrap_or("")
+        );
     }
 
     let mut suites: Vec<&str> = rows.iter().map(|r| r.suite.as_str()).collect();

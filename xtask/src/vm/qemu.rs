@@ -48,12 +48,12 @@ const QBOOT: &str = "/usr/share/qemu/qboot.rom";
 
 /// The machine, CPU, firmware and console of `arch`'s guests: x86_64 a
 /// `pc` with qboot; arm64 the `virt` board, which boots a `-kernel` image
-/// itself (no firmware) and has a PL011 serial port. `cortex-a72` rather
-/// than `max`: QEMU's documentation warns that emulating `max`'s pointer
+/// itself (no firmware) and has a PL011 serial port. The CPU is a
+/// Neoverse N1 (ARMv8.2: the core of AWS Graviton 2 and Ampere Altra), not
+/// `max`: QEMU's documentation warns that emulating `max`'s pointer
 /// authentication (checked at function entry and return throughout a 6.x
-/// kernel) is slow, and blipp needs nothing beyond ARMv8.0. Without the
-/// v8.1 atomics the BPF JIT takes its exclusive-load/store path, the one
-/// older ARM servers (Cortex-A72, as in AWS Graviton 1) run.
+/// kernel) is slow, and blipp needs nothing beyond ARMv8.0; unlike the
+/// Cortex-A72 it also has the 16 KiB page granule the 16k kernel needs.
 fn machine(arch: Arch) -> (Command, &'static str) {
     match arch {
         Arch::X86_64 => {
@@ -66,7 +66,7 @@ fn machine(arch: Arch) -> (Command, &'static str) {
         }
         Arch::Arm64 => {
             let mut cmd = Command::new("qemu-system-aarch64");
-            cmd.args(["-machine", "virt,accel=tcg", "-cpu", "cortex-a72"]);
+            cmd.args(["-machine", "virt,accel=tcg", "-cpu", "neoverse-n1"]);
             (cmd, "console=ttyAMA0")
         }
     }
