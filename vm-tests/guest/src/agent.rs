@@ -143,10 +143,10 @@ impl Agent {
         Self::spawn(&["-c", config], Stdio::null(), who, env)
     }
 
-    /// Starts `/bin/blippd` with its built-in configuration as root, its
-    /// samples (stdout) going to `out`.
-    pub fn start_builtin(out: std::fs::File) -> std::io::Result<Self> {
-        Self::spawn(&[], Stdio::from(out), &Who::Root, &[])
+    /// Starts `/bin/blippd -c config` as root, its samples (stdout) going
+    /// to `out`.
+    pub fn start_printing(config: &str, out: std::fs::File) -> std::io::Result<Self> {
+        Self::spawn(&["-c", config], Stdio::from(out), &Who::Root, &[])
     }
 
     fn spawn(

@@ -332,7 +332,7 @@ fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
         "kernel s: guest uptime when init started; boot s: from starting QEMU to init's first line; run s: the whole VM"
     );
     println!(
-        "RSS MiB: blippd's VmRSS/VmHWM with the built-in configuration (default probes, as root) after 3 collections"
+        "RSS MiB: blippd's VmRSS/VmHWM with the built-in configuration (default probes, as root, 1 s interval) after 3 collections"
     );
     println!(
         "vm-test {arch}: {} of {} kernels passed in {:.1} s",
