@@ -32,6 +32,7 @@ fn boot_timeout(arch: Arch) -> Duration {
         Arch::Arm64 => Duration::from_secs(300),
     }
 }
+
 /// Guests booted at once: the machines this runs on have two cores.
 const PARALLEL: usize = 2;
 /// The virtio disk the guest writes to (sparse on the host).
