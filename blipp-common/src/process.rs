@@ -9,6 +9,16 @@ pub const MAX_PROCS: u32 = 8192;
 /// the page size): about 3 000 events between two reads by the agent.
 pub const EVENT_RING_BYTES: u32 = 256 * 1024;
 
+/// The largest page size of a kernel blipp runs on (arm64 kernels are
+/// built with 4, 16 or 64 KiB pages; x86_64's are 4 KiB).
+pub const MAX_PAGE_BYTES: u32 = 64 * 1024;
+
+// The kernel refuses a ring buffer whose size is not a power of two and a
+// multiple of its page size: on every architecture, before the build
+// ends rather than as a load failure on some arm64 host.
+const _: () =
+    assert!(EVENT_RING_BYTES.is_power_of_two() && EVENT_RING_BYTES.is_multiple_of(MAX_PAGE_BYTES));
+
 /// Block I/O submitted by one process, counted when it enters a
 /// request-based device's queue (in the submitting task's context).
 #[repr(C)]

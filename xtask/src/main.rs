@@ -1,7 +1,9 @@
 //! `cargo xtask`: the project's own commands. `run` and `test` are the two
 //! README commands; both install what they need first (`setup`).
 
+mod arch;
 mod bench;
+mod build;
 mod install;
 mod setup;
 mod sh;
@@ -9,6 +11,8 @@ mod vm;
 
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
+
+use arch::Arch;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
@@ -29,8 +33,16 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Build static release blippd and blippcmd (musl) for an
+    /// architecture, cross-compiling for arm64, and print their sizes.
+    Build {
+        /// The architecture to build for.
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
+    },
     /// Run the whole test suite: unit, integration, eBPF-on-host (as
-    /// root), then the kernel matrix under QEMU (vm-test).
+    /// root), then the kernel matrix under QEMU (vm-test) for x86_64 and
+    /// arm64.
     Test,
     /// Install blippd as a systemd service (the eBPF unit where this kernel
     /// loads blipp's programs, the /proc-only unit elsewhere).
@@ -56,6 +68,10 @@ enum Command {
         /// Only this kernel (its id in vm-tests/kernels.txt, e.g. 6.1).
         #[arg(long)]
         kernel: Option<String>,
+        /// The guests' architecture (arm64 is emulated: several times
+        /// slower).
+        #[arg(long, value_enum, default_value_t = Arch::X86_64)]
+        arch: Arch,
     },
 }
 
@@ -105,8 +121,9 @@ fn main() -> Result<()> {
                     .args(["test", "--no-fail-fast"])
                     .env("BLIPP_NO_SKIP", "1"),
             )?;
-            vm::run(None)
+            vm::run(&Arch::ALL, None)
         }
+        Command::Build { arch } => build::run(arch),
         Command::ClippyEbpf => {
             setup::build_chain()?;
             let toolchain =
@@ -129,7 +146,7 @@ fn main() -> Result<()> {
                     .args(["--", "-D", "warnings"]),
             )
         }
-        Command::VmTest { kernel } => vm::run(kernel.as_deref()),
+        Command::VmTest { kernel, arch } => vm::run(&[arch], kernel.as_deref()),
         Command::Bench(args) => bench::run(&args),
         Command::ProcFloor { files, keep_open } => {
             bench::floor::read_forever(&files, std::time::Duration::from_secs(1), keep_open)

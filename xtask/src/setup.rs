@@ -5,6 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::arch::Arch;
 use crate::sh;
 
 /// The nightly that builds the kernel crate (DESIGN: rustc 1.97, LLVM 22,
@@ -39,37 +40,49 @@ const TEST_PACKAGES: &[&str] = &[
     "nftables",
 ];
 
-/// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:
-/// depmod (kmod) to order the guest's modules, musl-gcc (musl-tools) for C
-/// code in the static guest binaries.
-const VM_PACKAGES: &[&str] = &["kmod", "musl-tools"];
+/// Debian packages `cargo xtask vm-test` uses on the host besides QEMU
+/// and the static build's tools: depmod (kmod) to order the guest's
+/// modules.
+const VM_PACKAGES: &[&str] = &["kmod"];
 
 /// QEMU comes from this suite: the base image's qemu-utils is already its
-/// backport, which the main suite's qemu-system-x86 cannot sit beside.
+/// backport, which the main suite's qemu-system-x86 (or -arm) cannot sit
+/// beside.
 const QEMU_SUITE: &str = "bookworm-backports";
-const QEMU_PACKAGES: &[&str] = &["qemu-system-x86"];
 
-/// The target of the guest's static binaries.
-pub const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
-
-/// Everything: the build chain, the test tools and the VM test's tools.
+/// Everything: the build chain, the test tools and the VM test's tools for
+/// every architecture.
 pub fn all() -> Result<()> {
     build_chain()?;
     apt(TEST_PACKAGES)?;
-    vm_tools()
+    for arch in Arch::ALL {
+        vm_tools(arch)?;
+    }
+    Ok(())
 }
 
-/// What `cargo xtask vm-test` needs: QEMU from backports, kmod, musl.
-pub fn vm_tools() -> Result<()> {
-    apt(VM_PACKAGES)?;
-    if !missing(QEMU_PACKAGES).is_empty() {
-        add_suite(QEMU_SUITE)?;
-        apt_from(Some(QEMU_SUITE), QEMU_PACKAGES)?;
-    }
+/// What a static build of blippd for `arch` needs: the Rust target and the
+/// C tools of [`Arch::build_packages`].
+pub fn static_build(arch: Arch) -> Result<()> {
+    apt(arch.build_packages())?;
+    let target = arch.musl_target();
     let targets = sh::output(Command::new("rustup").args(["target", "list", "--installed"]))
         .unwrap_or_default();
-    if !targets.lines().any(|t| t.trim() == MUSL_TARGET) {
-        sh::run(Command::new("rustup").args(["target", "add", MUSL_TARGET]))?;
+    if !targets.lines().any(|t| t.trim() == target) {
+        sh::run(Command::new("rustup").args(["target", "add", target]))?;
+    }
+    Ok(())
+}
+
+/// What `cargo xtask vm-test --arch <arch>` needs: QEMU from backports,
+/// kmod, the static build's tools.
+pub fn vm_tools(arch: Arch) -> Result<()> {
+    apt(VM_PACKAGES)?;
+    static_build(arch)?;
+    let qemu = [arch.qemu_package()];
+    if !missing(&qemu).is_empty() {
+        add_suite(QEMU_SUITE)?;
+        apt_from(Some(QEMU_SUITE), &qemu)?;
     }
     Ok(())
 }

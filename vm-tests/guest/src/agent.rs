@@ -140,11 +140,27 @@ pub struct Started {
 impl Agent {
     /// Starts `/bin/blippd -c config`, as `uid` when given, with `env`.
     pub fn start(config: &str, who: &Who, env: &[(&str, &str)]) -> std::io::Result<Self> {
+        Self::spawn(&["-c", config], Stdio::null(), who, env)
+    }
+
+    /// Starts `/bin/blippd -c config` as root, its samples (stdout) going
+    /// to `out`.
+    pub fn start_printing(config: &str, out: std::fs::File) -> std::io::Result<Self> {
+        Self::spawn(&["-c", config], Stdio::from(out), &Who::Root, &[])
+    }
+
+    fn spawn(
+        args: &[&str],
+        stdout: Stdio,
+        who: &Who,
+        env: &[(&str, &str)],
+    ) -> std::io::Result<Self> {
         let mut cmd = Command::new("/bin/blippd");
-        cmd.args(["-c", config, "-d", "INFO"])
+        cmd.args(args)
+            .args(["-d", "INFO"])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped());
         match *who {
             Who::Root => {}
@@ -208,13 +224,13 @@ impl Agent {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// Stops blippd with SIGTERM (it flushes and exits 0) and returns its
-    /// status, or `None` when it had to be killed.
     /// blippd's /proc/PID/status now.
     pub fn status(&self) -> String {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default()
     }
 
+    /// Stops blippd with SIGTERM (it flushes and exits 0) and returns its
+    /// status, or `None` when it had to be killed.
     pub fn stop(mut self, timeout: Duration) -> (Option<ExitStatus>, String) {
         if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: signalling our own child.
@@ -315,6 +331,32 @@ pub fn wait_reported(
         if read_samples(&data_file(run, module))
             .is_ok_and(|v| last(&v, subject, suffix, source).is_some())
         {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits until the samples in `path` hold `count` collections of the cpu
+/// probe (each probe stamps its own collections, all of a collection's
+/// samples with one time); false on timeout.
+pub fn wait_collections(path: &str, count: usize, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let mut times: Vec<u64> = read_samples(path)
+            .map(|v| {
+                v.iter()
+                    .filter(|s| s.subject == "node" && s.event_type.contains(":cpu:"))
+                    .map(|s| s.ts)
+                    .collect()
+            })
+            .unwrap_or_default();
+        times.sort_unstable();
+        times.dedup();
+        if times.len() >= count {
             return true;
         }
         if std::time::Instant::now() >= deadline {

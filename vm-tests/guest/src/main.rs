@@ -14,6 +14,10 @@
 //!   ambient capabilities, bounding set and limits): the same as `root`,
 //!   and once started blippd holds only what it keeps after start-up.
 //!
+//! Last, blippd runs once more as root with its built-in configuration (at
+//! a 1 s interval), and its resident memory is reported once it has
+//! collected a few times.
+//!
 //! As root, blippd re-executes itself once its programs are attached, and
 //! the new image inherits them: the runs check that this happened once,
 //! what the new image inherited (failed programs included), and that as
@@ -107,6 +111,7 @@ fn main() {
         format!("{:?}", idler.as_ref().map(std::process::Child::id)),
     );
     let idler = idler.map_or(0, |c| c.id());
+    architecture(&mut c, idler);
     for (run, check) in [
         ("root", run_root as fn(&mut Checks, &Outcome)),
         ("user", run_user),
@@ -137,8 +142,105 @@ fn main() {
             report::dump(run, &log.unwrap_or_default());
         }
     }
+    memory(&mut c);
     c.done();
     sys::power_off();
+}
+
+/// Collections of the built-in configuration before its memory is read:
+/// by then every probe has read its files and its kernel maps at least
+/// twice and reported, and the buffers of a steady tick are allocated.
+const MEMORY_COLLECTIONS: usize = 3;
+
+/// blippd as most hosts run it, as root with the built-in configuration
+/// (the default probes: cpu, mem, net, disk; eBPF where it can) at a 1 s
+/// interval: its resident memory once it has collected a few times,
+/// reported as an `RSS` line, which the host prints beside the kernel's
+/// row.
+fn memory(c: &mut Checks) {
+    let run = "default";
+    let failed = c.failed();
+    let out = "/tmp/default.jsonl";
+    let config = "/tmp/default.json";
+    // The built-in configuration collecting every second rather than every
+    // five, as `cargo xtask bench userspace` runs it: the same probes and
+    // buffers, three collections in seconds.
+    let mut builtin = blipp::config::builtin_defaults();
+    builtin["properties"]["configurations"]["probe_defaults"]["schedule_params"]["every"] =
+        1.into();
+    let a = std::fs::write(config, builtin.to_string())
+        .and_then(|()| std::fs::File::create(out))
+        .and_then(|f| agent::Agent::start_printing(config, f))
+        .map_err(|e| e.to_string());
+    let mut a = match a {
+        Ok(a) => a,
+        Err(e) => {
+            c.check(run, "start", false, e);
+            return;
+        }
+    };
+    // (name, module) of each built-in probe.
+    let probes: Vec<(String, String)> = builtin["properties"]["configurations"]["probes"]
+        .as_object()
+        .map(|p| {
+            p.iter()
+                .map(|(name, probe)| {
+                    let module = probe["probe_module"].as_str().unwrap_or(name);
+                    (name.clone(), module.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let started = a.wait_started(probes.len(), START_TIMEOUT);
+    let collected = agent::wait_collections(out, MEMORY_COLLECTIONS, START_TIMEOUT);
+    let status = a.status();
+    let (exit, log) = a.stop(STOP_TIMEOUT);
+    // The default probes measure as on a host: from eBPF where they can.
+    let modes: HashMap<String, String> = started
+        .unwrap_or_default()
+        .into_iter()
+        .map(|s| (s.probe, s.source))
+        .collect();
+    let mut mode_line = format!("MODE {run}");
+    for (p, module) in &probes {
+        let got = modes.get(p).map_or("-", String::as_str);
+        mode_line.push_str(&format!(" {p}={got}"));
+        let want = if has_ebpf(module) { "ebpf" } else { "proc" };
+        c.check(
+            run,
+            &format!("mode-{p}"),
+            got == want,
+            format!("{got} (want {want})"),
+        );
+    }
+    report::line(&mode_line);
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+    };
+    let (rss, hwm) = (kb("VmRSS"), kb("VmHWM"));
+    c.check(
+        run,
+        "collected",
+        collected && rss.is_some() && hwm.is_some(),
+        format!(
+            "{MEMORY_COLLECTIONS} cpu collections on stdout; VmRSS {rss:?} kB, VmHWM {hwm:?} kB"
+        ),
+    );
+    c.check(
+        run,
+        "exit",
+        exit.is_some_and(|s| s.success()),
+        format!("{exit:?}"),
+    );
+    if let (Some(rss), Some(hwm)) = (rss, hwm) {
+        report::line(&format!("RSS run={run} rss_kb={rss} hwm_kb={hwm}"));
+    }
+    if c.failed() > failed {
+        report::dump(run, &log);
+    }
 }
 
 /// Mounts, modules, devices, the interface.
@@ -293,6 +395,56 @@ fn parsers(c: &mut Checks) {
             ),
             Err(e) => e.clone(),
         },
+    );
+}
+
+/// What blipp takes from the architecture, against this kernel: the
+/// machine it was built for, the width of the kernel's `unsigned long`
+/// counters, the page size (4, 16 or 64 KiB on arm64) and `USER_HZ`
+/// (the process just started, by its start time in ticks, started at
+/// most a second ago).
+fn architecture(c: &mut Checks, process: u32) {
+    let now = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse::<f64>().ok());
+    let machine = blipp::host::uname().map(|u| u.machine).unwrap_or_default();
+    let ulong = blipp::counter::Width::kernel_ulong();
+    c.check(
+        "setup",
+        "arch-machine",
+        machine == std::env::consts::ARCH && ulong == blipp::counter::Width::Bits64,
+        format!(
+            "uname -m {machine}, built for {}, unsigned long {ulong:?}",
+            std::env::consts::ARCH
+        ),
+    );
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let kernel_page = smaps
+        .lines()
+        .find_map(|l| l.strip_prefix("KernelPageSize:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map(|kb| kb * 1024);
+    let page = blipp::host::page_size();
+    c.check(
+        "setup",
+        "arch-page-size",
+        kernel_page == Some(page),
+        format!("sysconf {page}, smaps {kernel_page:?}"),
+    );
+    let hz = blipp::host::clock_ticks_per_second();
+    let ticks = std::fs::read_to_string(format!("/proc/{process}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised name; starttime is field 22.
+            let rest = &s[s.rfind(')')? + 1..];
+            rest.split_whitespace().nth(19)?.parse::<u64>().ok()
+        });
+    let started = ticks.map(|t| t as f64 / hz as f64);
+    c.check(
+        "setup",
+        "arch-user-hz",
+        matches!((started, now), (Some(s), Some(n)) if s <= n + 0.01 && n - s < 1.0),
+        format!("USER_HZ {hz}: process started at {started:?} s, uptime {now:?} s"),
     );
 }
 

@@ -5,6 +5,7 @@
 //! BLIPP-VM BOOT uptime=<seconds>
 //! BLIPP-VM CHECK PASS|FAIL <run>/<check>: <detail>
 //! BLIPP-VM MODE <run> <probe>=<source> ...
+//! BLIPP-VM RSS run=<run> rss_kb=<VmRSS> hwm_kb=<VmHWM>
 //! BLIPP-VM DONE passed=<n> failed=<m>
 //! ```
 

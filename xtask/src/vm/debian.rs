@@ -8,11 +8,14 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::arch::Arch;
 use crate::{setup, sh};
 
 /// A private apt root for downloading packages of other suites.
 pub struct AptRoot {
     dir: PathBuf,
+    /// Debian's name of the packages' architecture.
+    arch: &'static str,
 }
 
 /// The keyring that signs every Debian suite of the matrix.
@@ -20,11 +23,12 @@ const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 
 impl AptRoot {
     /// Sets up (or reuses) the apt root in `dir` for `suites` of the host's
-    /// Debian mirror, and refreshes its package lists when the suites
-    /// changed or the lists are older than a day.
-    pub fn open(dir: &Path, suites: &[&str]) -> Result<Self> {
+    /// Debian mirror and `arch`'s packages, and refreshes its package
+    /// lists when the suites changed or the lists are older than a day.
+    pub fn open(dir: &Path, arch: Arch, suites: &[&str]) -> Result<Self> {
         let root = Self {
             dir: dir.to_owned(),
+            arch: arch.debian(),
         };
         for sub in ["state/lists/partial", "cache/archives/partial", "parts"] {
             std::fs::create_dir_all(dir.join(sub))
@@ -70,8 +74,8 @@ impl AptRoot {
             ("Dir::State", format!("{d}/state")),
             ("Dir::State::status", format!("{d}/status")),
             ("Dir::Cache", format!("{d}/cache")),
-            ("APT::Architecture", "amd64".to_owned()),
-            ("APT::Architectures", "amd64".to_owned()),
+            ("APT::Architecture", self.arch.to_owned()),
+            ("APT::Architectures", self.arch.to_owned()),
             ("Acquire::Languages", "none".to_owned()),
             ("Debug::NoLocking", "1".to_owned()),
             // The cache is root's own directory: no need to drop to _apt.

@@ -17,12 +17,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use crate::arch::Arch;
 use crate::{setup, sh};
 use kernel::Bootable;
 use matrix::Report;
 
-/// A guest that has not powered off by then is killed and fails.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+/// A guest that has not powered off by then is killed and fails. On a
+/// 2-CPU machine, two guests side by side, an x86_64 guest runs for about
+/// 20 s under TCG and an arm64 one (every instruction translated across
+/// architectures) for about 45 s; a busy host slows both several times.
+fn boot_timeout(arch: Arch) -> Duration {
+    match arch {
+        Arch::X86_64 => Duration::from_secs(120),
+        Arch::Arm64 => Duration::from_secs(300),
+    }
+}
+
 /// Guests booted at once: the machines this runs on have two cores.
 const PARALLEL: usize = 2;
 /// The virtio disk the guest writes to (sparse on the host).
@@ -42,14 +52,16 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-/// Builds the static guest binaries: `blippd` and the test init.
-fn build_guest(target: &Path) -> Result<(PathBuf, PathBuf)> {
-    sh::run(sh::cargo().args([
+/// Builds the static guest binaries for `arch`: `blippd` and the test
+/// init.
+fn build_guest(target: &Path, arch: Arch) -> Result<(PathBuf, PathBuf)> {
+    let mut cargo = sh::cargo();
+    cargo.args([
         "build",
         "--profile",
         "vm-guest",
         "--target",
-        setup::MUSL_TARGET,
+        arch.musl_target(),
         "-p",
         "blipp-agent",
         "--bin",
@@ -60,8 +72,9 @@ fn build_guest(target: &Path) -> Result<(PathBuf, PathBuf)> {
         "blipp-vm-guest",
         "--features",
         GUEST_FEATURES,
-    ]))?;
-    let dir = target.join(setup::MUSL_TARGET).join("vm-guest");
+    ]);
+    sh::run(arch.cross_env(&mut cargo))?;
+    let dir = target.join(arch.musl_target()).join("vm-guest");
     Ok((dir.join("blippd"), dir.join("blipp-vm-guest")))
 }
 
@@ -109,10 +122,25 @@ impl Row {
     }
 }
 
-/// Runs the matrix, or only the kernel whose id (first column of
-/// kernels.txt) is `only`.
-pub fn run(only: Option<&str>) -> Result<()> {
-    setup::vm_tools()?;
+/// Runs the matrix for each of `arches` in turn, or only the kernel whose
+/// id (first column of kernels.txt) is `only`; fails if any kernel failed.
+pub fn run(arches: &[Arch], only: Option<&str>) -> Result<()> {
+    let mut failed = Vec::new();
+    for &arch in arches {
+        if let Err(e) = run_arch(arch, only) {
+            narrate(&format!("{e:#}"));
+            failed.push(arch.to_string());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("vm-test failed for {}", failed.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs the matrix of one architecture.
+fn run_arch(arch: Arch, only: Option<&str>) -> Result<()> {
+    setup::vm_tools(arch)?;
     let root = workspace_root();
     let target = target_dir(&root);
     let cache = target.join("vm-cache");
@@ -125,18 +153,19 @@ pub fn run(only: Option<&str>) -> Result<()> {
     let rows: Vec<_> = rows
         .into_iter()
         .filter(|r| only.is_none_or(|k| r.id == k))
+        .filter_map(|r| r.for_arch(arch))
         .collect();
     if rows.is_empty() {
-        bail!("no kernel {} in vm-tests/kernels.txt", only.unwrap_or(""));
+        bail!(
+            "no kernel {} for {arch} in vm-tests/kernels.txt",
+            only.unwrap_or("")
+        );
     }
-    let (blippd, init) = build_guest(&target)?;
-    let blippd = std::fs::read(&blippd).with_context(|| format!("reading {}", blippd.display()))?;
-    let init = std::fs::read(&init).with_context(|| format!("reading {}", init.display()))?;
 
     let mut suites: Vec<&str> = rows.iter().map(|r| r.suite.as_str()).collect();
     suites.sort_unstable();
     suites.dedup();
-    let apt = debian::AptRoot::open(&cache.join("apt"), &suites)?;
+    let apt = debian::AptRoot::open(&cache.join(format!("apt-{}", arch.debian())), arch, &suites)?;
     let mut bootables = Vec::new();
     for r in &rows {
         let k = apt
@@ -144,6 +173,9 @@ pub fn run(only: Option<&str>) -> Result<()> {
             .with_context(|| format!("kernel {}: resolving {} in {}", r.id, r.package, r.suite))?;
         bootables.push((r.id.clone(), kernel::prepare(&apt, k, &cache)?));
     }
+    let (blippd, init) = build_guest(&target, arch)?;
+    let blippd = std::fs::read(&blippd).with_context(|| format!("reading {}", blippd.display()))?;
+    let init = std::fs::read(&init).with_context(|| format!("reading {}", init.display()))?;
 
     let started = Instant::now();
     // Guests run side by side, each QEMU on one vCPU.
@@ -157,7 +189,7 @@ pub fn run(only: Option<&str>) -> Result<()> {
                     let Some((id, k)) = bootables.get(i) else {
                         break;
                     };
-                    let row = boot_one(id, k, &cache, &logs, &init, &blippd);
+                    let row = boot_one(arch, id, k, &cache, &logs, &init, &blippd);
                     if let Ok(mut r) = results.lock() {
                         r.push((i, row));
                     }
@@ -168,18 +200,29 @@ pub fn run(only: Option<&str>) -> Result<()> {
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
     let results: Vec<Row> = results.into_iter().map(|(_, r)| r).collect();
-    let failed = print_table(&results, started.elapsed());
+    let failed = print_table(arch, &results, started.elapsed());
     if failed > 0 {
-        bail!("vm-test: {failed} of {} kernels failed", results.len());
+        bail!(
+            "vm-test {arch}: {failed} of {} kernels failed",
+            results.len()
+        );
     }
     Ok(())
 }
 
 /// Boots one kernel and reads its report.
-fn boot_one(id: &str, k: &Bootable, cache: &Path, logs: &Path, init: &[u8], blippd: &[u8]) -> Row {
-    let log = logs.join(format!("{id}.log"));
-    let initrd = cache.join(format!("initramfs-{id}.cpio"));
-    let disk = cache.join(format!("disk-{id}.img"));
+fn boot_one(
+    arch: Arch,
+    id: &str,
+    k: &Bootable,
+    cache: &Path,
+    logs: &Path,
+    init: &[u8],
+    blippd: &[u8],
+) -> Row {
+    let log = logs.join(format!("{arch}-{id}.log"));
+    let initrd = cache.join(format!("initramfs-{arch}-{id}.cpio"));
+    let disk = cache.join(format!("disk-{arch}-{id}.img"));
     let mut row = Row {
         id: id.to_owned(),
         release: k.kernel.release.clone(),
@@ -198,11 +241,12 @@ fn boot_one(id: &str, k: &Bootable, cache: &Path, logs: &Path, init: &[u8], blip
         ));
         qemu::disk_image(&disk, DISK_BYTES)?;
         qemu::boot(&qemu::Boot {
+            arch,
             vmlinuz: &k.vmlinuz,
             initramfs: &initrd,
             disk: &disk,
             log: &log,
-            timeout: BOOT_TIMEOUT,
+            timeout: boot_timeout(arch),
         })
     })();
     match attempt {
@@ -224,14 +268,15 @@ fn narrate(what: &str) {
 /// Prints the result table and the failures; returns how many kernels
 /// failed.
 #[expect(clippy::print_stdout, reason = "the table is the command's output")]
-fn print_table(rows: &[Row], wall: Duration) -> usize {
+fn print_table(arch: Arch, rows: &[Row], wall: Duration) -> usize {
     let secs =
         |d: Option<Duration>| d.map_or("-".to_owned(), |d| format!("{:.1}", d.as_secs_f64()));
     println!();
     println!(
-        "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7}  modes per probe (per run)",
-        "kernel", "release", "Debian version", "kernel s", "boot s", "run s", "checks"
+        "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7} {:>9}  modes per probe (per run)",
+        "kernel", "release", "Debian version", "kernel s", "boot s", "run s", "RSS MiB", "checks"
     );
+    let mib = |kb: u64| kb as f64 / 1024.0;
     let mut failed = 0;
     for r in rows {
         let passed = r.report.checks.iter().filter(|(ok, _)| *ok).count();
@@ -245,7 +290,7 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
             })
             .collect();
         println!(
-            "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>3}/{:<3} {} {}",
+            "{:<7} {:<30} {:<20} {:>8} {:>6} {:>6} {:>7} {:>3}/{:<3} {} {}",
             r.id,
             r.release,
             r.version,
@@ -254,6 +299,11 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
                 .map_or("-".to_owned(), |s| format!("{s:.1}")),
             secs(r.outcome.as_ref().and_then(|o| o.boot)),
             secs(r.outcome.as_ref().map(|o| o.total)),
+            r.report.rss_kb.map_or("-".to_owned(), |(rss, hwm)| format!(
+                "{:.1}/{:.1}",
+                mib(rss),
+                mib(hwm)
+            )),
             passed,
             r.report.checks.len(),
             if r.passed() { "PASS" } else { "FAIL" },
@@ -268,7 +318,7 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
             println!("  error: {e}");
         }
         if r.outcome.as_ref().is_some_and(|o| o.timed_out) {
-            println!("  QEMU timed out after {BOOT_TIMEOUT:?}");
+            println!("  QEMU timed out after {:?}", boot_timeout(arch));
         }
         if r.report.done.is_none() {
             println!("  the guest never reported DONE");
@@ -283,7 +333,10 @@ fn print_table(rows: &[Row], wall: Duration) -> usize {
         "kernel s: guest uptime when init started; boot s: from starting QEMU to init's first line; run s: the whole VM"
     );
     println!(
-        "vm-test: {} of {} kernels passed in {:.1} s",
+        "RSS MiB: blippd's VmRSS/VmHWM with the built-in configuration (default probes, as root, 1 s interval) after 3 collections"
+    );
+    println!(
+        "vm-test {arch}: {} of {} kernels passed in {:.1} s",
         rows.len() - failed,
         rows.len(),
         wall.as_secs_f64()
