@@ -329,6 +329,13 @@ fn timerfd() -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+// The libc crate marks musl's `time_t` deprecated ahead of musl's move to a
+// 64-bit `time_t` on 32-bit targets; only its bounds are used here, which
+// follow whatever width the target has.
+#[allow(
+    deprecated,
+    reason = "time_t is deprecated on musl targets only, for a width change this code follows"
+)]
 fn timespec(micros: u64) -> libc::timespec {
     libc::timespec {
         tv_sec: libc::time_t::try_from(micros / 1_000_000).unwrap_or(libc::time_t::MAX),
