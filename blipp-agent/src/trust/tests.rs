@@ -278,6 +278,44 @@ fn every_path_and_url_key_of_the_schema_is_screened() {
             checked += 1;
         }
     }
+    // Sections whose nested keys name files or addresses (`prometheus`)
+    // are the local file's only.
+    fn names_a_path_or_url(v: &Value, defs: &Value, depth: usize) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        match v {
+            Value::Object(m) => m.iter().any(|(k, x)| {
+                (k == "$ref"
+                    && x.as_str().is_some_and(|r| {
+                        let def = r.trim_start_matches("#/$defs/");
+                        def == "path"
+                            || def == "url"
+                            || names_a_path_or_url(&defs[def], defs, depth + 1)
+                    }))
+                    || names_a_path_or_url(x, defs, depth + 1)
+            }),
+            Value::Array(a) => a.iter().any(|x| names_a_path_or_url(x, defs, depth + 1)),
+            _ => false,
+        }
+    }
+    for (key, v) in defs["configurations"]["properties"].as_object().unwrap() {
+        if key == "probes" || key == "probe_defaults" {
+            // Screened key by key, below.
+            continue;
+        }
+        let nested = v.get("properties").is_some()
+            || v.get("$ref")
+                .is_some_and(|r| r != "#/$defs/path" && r != "#/$defs/url");
+        if nested && names_a_path_or_url(v, defs, 0) {
+            assert_eq!(setting_reach(key), KeyReach::LocalOnly, "{key}");
+            assert!(
+                crate::config::policy::LOCAL_ONLY.contains(&key.as_str()),
+                "{key}"
+            );
+            checked += 1;
+        }
+    }
     // Keys of every probe, and each module's own (and their kwargs).
     let mut visit = |module: Option<&str>, props: &Value| {
         let reach = reach_of(module);
