@@ -236,8 +236,7 @@ mod tests {
                 Source::Ebpf,
             )
         };
-        store.collected(
-            p,
+        p.collected(
             Timestamp(1_700_000_000_123_456),
             &[
                 s(
@@ -263,6 +262,8 @@ mod tests {
             ],
             true,
         );
+        // The probe runs on: its series stay served.
+        std::mem::forget(p);
         store
     }
 

@@ -40,9 +40,9 @@ pub struct Prepared {
     authorization: Option<String>,
 }
 
-fn invalid(pointer: &str, path: &std::path::Path, expected: String) -> ConfigError {
+fn invalid(origin: &str, pointer: &str, path: &std::path::Path, expected: String) -> ConfigError {
     ConfigError::invalid(
-        "configuration",
+        origin,
         &format!("{POINTER}/scrape/{pointer}"),
         &serde_json::Value::String(path.display().to_string()),
         expected,
@@ -50,8 +50,8 @@ fn invalid(pointer: &str, path: &std::path::Path, expected: String) -> ConfigErr
 }
 
 impl Prepared {
-    /// Reads the files `scrape` names.
-    pub fn load(scrape: &Scrape) -> Result<Self, ConfigError> {
+    /// Reads the files `scrape` names; errors name `origin` (the file).
+    pub fn load(scrape: &Scrape, origin: &str) -> Result<Self, ConfigError> {
         let tls = match &scrape.tls {
             None => None,
             Some(files) => {
@@ -60,6 +60,7 @@ impl Prepared {
                         .and_then(Iterator::collect)
                         .map_err(|e| {
                             invalid(
+                                origin,
                                 "tls/cert",
                                 &files.cert,
                                 format!("a readable PEM certificate file ({e})"),
@@ -67,6 +68,7 @@ impl Prepared {
                         })?;
                 if certs.is_empty() {
                     return Err(invalid(
+                        origin,
                         "tls/cert",
                         &files.cert,
                         "a PEM certificate file (none found in it)".to_owned(),
@@ -74,6 +76,7 @@ impl Prepared {
                 }
                 let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
                     invalid(
+                        origin,
                         "tls/key",
                         &files.key,
                         format!("a readable PEM private key file ({e})"),
@@ -86,6 +89,7 @@ impl Prepared {
                 .and_then(|b| b.with_no_client_auth().with_single_cert(certs, key))
                 .map_err(|e| {
                     invalid(
+                        origin,
                         "tls/key",
                         &files.key,
                         format!("a key that matches the certificate ({e})"),
@@ -98,6 +102,7 @@ impl Prepared {
             (Some(basic), _) => {
                 let password = read_secret(&basic.password_file).map_err(|e| {
                     invalid(
+                        origin,
                         "basic_auth/password_file",
                         &basic.password_file,
                         format!("a readable file holding the password ({e})"),
@@ -113,6 +118,7 @@ impl Prepared {
             (None, Some(file)) => {
                 let token = read_secret(file).map_err(|e| {
                     invalid(
+                        origin,
                         "bearer_token_file",
                         file,
                         format!("a readable file holding the token ({e})"),

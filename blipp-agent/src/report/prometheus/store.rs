@@ -142,9 +142,17 @@ impl Store {
         self.size.store(bytes, Ordering::Relaxed);
     }
 
-    /// A probe task starts: its id for [`collected`](Self::collected). A
-    /// probe restarted under the same name takes its old entry back.
-    pub fn register(&self, name: &str) -> ProbeId {
+    /// A probe task starts: what it hands its collections to, until it is
+    /// dropped. A probe restarted under the same name takes its old entry
+    /// back.
+    pub fn register(&self, name: &str) -> Registration<'_> {
+        Registration {
+            store: self,
+            id: self.add(name),
+        }
+    }
+
+    fn add(&self, name: &str) -> ProbeId {
         self.with(|s| {
             if let Some(i) = s.probes.iter().position(|p| &*p.name == name) {
                 s.probes[i].running = true;
@@ -160,9 +168,7 @@ impl Store {
         })
     }
 
-    /// A probe task ended: its series are no longer served and may be
-    /// taken over by another probe.
-    pub fn stopped(&self, probe: ProbeId) {
+    fn stopped(&self, probe: ProbeId) {
         self.with(|s| {
             if let Some(p) = s.probes.get_mut(probe as usize) {
                 p.running = false;
@@ -170,9 +176,7 @@ impl Store {
         });
     }
 
-    /// One collection of `probe` at `ts`: its samples, and whether it
-    /// succeeded.
-    pub fn collected(&self, probe: ProbeId, ts: Timestamp, samples: &[Sample], ok: bool) {
+    fn collected(&self, probe: ProbeId, ts: Timestamp, samples: &[Sample], ok: bool) {
         self.with(|s| {
             let Some(entry) = s.probes.get_mut(probe as usize) else {
                 return;
@@ -191,6 +195,27 @@ impl Store {
     /// Reads the store, locked, for as long as `f` runs.
     pub fn read<T>(&self, f: impl FnOnce(View<'_>) -> T) -> T {
         self.with(|s| f(View(s)))
+    }
+}
+
+/// A running probe task's place in the store. Dropping it (the task
+/// ended) stops its series from being served; another probe may then take
+/// them over.
+pub struct Registration<'a> {
+    store: &'a Store,
+    id: ProbeId,
+}
+
+impl Registration<'_> {
+    /// One collection at `ts`: its samples, and whether it succeeded.
+    pub fn collected(&self, ts: Timestamp, samples: &[Sample], ok: bool) {
+        self.store.collected(self.id, ts, samples, ok);
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.store.stopped(self.id);
     }
 }
 
@@ -284,8 +309,7 @@ mod tests {
         let store = Store::default();
         let p = store.register("disk");
         let at = |ts, v: u64, reset| {
-            store.collected(
-                p,
+            p.collected(
                 Timestamp(ts),
                 &[sample(ts, "disk:vda", TIME, Value::Int(v)).with_reset(reset)],
                 true,
@@ -309,14 +333,12 @@ mod tests {
         let a = store.register("disk_ebpf");
         let b = store.register("disk_proc");
         let et = "ps:tools:blipp:linux:disk:requests:read";
-        store.collected(
-            a,
+        a.collected(
             Timestamp(1),
             &[sample(1, "disk:vda", et, Value::Int(10))],
             true,
         );
-        store.collected(
-            b,
+        b.collected(
             Timestamp(1),
             &[sample(1, "disk:vda", et, Value::Int(99_999))],
             true,
@@ -328,10 +350,9 @@ mod tests {
                 10.0
             )]
         );
-        store.stopped(a);
+        drop(a);
         assert!(served(&store).is_empty());
-        store.collected(
-            b,
+        b.collected(
             Timestamp(2),
             &[sample(2, "disk:vda", et, Value::Int(100_000))],
             true,
