@@ -134,7 +134,12 @@ fn header(
     out.push(b' ');
     out.extend_from_slice(kind.as_bytes());
     out.push(b'\n');
-    if let (Format::OpenMetrics, Some(u)) = (format, unit) {
+    // OpenMetrics wants the unit as the name's suffix; where the unit is
+    // a word inside the name (`blipp_network_utilization_bytes_in`), the
+    // family has no UNIT line.
+    if let (Format::OpenMetrics, Some(u)) = (format, unit)
+        && name.strip_suffix(u).is_some_and(|n| n.ends_with('_'))
+    {
         out.extend_from_slice(b"# UNIT ");
         out.extend_from_slice(name.as_bytes());
         out.push(b' ');
@@ -306,6 +311,7 @@ blipp_probe_last_success_timestamp_seconds{probe=\"disk\"} 1700000000.123456
         );
         assert!(t.contains("blipp_disk_requests_read_total{device=\"vda\"} 12 1700000000.123\n"));
         assert!(t.contains("# UNIT blipp_disk_latency_read_device_seconds seconds\n"));
+        assert!(!t.contains("# UNIT blipp_disk_requests"));
         assert!(t.contains("# TYPE blipp_build info\nblipp_build_info{version="));
         assert!(t.ends_with("# EOF\n"));
     }
