@@ -115,6 +115,42 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert!(pwn.rule.contains("trust.programs"), "{pwn}");
 }
 
+/// UNIS can neither open a scrape endpoint nor move or unlock the local
+/// one, whatever the policy allows for paths.
+#[test]
+fn the_prometheus_section_is_the_local_files_only() {
+    let conf = |scrape: Value| {
+        json!({"properties": {"configurations": {
+            "trust": {"paths": ["/"]},
+            "prometheus": {"scrape": scrape}}}})
+    };
+    let l = local(&conf(json!({"port": 9787})));
+    for remote in [
+        json!({"scrape": {"listen": "0.0.0.0", "port": 9787}}),
+        json!({"scrape": {"port": 9787, "bearer_token_file": "/tmp/token"}}),
+        json!({}),
+    ] {
+        let (merged, refused) = screen(&l, &service(json!({"prometheus": remote})));
+        assert_eq!(
+            pointers(&refused),
+            BTreeSet::from(["/properties/configurations/prometheus".to_owned()]),
+            "{remote}"
+        );
+        assert_eq!(
+            merged["properties"]["configurations"]["prometheus"],
+            json!({"scrape": {"port": 9787}})
+        );
+    }
+    let none = local(&json!({}));
+    let (merged, refused) = screen(&none, &service(json!({"prometheus": {"scrape": {}}})));
+    assert_eq!(refused.len(), 1);
+    assert!(
+        merged["properties"]["configurations"]
+            .get("prometheus")
+            .is_none()
+    );
+}
+
 #[test]
 fn the_policy_of_the_local_file_lets_named_programs_files_and_urls_through() {
     let l = local(&json!({"properties": {"configurations": {
