@@ -380,3 +380,73 @@ fn a_real_prometheus_stores_blippds_samples() {
     drop(prometheus);
     blippd.stop();
 }
+
+/// `--check` refuses what start-up refuses: a key file that is not there
+/// stops both with the same line and exit status 2; a port that is taken
+/// stops start-up with the address (exit status 1).
+#[test]
+fn bad_files_and_taken_ports_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let config = json!({"properties": {"configurations": {
+        "prometheus": {"scrape": {"port": free_port(), "tls": {"cert": cert, "key": dir.path().join("missing.key")}}},
+        "probes": {"cpu": {"probe_module": "cpu"}}
+    }}})
+    .to_string();
+    let mut lines = Vec::new();
+    for args in [
+        &["--check"][..],
+        &[
+            "--duration",
+            "1",
+            "--mode",
+            "proc",
+            "--control-socket",
+            "none",
+        ],
+    ] {
+        let out = blipp_tests::run_blippd(dir.path(), &config, args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("blippd: "))
+            .unwrap_or_else(|| panic!("{args:?}: {stderr}"))
+            .to_owned();
+        assert!(
+            line.contains("/properties/configurations/prometheus/scrape/tls/"),
+            "{line}"
+        );
+        lines.push(line);
+    }
+    assert_eq!(lines[0], lines[1]);
+
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let config = json!({"properties": {"configurations": {
+        "prometheus": {"scrape": {"port": port}},
+        "probes": {"cpu": {"probe_module": "cpu"}}
+    }}})
+    .to_string();
+    let out = blipp_tests::run_blippd(
+        dir.path(),
+        &config,
+        &[
+            "--duration",
+            "5",
+            "--mode",
+            "proc",
+            "--control-socket",
+            "none",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "prometheus.scrape: cannot listen on 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+}
