@@ -6,6 +6,7 @@
 //! to its data file in the same run.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+#![allow(clippy::print_stderr, reason = "the figures are printed for the log")]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -376,6 +377,10 @@ fn a_real_prometheus_stores_blippds_samples() {
     assert!(
         compared >= 2 * COMPARED.len(),
         "only {compared} samples compared"
+    );
+    eprintln!(
+        "{compared} samples of {} series equal Prometheus's values at their instants",
+        COMPARED.len()
     );
     drop(prometheus);
     blippd.stop();
