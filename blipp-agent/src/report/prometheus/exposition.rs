@@ -116,10 +116,11 @@ fn write_ts(out: &mut Vec<u8>, micros: u64, format: Format) {
     }
 }
 
-/// The HELP, TYPE (and UNIT) lines of a family named `name`.
+/// The HELP, TYPE (and UNIT) lines of a family named `name` and
+/// `suffix`.
 fn header(
     out: &mut Vec<u8>,
-    name: &str,
+    (name, suffix): (&str, &str),
     kind: &str,
     unit: Option<&str>,
     help: &str,
@@ -127,10 +128,12 @@ fn header(
 ) {
     out.extend_from_slice(b"# HELP ");
     out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
     out.push(b' ');
     escape_help(out, help, format);
     out.extend_from_slice(b"\n# TYPE ");
     out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
     out.push(b' ');
     out.extend_from_slice(kind.as_bytes());
     out.push(b'\n');
@@ -158,12 +161,23 @@ fn family(out: &mut Vec<u8>, view: &View<'_>, id: u32, f: &Family, format: Forma
     let suffix: &[u8] = if counter { b"_total" } else { b"" };
     match format {
         Format::Text if counter => {
-            let mut name = String::with_capacity(f.name.len() + 6);
-            name.push_str(&f.name);
-            name.push_str("_total");
-            header(out, &name, f.kind.as_str(), None, f.help, format);
+            header(
+                out,
+                (&f.name, "_total"),
+                f.kind.as_str(),
+                None,
+                f.help,
+                format,
+            );
         }
-        _ => header(out, &f.name, f.kind.as_str(), f.unit.word(), f.help, format),
+        _ => header(
+            out,
+            (&f.name, ""),
+            f.kind.as_str(),
+            f.unit.word(),
+            f.help,
+            format,
+        ),
     }
     for (sid, point) in series {
         out.extend_from_slice(f.name.as_bytes());
@@ -179,8 +193,15 @@ fn family(out: &mut Vec<u8>, view: &View<'_>, id: u32, f: &Family, format: Forma
 /// blippd's own: its build, and each probe's last successful collection.
 fn health(out: &mut Vec<u8>, view: &View<'_>, format: Format) {
     match format {
-        Format::Text => header(out, "blipp_build_info", "gauge", None, BUILD_HELP, format),
-        Format::OpenMetrics => header(out, "blipp_build", "info", None, BUILD_HELP, format),
+        Format::Text => header(
+            out,
+            ("blipp_build_info", ""),
+            "gauge",
+            None,
+            BUILD_HELP,
+            format,
+        ),
+        Format::OpenMetrics => header(out, ("blipp_build", ""), "info", None, BUILD_HELP, format),
     }
     let _ = writeln!(out, "blipp_build_info{{version=\"{VERSION}\"}} 1");
     let mut probes = view
@@ -192,7 +213,7 @@ fn health(out: &mut Vec<u8>, view: &View<'_>, format: Format) {
     }
     header(
         out,
-        "blipp_probe_last_success_timestamp_seconds",
+        ("blipp_probe_last_success_timestamp_seconds", ""),
         "gauge",
         Some("seconds"),
         "When the probe's last successful collection was, Unix time.",
@@ -200,9 +221,17 @@ fn health(out: &mut Vec<u8>, view: &View<'_>, format: Format) {
     );
     for (name, _, at) in probes {
         out.extend_from_slice(b"blipp_probe_last_success_timestamp_seconds{probe=\"");
-        let mut escaped = String::new();
-        super::catalog::escape_label_value(&mut escaped, name);
-        out.extend_from_slice(escaped.as_bytes());
+        for c in name.chars() {
+            match c {
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '"' => out.extend_from_slice(b"\\\""),
+                '\n' => out.extend_from_slice(b"\\n"),
+                c => {
+                    let mut b = [0; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+                }
+            }
+        }
         out.extend_from_slice(b"\"} ");
         let micros = at.map_or(0, |t| t.0);
         let _ = write!(out, "{}.{:06}", micros / 1_000_000, micros % 1_000_000);
