@@ -54,6 +54,8 @@ pub struct Settings {
     pub command_user: Account,
     /// Their resource limits (`command_limits`), read at start-up only.
     pub command_limits: Limits,
+    /// The `prometheus` section (local file only), read at start-up only.
+    pub prometheus: crate::report::prometheus::config::Prometheus,
 }
 
 /// TLS settings, as the original named them.

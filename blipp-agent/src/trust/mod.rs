@@ -53,6 +53,9 @@ fn setting_reach(key: &str) -> KeyReach {
         "unis_poll_interval" | "unis_max_backoff" | "spool_limit_mb" => KeyReach::Steer,
         "ssl_cert" | "ssl_key" | "ssl_cafile" | "config_file" | "spool_dir" => KeyReach::Path,
         "unis_url" => KeyReach::Url,
+        // Files to read, addresses to listen on, credentials: as the
+        // policy itself, never from the network.
+        "prometheus" => KeyReach::LocalOnly,
         // `use_ssl`, the policy and command containment
         // ([`crate::config::policy::LOCAL_ONLY`]), and whatever this
         // version does not know.

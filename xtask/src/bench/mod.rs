@@ -2,7 +2,8 @@
 //! instead. Figures are printed (the median of alternating runs, with the
 //! range), never asserted: they depend on the machine and on its load,
 //! which every report names. Each part is a module with a clap `Args` type
-//! and a `run`; adding one is a module and a row in [`Part`].
+//! and a `run`; adding one is a module, a variant of [`Part`] and its arm
+//! in each of `Part`'s methods.
 
 mod aggregate;
 mod bpf_stats;
@@ -15,6 +16,7 @@ mod measure;
 mod net;
 mod paired;
 mod procevents;
+mod prometheus;
 mod scale;
 mod scrape;
 mod series;
@@ -39,7 +41,7 @@ pub struct Args {
 }
 
 /// The parts.
-#[derive(Subcommand)]
+#[derive(Clone, Subcommand)]
 enum Part {
     /// blippd's CPU time and memory with its default probes at a 1 s
     /// interval, next to node_exporter, collectd and the floor of reading
@@ -73,6 +75,9 @@ enum Part {
     /// blippd's CPU per sample and memory per series as disks,
     /// interfaces, followed processes and probes grow from 1 to 1000.
     Scale(scale::Args),
+    /// CPU per Prometheus scrape of blippd's endpoint (default probes)
+    /// next to node_exporter with the matching collectors, alternating.
+    Prometheus(prometheus::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -109,90 +114,72 @@ fn build_blippd() -> Result<PathBuf> {
     Ok(sh::target_dir()?.join("release/blippd"))
 }
 
+impl Part {
+    /// Every part, with its defaults, in the order `cargo xtask bench`
+    /// runs them.
+    fn all() -> Vec<Part> {
+        vec![
+            Part::Userspace(userspace::Args::parse_from(["userspace"])),
+            Part::Disk(disk::Args::parse_from(["disk"])),
+            Part::Startup(startup::Args::parse_from(["startup"])),
+            Part::Series(series::Args::parse_from(["series"])),
+            Part::Aggregate(aggregate::Args::parse_from(["aggregate"])),
+            Part::Procevents(procevents::Args::parse_from(["procevents"])),
+            Part::Net(net::Args::parse_from(["net"])),
+            Part::Scale(scale::Args::parse_from(["scale"])),
+            Part::Prometheus(prometheus::Args::parse_from(["prometheus"])),
+        ]
+    }
+
+    /// The Debian packages the part runs or compares with.
+    fn packages(&self) -> Vec<&'static str> {
+        match self {
+            Part::Userspace(_) => userspace::PACKAGES.to_vec(),
+            Part::Disk(_) => [disk::PACKAGES, classic::PACKAGES, bpf_stats::PACKAGES].concat(),
+            Part::Startup(_) | Part::Series(_) | Part::Aggregate(_) => Vec::new(),
+            Part::Procevents(_) => procevents::PACKAGES.to_vec(),
+            Part::Net(_) => net::PACKAGES.to_vec(),
+            Part::Scale(_) => scale::PACKAGES.to_vec(),
+            Part::Prometheus(_) => prometheus::PACKAGES.to_vec(),
+        }
+    }
+
+    fn run(&self, blippd: &std::path::Path) -> Result<()> {
+        match self {
+            Part::Userspace(a) => {
+                let tools = userspace::Tools {
+                    blippd: blippd.to_owned(),
+                    xtask: std::env::current_exe().context("locating xtask")?,
+                };
+                userspace::run(a, &tools)
+            }
+            Part::Disk(a) => disk::run(a, blippd),
+            Part::Startup(a) => startup::run(a, blippd),
+            Part::Series(a) => series::run(a, blippd),
+            Part::Aggregate(a) => aggregate::run(a),
+            Part::Procevents(a) => procevents::run(a, blippd),
+            Part::Net(a) => net::run(a, blippd),
+            Part::Scale(a) => scale::run(a, blippd),
+            Part::Prometheus(a) => prometheus::run(a, blippd),
+        }
+    }
+}
+
 /// Runs the chosen parts.
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let scale = match &args.part {
-        None => Some(scale::Args::parse_from(["scale"])),
-        Some(Part::Scale(a)) => Some(a.clone()),
-        Some(_) => None,
-    };
-    let net = match &args.part {
-        None => Some(net::Args::parse_from(["net"])),
-        Some(Part::Net(a)) => Some(a.clone()),
-        Some(_) => None,
-    };
-    let procevents = match &args.part {
-        None => Some(procevents::Args::parse_from(["procevents"])),
-        Some(Part::Procevents(a)) => Some(a.clone()),
-        Some(_) => None,
-    };
-    let (userspace, disk, startup, series, aggregate) = match &args.part {
-        Some(Part::Procevents(_) | Part::Net(_) | Part::Scale(_)) => (None, None, None, None, None),
-        None => (
-            Some(userspace::Args::parse_from(["userspace"])),
-            Some(disk::Args::parse_from(["disk"])),
-            Some(startup::Args::parse_from(["startup"])),
-            Some(series::Args::parse_from(["series"])),
-            Some(aggregate::Args::parse_from(["aggregate"])),
-        ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None),
-        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None),
-        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None),
-        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None),
-        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone())),
-    };
-    let mut packages: Vec<&str> = Vec::new();
-    if userspace.is_some() {
-        packages.extend(userspace::PACKAGES);
-    }
-    if disk.is_some() {
-        packages.extend(disk::PACKAGES);
-        packages.extend(classic::PACKAGES);
-        packages.extend(bpf_stats::PACKAGES);
-    }
-    if procevents.is_some() {
-        packages.extend(procevents::PACKAGES);
-    }
-    if net.is_some() {
-        packages.extend(net::PACKAGES);
-    }
-    if scale.is_some() {
-        packages.extend(scale::PACKAGES);
-    }
+    let parts = args.part.clone().map_or_else(Part::all, |p| vec![p]);
+    let mut packages: Vec<&str> = parts.iter().flat_map(Part::packages).collect();
+    packages.sort_unstable();
+    packages.dedup();
     setup::apt_without_starting(&packages)?;
     let blippd = build_blippd()?;
     let _scratch = Scratch;
     println!("# blipp benchmark");
     println!("Machine: {}", machine::Machine::this());
-    if let Some(a) = userspace {
-        let tools = userspace::Tools {
-            blippd: blippd.clone(),
-            xtask: std::env::current_exe().context("locating xtask")?,
-        };
-        userspace::run(&a, &tools)?;
-    }
-    if let Some(a) = disk {
-        disk::run(&a, &blippd)?;
-    }
-    if let Some(a) = startup {
-        startup::run(&a, &blippd)?;
-    }
-    if let Some(a) = series {
-        series::run(&a, &blippd)?;
-    }
-    if let Some(a) = aggregate {
-        aggregate::run(&a)?;
-    }
-    if let Some(a) = procevents {
-        procevents::run(&a, &blippd)?;
-    }
-    if let Some(a) = net {
-        net::run(&a, &blippd)?;
-    }
-    if let Some(a) = scale {
-        scale::run(&a, &blippd)?;
+    for part in &parts {
+        part.run(&blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
