@@ -16,7 +16,7 @@ use crate::config::edit::{self, Edit, Edits};
 use crate::config::{self, Config, ConfigError, LocalSource, Status, schema};
 use crate::control::protocol::{Changes, Failure, ProbeAction};
 use crate::control::{Command, CommandError};
-use crate::status::StatusReport;
+use crate::status::{StatusReport, TopReport};
 
 /// The running configuration and where it came from.
 pub(super) struct Steer {
@@ -140,6 +140,17 @@ impl Steer {
                     None => Err(CommandError::UnknownProbe(probe)),
                 };
                 let _ = reply.send(result);
+            }
+            Command::Top(reply) => {
+                let series = sup
+                    .health
+                    .iter()
+                    .flat_map(|(name, h)| h.series(name))
+                    .collect();
+                let _ = reply.send(TopReport {
+                    status: self.status(sup),
+                    series,
+                });
             }
             Command::UnisPoll(reply) => {
                 let _ = reply.send(Err(CommandError::Unavailable(

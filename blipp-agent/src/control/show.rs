@@ -10,7 +10,7 @@ use crate::sample::Source;
 use crate::status::{ProbeReport, StatusReport};
 
 /// `1h02m`, `3m05s`, `42s`, `0.4s`.
-fn span(seconds: f64) -> String {
+pub(crate) fn span(seconds: f64) -> String {
     if seconds < 10.0 {
         return format!("{seconds:.1}s");
     }
@@ -23,7 +23,7 @@ fn span(seconds: f64) -> String {
     }
 }
 
-fn ago(now_us: u64, then_us: Option<u64>) -> String {
+pub(crate) fn ago(now_us: u64, then_us: Option<u64>) -> String {
     then_us.map_or_else(
         || "-".to_owned(),
         |t| format!("{} ago", span(now_us.saturating_sub(t) as f64 / 1e6)),
