@@ -37,6 +37,9 @@ const TEST_PACKAGES: &[&str] = &[
     "sudo",
     // counting compares its counts with nftables counters.
     "nftables",
+    // prometheus_scrape checks blippd's exposition with promtool and has a
+    // real Prometheus scrape it.
+    "prometheus",
 ];
 
 /// Debian packages `cargo xtask vm-test` uses on the host besides QEMU:

@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod collector;
 pub mod original_file;
 pub mod pending;
+pub mod prometheus;
 pub mod sink;
 pub mod sketch;
 pub mod spool;
