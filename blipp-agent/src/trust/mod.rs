@@ -16,7 +16,8 @@
 //!   command, any `$key` value, its environment, or a `probe_defaults` key
 //!   it reads): the resulting invocation, resolved to the file that would be
 //!   executed, must match `trust.programs`;
-//! - the policy itself and how commands are contained: never.
+//! - the policy itself, how commands are contained, and `prometheus`
+//!   (remote-write URLs, their credential files): never.
 //!
 //! A refused part is left out, everything else of the same update applies.
 //! The check of program probes is made on the configuration that would
@@ -53,6 +54,9 @@ fn setting_reach(key: &str) -> KeyReach {
         "unis_poll_interval" | "unis_max_backoff" | "spool_limit_mb" => KeyReach::Steer,
         "ssl_cert" | "ssl_key" | "ssl_cafile" | "config_file" | "spool_dir" => KeyReach::Path,
         "unis_url" => KeyReach::Url,
+        // Remote write's URLs and credential files, with the rest of the
+        // object: where every sample goes is the operator's alone.
+        "prometheus" => KeyReach::LocalOnly,
         // `use_ssl`, the policy and command containment
         // ([`crate::config::policy::LOCAL_ONLY`]), and whatever this
         // version does not know.
