@@ -110,7 +110,12 @@ pub fn parse(origin: &str, conf: &Map<String, Value>) -> Result<Vec<RemoteWrite>
         let get = |key: &str| entry.get(key);
         let path = |key: &str| get(key).and_then(Value::as_str).map(PathBuf::from);
         let url = get("url").and_then(Value::as_str).ok_or_else(|| {
-            ConfigError::invalid(origin, &format!("{POINTER}/{i}"), entry, "expected an object with a url")
+            ConfigError::invalid(
+                origin,
+                &format!("{POINTER}/{i}"),
+                entry,
+                "expected an object with a url",
+            )
         })?;
         if let Some(other) = out.iter().position(|d| d.url == url) {
             return Err(ConfigError::invalid(
@@ -133,7 +138,12 @@ pub fn parse(origin: &str, conf: &Map<String, Value>) -> Result<Vec<RemoteWrite>
                     ));
                 }
                 let Some(text) = value.as_str() else {
-                    return Err(ConfigError::invalid(origin, &pointer, value, "expected a string"));
+                    return Err(ConfigError::invalid(
+                        origin,
+                        &pointer,
+                        value,
+                        "expected a string",
+                    ));
                 };
                 external_labels.push((name.clone(), text.to_owned()));
             }
@@ -152,7 +162,12 @@ pub fn parse(origin: &str, conf: &Map<String, Value>) -> Result<Vec<RemoteWrite>
                 .filter(|n| *n > 0)
                 .and_then(|n| usize::try_from(n).ok())
                 .ok_or_else(|| {
-                    ConfigError::invalid(origin, &at("batch_max_samples"), v, "expected an integer above 0")
+                    ConfigError::invalid(
+                        origin,
+                        &at("batch_max_samples"),
+                        v,
+                        "expected an integer above 0",
+                    )
                 })?,
         };
         let basic_auth = match get("basic_auth") {

@@ -8,6 +8,7 @@ pub mod collector;
 pub mod original_file;
 pub mod pending;
 pub mod prometheus;
+pub mod remote_write;
 pub mod sink;
 pub mod sketch;
 pub mod spool;
