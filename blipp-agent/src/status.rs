@@ -390,6 +390,9 @@ pub struct StatusReport {
     /// refused.
     #[serde(default)]
     pub refused: Vec<Refusal>,
+    /// The remote-write destinations.
+    #[serde(default)]
+    pub remote_write: Vec<crate::report::remote_write::sink::RemoteWriteReport>,
 }
 
 /// What `blippcmd top` draws: the status and the recent points of the

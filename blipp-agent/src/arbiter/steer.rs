@@ -174,6 +174,7 @@ impl Steer {
             probes: sup.report(&self.current),
             sink: None,
             refused: self.base.refused.clone(),
+            remote_write: crate::report::remote_write::sink::reports(),
         }
     }
 

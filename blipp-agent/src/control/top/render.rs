@@ -248,6 +248,7 @@ mod tests {
                 probes: vec![cpu, net],
                 sink: None,
                 refused: vec![],
+                remote_write: vec![],
             },
             series: vec![
                 series("network:utilization:bytes:in", "port:eth0", &net_in),
