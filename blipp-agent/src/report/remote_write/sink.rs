@@ -619,6 +619,141 @@ mod tests {
         assert!(after(&batches, 5).is_empty());
     }
 
+    /// A receiver answering requests with `codes` in turn (200 after
+    /// them), recording each request's samples (µs → ms, by series name).
+    async fn receiver(codes: Vec<u16>) -> (String, Arc<Mutex<Vec<(u16, Vec<(String, i64)>)>>>) {
+        use prost::Message as _;
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        tokio::spawn(async move {
+            let codes = Arc::new(Mutex::new(codes.into_iter()));
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                let (codes, log) = (Arc::clone(&codes), Arc::clone(&log));
+                tokio::spawn(async move {
+                    let mut r = BufReader::new(stream);
+                    loop {
+                        let mut len = 0;
+                        let mut headers = Vec::new();
+                        loop {
+                            let mut line = String::new();
+                            if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                len = v.trim().parse().unwrap();
+                            }
+                            headers.push(lower);
+                        }
+                        assert!(
+                            headers
+                                .iter()
+                                .any(|h| h.trim() == "content-encoding: snappy")
+                        );
+                        assert!(
+                            headers
+                                .iter()
+                                .any(|h| h.trim() == "x-prometheus-remote-write-version: 0.1.0")
+                        );
+                        let mut body = vec![0; len];
+                        r.read_exact(&mut body).await.unwrap();
+                        let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+                        let req =
+                            super::super::proto::WriteRequest::decode(raw.as_slice()).unwrap();
+                        let samples = req
+                            .timeseries
+                            .iter()
+                            .flat_map(|t| {
+                                t.samples
+                                    .iter()
+                                    .map(|s| (t.labels[0].value.clone(), s.timestamp))
+                            })
+                            .collect();
+                        let code = codes.lock().unwrap().next().unwrap_or(200);
+                        log.lock().unwrap().push((code, samples));
+                        let answer =
+                            format!("HTTP/1.1 {code} X\r\nContent-Length: 7\r\n\r\nbecause");
+                        r.get_mut().write_all(answer.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    /// 503 is retried, 400 refuses those samples for good, the rest
+    /// arrive in order; the report counts each.
+    #[tokio::test]
+    async fn retries_refusals_and_batches() {
+        let (url, seen) = receiver(vec![503, 400]).await;
+        let dest = RemoteWrite {
+            url,
+            external_labels: Vec::new(),
+            batch_max_samples: 2,
+            batch_max_age: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            bearer_token_file: None,
+            basic_auth: None,
+            ca_file: None,
+        };
+        let config = crate::config::resolve(serde_json::json!({})).unwrap();
+        let sink = RemoteWriteSink::new(dest, None, &config).unwrap();
+        let report = Arc::clone(&sink.report);
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(sink.run(rx));
+        let load = Name::from("ps:tools:blipp:linux:cpu:load:onemin");
+        let node = Name::from("node");
+        for i in 0..3u64 {
+            let s = |t: u64| {
+                Sample::new(
+                    Timestamp(t * 1000),
+                    &node,
+                    &load,
+                    Value::Float(t as f64),
+                    Source::Proc,
+                )
+            };
+            tx.send(Batch {
+                probe: Arc::from("cpu"),
+                route: Arc::default(),
+                samples: vec![s(10 * i), s(10 * i + 1)],
+            })
+            .await
+            .unwrap();
+        }
+        drop(tx);
+        task.await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        let ms = |v: &[(String, i64)]| v.iter().map(|(_, t)| *t).collect::<Vec<_>>();
+        let got: Vec<(u16, Vec<i64>)> = seen.iter().map(|(c, s)| (*c, ms(s))).collect();
+        assert_eq!(
+            got,
+            [
+                (503, vec![0, 1]),
+                (400, vec![0, 1]),
+                (200, vec![10, 11]),
+                (200, vec![20, 21])
+            ]
+        );
+        let r = report.lock().unwrap().clone();
+        assert_eq!(
+            (r.sent_samples, r.refused_samples, r.failures, r.requests),
+            (4, 2, 1, 2),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.last_error.as_deref(),
+            Some("HTTP 400 Bad Request: because")
+        );
+    }
+
     #[test]
     fn retry_after_in_seconds_bounded() {
         let mut h = HeaderMap::new();
