@@ -12,6 +12,7 @@ mod disk;
 pub mod floor;
 mod machine;
 mod measure;
+mod remote_write;
 mod scrape;
 mod series;
 mod startup;
@@ -56,6 +57,9 @@ enum Part {
     /// MS's collection delay: a restart with 1000 existing and 10 new
     /// series, and a burst of 1000 new series next to old ones.
     Series(series::Args),
+    /// What remote write's encoder costs per sample, next to the JSON
+    /// line blipp already writes for each.
+    RemoteWrite(remote_write::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -96,19 +100,21 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let (userspace, disk, startup, series, aggregate) = match &args.part {
+    let (userspace, disk, startup, series, aggregate, remote_write) = match &args.part {
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
             Some(startup::Args::parse_from(["startup"])),
             Some(series::Args::parse_from(["series"])),
             Some(aggregate::Args::parse_from(["aggregate"])),
+            Some(remote_write::Args::parse_from(["remote-write"])),
         ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None),
-        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None),
-        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None),
-        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None),
-        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone())),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None, None),
+        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None, None),
+        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None, None),
+        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None, None),
+        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone()), None),
+        Some(Part::RemoteWrite(a)) => (None, None, None, None, None, Some(a.clone())),
     };
     let mut packages: Vec<&str> = Vec::new();
     if userspace.is_some() {
@@ -142,6 +148,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = aggregate {
         aggregate::run(&a)?;
+    }
+    if let Some(a) = remote_write {
+        remote_write::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
