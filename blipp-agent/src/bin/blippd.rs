@@ -264,6 +264,13 @@ fn main() -> ExitCode {
             return refuse(EXIT_CONFIG, refused);
         }
     }
+    // Remote write's credentials, read now so that a file that cannot be
+    // read is refused on the terminal, by `--check` too.
+    for dest in &config.settings.remote_write {
+        if let Err(e) = blipp::report::remote_write::sink::check(dest) {
+            return fail(EXIT_CONFIG, &e);
+        }
+    }
     if args.check {
         print_check(&config);
         return ExitCode::SUCCESS;

@@ -177,6 +177,25 @@ fn read_secret(url: &str, path: &std::path::Path) -> Result<String, RemoteWriteE
         })
 }
 
+/// Reads `dest`'s credential files and CA bundle as starting its sink
+/// would: `blippd --check` refuses what start-up refuses.
+pub fn check(dest: &RemoteWrite) -> Result<(), RemoteWriteError> {
+    headers(dest)?;
+    client(dest)?;
+    Ok(())
+}
+
+fn client(dest: &RemoteWrite) -> Result<reqwest::Client, RemoteWriteError> {
+    let tls = Tls {
+        ssl_cafile: dest.ca_file.clone(),
+        ..Tls::default()
+    };
+    crate::unis::tls::http_client(&tls).map_err(|source| RemoteWriteError::Client {
+        url: dest.url.clone(),
+        source,
+    })
+}
+
 /// The headers every request of `dest` carries.
 fn headers(dest: &RemoteWrite) -> Result<HeaderMap, RemoteWriteError> {
     let mut h = HeaderMap::new();
@@ -296,15 +315,7 @@ impl RemoteWriteSink {
         spool: Option<Spool>,
         config: &Config,
     ) -> Result<Self, RemoteWriteError> {
-        let tls = Tls {
-            ssl_cafile: dest.ca_file.clone(),
-            ..Tls::default()
-        };
-        let http =
-            crate::unis::tls::http_client(&tls).map_err(|source| RemoteWriteError::Client {
-                url: dest.url.clone(),
-                source,
-            })?;
+        let http = client(&dest)?;
         let headers = headers(&dest)?;
         let mut pending = Pending::new(spool);
         pending.set_tolerances(config);
