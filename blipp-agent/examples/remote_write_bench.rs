@@ -67,9 +67,16 @@ fn main() {
     let mut samples = Vec::with_capacity(needed + collection.len());
     let mut c = 0u64;
     while samples.len() < needed {
+        // Values move as they do on a live host (counters grow, gauges
+        // wander), so that snappy does not see the same bytes again.
         samples.extend(collection.iter().map(|s| {
             let mut s = s.clone();
             s.ts = Timestamp(s.ts.0 + c * 1_000_000);
+            s.value = match s.value {
+                Value::Int(v) => Value::Int(v + c * 4099),
+                Value::Float(v) => Value::Float(v * (1.0 + (c % 13) as f64 * 0.0137)),
+                text @ Value::Text(_) => text,
+            };
             s
         }));
         c += 1;
