@@ -13,6 +13,7 @@ use crate::probe::cost::CostBoard;
 use crate::probe::{Probe, ProbeError};
 use crate::report::Batch;
 use crate::report::collector::Collector;
+use crate::report::prometheus::store::STORE;
 use crate::sample::{Name, Sample, Timestamp};
 use crate::schedule::avoid::Reservations;
 use crate::schedule::{Instants, backoff};
@@ -69,6 +70,9 @@ impl ProbeLoop {
                 .instants_with(start, fastrand::Rng::new(), reservations);
         let mut last_print = None;
         let cost_subject = Name::from(format!("probe:{}", config.name));
+        // Dropped when the task ends, however it ends: the probe's series
+        // are no longer served.
+        let scrape = STORE.get().map(|store| store.register(&config.name));
         loop {
             let now = Timestamp::now();
             let at = if once {
@@ -119,6 +123,9 @@ impl ProbeLoop {
                 result.as_ref().err().map(|e| e as &dyn std::error::Error),
             );
             costs.record(&cost_subject, took.as_secs_f64());
+            if let Some(scrape) = &scrape {
+                scrape.collected(ts, &collector.buffer()[before..], result.is_ok());
+            }
             for batch in collector.collected(ts).into_iter().flatten() {
                 if tx.send(batch).await.is_err() {
                     return;

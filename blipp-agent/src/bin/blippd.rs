@@ -9,6 +9,8 @@ use blipp::config::{Config, Local, LocalSource, Precedence};
 use blipp::control::{Command, ControlSocket, hangup};
 use blipp::daemon::{self, PidFile};
 use blipp::logging::LevelHandle;
+use blipp::report::prometheus::server::{self, Prepared};
+use blipp::report::prometheus::store::{STORE, Store};
 use blipp::report::remote_write::sink::RemoteWriteSink;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
@@ -184,6 +186,30 @@ fn remote_write_sinks(
         .collect()
 }
 
+/// Starts the Prometheus scrape endpoint: from now on the probes hand
+/// their collections to the store it serves.
+async fn scrape_endpoint(prepared: Prepared) -> std::io::Result<JoinHandle<()>> {
+    let address = prepared.address();
+    let listener = server::bind(&prepared).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("prometheus.scrape: cannot listen on {address}: {e}"),
+        )
+    })?;
+    let store = STORE.get_or_init(Store::default);
+    tracing::info!(%address, path = blipp::report::prometheus::config::PATH, "Prometheus scrape endpoint ready");
+    Ok(tokio::spawn(server::serve(listener, prepared, store)))
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Commands waiting for the arbiter.
 const CONTROL_QUEUE: usize = 16;
 
@@ -271,6 +297,17 @@ fn main() -> ExitCode {
             return fail(EXIT_CONFIG, &e);
         }
     }
+    let scrape = match config
+        .settings
+        .prometheus
+        .scrape
+        .as_ref()
+        .map(|s| Prepared::load(s, &origin))
+    {
+        Some(Err(e)) => return fail(EXIT_CONFIG, &e),
+        Some(Ok(p)) => Some(p),
+        None => None,
+    };
     if args.check {
         print_check(&config);
         return ExitCode::SUCCESS;
@@ -355,6 +392,13 @@ fn main() -> ExitCode {
             (None, None)
         } else {
             control_socket(&args, log_level)
+        };
+        let _scrape = match scrape.filter(|_| length != RunLength::Once) {
+            Some(prepared) => match scrape_endpoint(prepared).await {
+                Ok(task) => Some(AbortOnDrop(task)),
+                Err(e) => return Err(fail(1, &e)),
+            },
+            None => None,
         };
         let sink = match unis_sink(&args, &local, &config) {
             Ok(s) => s,

@@ -412,6 +412,7 @@ fn resolve_in(doc: Value, origin: &str) -> Result<Config, ConfigError> {
         command_user: commands::user(origin, conf)?,
         command_limits: commands::limits(origin, conf)?,
         remote_write: super::remote_write::parse(origin, conf)?,
+        prometheus: crate::report::prometheus::config::parse(origin, conf)?,
     };
     let mut probes = Vec::new();
     if let Some(Value::Object(entries)) = conf.get("probes") {

@@ -58,6 +58,8 @@ pub struct Settings {
     /// Prometheus remote-write destinations (`prometheus.remote_write`),
     /// read at start-up only.
     pub remote_write: Vec<remote_write::RemoteWrite>,
+    /// The `prometheus` section (local file only), read at start-up only.
+    pub prometheus: crate::report::prometheus::config::Prometheus,
 }
 
 /// TLS settings, as the original named them.

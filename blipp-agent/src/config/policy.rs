@@ -41,10 +41,11 @@ use serde_json::Value;
 use super::ConfigError;
 
 /// The keys of `properties.configurations` that only the local file sets:
-/// the policy itself, how commands are contained, and Prometheus (where
-/// every sample goes, the files holding its credentials). A remote
-/// configuration can never change them, and blippd never writes them to
-/// UNIS.
+/// the policy itself, how commands are contained, and `prometheus` (files
+/// blippd reads, addresses it listens on or sends to, credentials: the
+/// scrape endpoint's and remote write's). A
+/// remote configuration can never change them, and blippd never writes
+/// them to UNIS.
 pub const LOCAL_ONLY: [&str; 4] = ["trust", "command_user", "command_limits", "prometheus"];
 
 /// Where the policy sits in the service object.

@@ -54,8 +54,8 @@ fn setting_reach(key: &str) -> KeyReach {
         "unis_poll_interval" | "unis_max_backoff" | "spool_limit_mb" => KeyReach::Steer,
         "ssl_cert" | "ssl_key" | "ssl_cafile" | "config_file" | "spool_dir" => KeyReach::Path,
         "unis_url" => KeyReach::Url,
-        // Remote write's URLs and credential files, with the rest of the
-        // object: where every sample goes is the operator's alone.
+        // Files to read, addresses to listen on, credentials: as the
+        // policy itself, never from the network.
         "prometheus" => KeyReach::LocalOnly,
         // `use_ssl`, the policy and command containment
         // ([`crate::config::policy::LOCAL_ONLY`]), and whatever this

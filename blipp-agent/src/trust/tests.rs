@@ -119,6 +119,42 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert!(pwn.rule.contains("trust.programs"), "{pwn}");
 }
 
+/// UNIS can neither open a scrape endpoint nor move or unlock the local
+/// one, whatever the policy allows for paths.
+#[test]
+fn the_prometheus_section_is_the_local_files_only() {
+    let conf = |scrape: Value| {
+        json!({"properties": {"configurations": {
+            "trust": {"paths": ["/"]},
+            "prometheus": {"scrape": scrape}}}})
+    };
+    let l = local(&conf(json!({"port": 9787})));
+    for remote in [
+        json!({"scrape": {"listen": "0.0.0.0", "port": 9787}}),
+        json!({"scrape": {"port": 9787, "bearer_token_file": "/tmp/token"}}),
+        json!({}),
+    ] {
+        let (merged, refused) = screen(&l, &service(json!({"prometheus": remote})));
+        assert_eq!(
+            pointers(&refused),
+            BTreeSet::from(["/properties/configurations/prometheus".to_owned()]),
+            "{remote}"
+        );
+        assert_eq!(
+            merged["properties"]["configurations"]["prometheus"],
+            json!({"scrape": {"port": 9787}})
+        );
+    }
+    let none = local(&json!({}));
+    let (merged, refused) = screen(&none, &service(json!({"prometheus": {"scrape": {}}})));
+    assert_eq!(refused.len(), 1);
+    assert!(
+        merged["properties"]["configurations"]
+            .get("prometheus")
+            .is_none()
+    );
+}
+
 #[test]
 fn the_policy_of_the_local_file_lets_named_programs_files_and_urls_through() {
     let l = local(&json!({"properties": {"configurations": {
@@ -309,6 +345,44 @@ fn every_path_and_url_key_of_the_schema_is_screened() {
         if !nested.is_empty() && !typed(v, "path") && !typed(v, "url") {
             assert_eq!(setting_reach(key), KeyReach::LocalOnly, "{nested:?}");
             checked += nested.len();
+        }
+    }
+    // Sections whose nested keys name files or addresses (`prometheus`)
+    // are the local file's only.
+    fn names_a_path_or_url(v: &Value, defs: &Value, depth: usize) -> bool {
+        if depth > 8 {
+            return false;
+        }
+        match v {
+            Value::Object(m) => m.iter().any(|(k, x)| {
+                (k == "$ref"
+                    && x.as_str().is_some_and(|r| {
+                        let def = r.trim_start_matches("#/$defs/");
+                        def == "path"
+                            || def == "url"
+                            || names_a_path_or_url(&defs[def], defs, depth + 1)
+                    }))
+                    || names_a_path_or_url(x, defs, depth + 1)
+            }),
+            Value::Array(a) => a.iter().any(|x| names_a_path_or_url(x, defs, depth + 1)),
+            _ => false,
+        }
+    }
+    for (key, v) in defs["configurations"]["properties"].as_object().unwrap() {
+        if key == "probes" || key == "probe_defaults" {
+            // Screened key by key, below.
+            continue;
+        }
+        let nested = v.get("properties").is_some()
+            || v.get("$ref")
+                .is_some_and(|r| r != "#/$defs/path" && r != "#/$defs/url");
+        if nested && names_a_path_or_url(v, defs, 0) {
+            assert_eq!(setting_reach(key), KeyReach::LocalOnly, "{key}");
+            assert!(
+                crate::config::policy::LOCAL_ONLY.contains(&key.as_str()),
+                "{key}"
+            );
+            checked += 1;
         }
     }
     // Keys of every probe, and each module's own (and their kwargs).

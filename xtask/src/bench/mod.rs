@@ -12,6 +12,7 @@ mod disk;
 pub mod floor;
 mod machine;
 mod measure;
+mod prometheus;
 mod remote_write;
 mod scrape;
 mod series;
@@ -60,6 +61,9 @@ enum Part {
     /// What remote write's encoder costs per sample, next to the JSON
     /// line blipp already writes for each.
     RemoteWrite(remote_write::Args),
+    /// CPU per Prometheus scrape of blippd's endpoint (default probes)
+    /// next to node_exporter with the matching collectors, alternating.
+    Prometheus(prometheus::Args),
 }
 
 /// This run's scratch directory, on tmpfs (/dev/shm) where possible so
@@ -100,7 +104,7 @@ fn build_blippd() -> Result<PathBuf> {
 #[expect(clippy::print_stdout, reason = "the benchmark's report")]
 pub fn run(args: &Args) -> Result<()> {
     setup::build_chain()?;
-    let (userspace, disk, startup, series, aggregate, remote_write) = match &args.part {
+    let (userspace, disk, startup, series, aggregate, remote_write, prometheus) = match &args.part {
         None => (
             Some(userspace::Args::parse_from(["userspace"])),
             Some(disk::Args::parse_from(["disk"])),
@@ -108,17 +112,22 @@ pub fn run(args: &Args) -> Result<()> {
             Some(series::Args::parse_from(["series"])),
             Some(aggregate::Args::parse_from(["aggregate"])),
             Some(remote_write::Args::parse_from(["remote-write"])),
+            Some(prometheus::Args::parse_from(["prometheus"])),
         ),
-        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None, None),
-        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None, None),
-        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None, None),
-        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None, None),
-        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone()), None),
-        Some(Part::RemoteWrite(a)) => (None, None, None, None, None, Some(a.clone())),
+        Some(Part::Userspace(a)) => (Some(a.clone()), None, None, None, None, None, None),
+        Some(Part::Disk(a)) => (None, Some(a.clone()), None, None, None, None, None),
+        Some(Part::Startup(a)) => (None, None, Some(a.clone()), None, None, None, None),
+        Some(Part::Series(a)) => (None, None, None, Some(a.clone()), None, None, None),
+        Some(Part::Aggregate(a)) => (None, None, None, None, Some(a.clone()), None, None),
+        Some(Part::RemoteWrite(a)) => (None, None, None, None, None, Some(a.clone()), None),
+        Some(Part::Prometheus(a)) => (None, None, None, None, None, None, Some(a.clone())),
     };
     let mut packages: Vec<&str> = Vec::new();
     if userspace.is_some() {
         packages.extend(userspace::PACKAGES);
+    }
+    if prometheus.is_some() {
+        packages.extend(prometheus::PACKAGES);
     }
     if disk.is_some() {
         packages.extend(disk::PACKAGES);
@@ -151,6 +160,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if let Some(a) = remote_write {
         remote_write::run(&a, &blippd)?;
+    }
+    if let Some(a) = prometheus {
+        prometheus::run(&a, &blippd)?;
     }
     println!("\nLoad average after: {}", machine::loadavg());
     Ok(())
