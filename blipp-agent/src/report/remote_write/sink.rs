@@ -167,14 +167,16 @@ impl From<SpoolError> for Retry {
     }
 }
 
+/// A secret as the scrape endpoint reads its own (the file's text without
+/// its final newline; an empty file is an error).
 fn read_secret(url: &str, path: &std::path::Path) -> Result<String, RemoteWriteError> {
-    std::fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .map_err(|source| RemoteWriteError::Credentials {
+    crate::report::prometheus::config::read_secret(path).map_err(|source| {
+        RemoteWriteError::Credentials {
             url: url.to_owned(),
             path: path.to_owned(),
             source,
-        })
+        }
+    })
 }
 
 /// Reads `dest`'s credential files and CA bundle as starting its sink
@@ -704,16 +706,7 @@ mod tests {
     #[tokio::test]
     async fn retries_refusals_and_batches() {
         let (url, seen) = receiver(vec![503, 400]).await;
-        let dest = RemoteWrite {
-            url,
-            external_labels: Vec::new(),
-            batch_max_samples: 2,
-            batch_max_age: Duration::from_millis(50),
-            timeout: Duration::from_secs(5),
-            bearer_token_file: None,
-            basic_auth: None,
-            ca_file: None,
-        };
+        let dest = dest(&url);
         let config = crate::config::resolve(serde_json::json!({})).unwrap();
         let sink = RemoteWriteSink::new(dest, None, &config).unwrap();
         let report = Arc::clone(&sink.report);
@@ -762,6 +755,50 @@ mod tests {
         assert_eq!(
             r.last_error.as_deref(),
             Some("HTTP 400 Bad Request: because")
+        );
+    }
+
+    fn dest(url: &str) -> RemoteWrite {
+        RemoteWrite {
+            url: url.to_owned(),
+            external_labels: Vec::new(),
+            batch_max_samples: 2,
+            batch_max_age: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            bearer_token_file: None,
+            basic_auth: None,
+            ca_file: None,
+        }
+    }
+
+    #[test]
+    fn credentials_from_files_and_the_protocols_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "s3cret\n").unwrap();
+        let mut d = dest("http://r/w");
+        d.bearer_token_file = Some(token);
+        let h = headers(&d).unwrap();
+        assert_eq!(h[header::AUTHORIZATION], "Bearer s3cret");
+        assert_eq!(h[header::CONTENT_ENCODING], "snappy");
+        assert_eq!(h[header::CONTENT_TYPE], "application/x-protobuf");
+        assert_eq!(h["X-Prometheus-Remote-Write-Version"], "0.1.0");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "open sesame\n").unwrap();
+        let mut d = dest("http://r/w");
+        d.basic_auth = Some(crate::config::remote_write::BasicAuth {
+            username: "Aladdin".into(),
+            password_file: pw,
+        });
+        assert_eq!(
+            headers(&d).unwrap()[header::AUTHORIZATION],
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+        d.basic_auth.as_mut().unwrap().password_file = dir.path().join("missing");
+        let e = check(&d).unwrap_err().to_string();
+        assert!(
+            e.starts_with("prometheus.remote_write http://r/w: ") && e.contains("missing"),
+            "{e}"
         );
     }
 
