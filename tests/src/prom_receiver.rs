@@ -133,6 +133,27 @@ impl Prometheus {
         Some((code, body.to_owned()))
     }
 
+    /// POSTs a remote-write body (snappy-compressed protobuf) as blippd
+    /// does: the status code and the body of the answer.
+    pub fn write(&self, body: &[u8]) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "POST /api/v1/write HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Encoding: snappy\r\n\
+             Content-Type: application/x-protobuf\r\nX-Prometheus-Remote-Write-Version: 0.1.0\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        s.write_all(body).unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let (head, answer) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (code, answer.to_owned())
+    }
+
     /// Every raw sample of the series `selector` matches, at most `range`
     /// (e.g. `1h`) old: the `data.result` of an instant query of a range
     /// vector.

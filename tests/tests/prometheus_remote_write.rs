@@ -195,3 +195,52 @@ fn every_sample_reaches_prometheus_across_a_30_s_outage() {
         "samples blippd did not collect: {extra:?}"
     );
 }
+
+/// What the README says of a request sent again because its answer was
+/// lost: Prometheus stores nothing twice. A request equal to the newest
+/// samples of its series is accepted again; one holding older samples of
+/// a series is refused whole with 400 (which blippd counts as refused,
+/// not retried); either way each sample is stored once.
+#[test]
+fn a_request_sent_again_is_stored_once() {
+    use blipp::report::remote_write::encode::Encoder;
+    if prom_receiver::binary().is_none() {
+        skip::skip(
+            "remote write to a real Prometheus",
+            "prometheus (Debian package)",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prometheus = Prometheus::start(dir.path());
+    let now_us = u64::try_from(now_ms()).unwrap() * 1000;
+    let load = Name::from("ps:tools:blipp:linux:cpu:load:onemin");
+    let node = Name::from("node");
+    let sample = |ago_s: u64, v: f64| {
+        Sample::new(
+            Timestamp(now_us - ago_s * 1_000_000),
+            &node,
+            &load,
+            SampleValue::Float(v),
+            Source::Proc,
+        )
+    };
+    let mut encoder = Encoder::new(vec![("host".into(), HOST.into())]);
+    let three = [sample(30, 1.0), sample(20, 2.0), sample(10, 3.0)];
+    let body = encoder.encode(&three).0.to_vec();
+    assert_eq!(prometheus.write(&body).0, 204);
+    let (code, answer) = prometheus.write(&body);
+    assert_eq!(code, 400, "{answer}");
+    assert!(answer.contains("out of order"), "{answer}");
+    let newest = encoder.encode(&three[2..]).0.to_vec();
+    assert_eq!(prometheus.write(&newest).0, 204, "the newest sample again");
+    let stored = prometheus.raw_samples("blipp_cpu_load_onemin", "1h");
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let values: Vec<&str> = stored[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["1", "2", "3"]);
+}
