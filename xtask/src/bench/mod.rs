@@ -129,6 +129,9 @@ pub fn run(args: &Args) -> Result<()> {
     if prometheus.is_some() {
         packages.extend(prometheus::PACKAGES);
     }
+    if remote_write.is_some() {
+        packages.extend(remote_write::PACKAGES);
+    }
     if disk.is_some() {
         packages.extend(disk::PACKAGES);
         packages.extend(classic::PACKAGES);
