@@ -82,6 +82,8 @@ pub struct Links {
     pub reservations: Option<Board>,
     /// Commands from the control socket.
     pub commands: Option<mpsc::Receiver<Command>>,
+    /// The remote-write sinks, which receive every probe's batches.
+    pub remote_write: Vec<mpsc::Sender<Batch>>,
     /// Where the local configuration comes from, for `reload`.
     pub reload: Option<LocalSource>,
 }
@@ -127,6 +129,7 @@ pub async fn run_prepared(
         tracing::warn!(error = %e, "the eBPF programs' log records cannot be read");
     }
     let (reporter, tx) = Reporter::new(64, links.unis.clone());
+    let reporter = reporter.with_remote_write(links.remote_write);
     let reporter = tokio::spawn(reporter.run());
     let (done, mut finished) = mpsc::unbounded_channel();
     let (alarms, _timer) = Alarms::start();

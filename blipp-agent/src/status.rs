@@ -15,22 +15,31 @@ use serde_json::Value;
 
 use crate::config::Mode;
 use crate::config::policy::Refusal;
-use crate::sample::{Sample, Source, Timestamp};
+use crate::control::top::quantities;
+use crate::sample::{Name, Sample, Source, Timestamp, Value as SampleValue};
 
 /// Samples kept per probe for `tail`.
 pub const TAIL_CAPACITY: usize = 128;
 
-/// The last samples of a probe: a ring of fixed capacity that overwrites
-/// its oldest entries.
+/// Points kept per series for `blippcmd top`: a minute at one collection
+/// a second.
+pub const HISTORY_POINTS: usize = 64;
+
+/// Series kept per probe for `blippcmd top` (e.g. 8 disks of 4
+/// quantities); later subjects are not kept.
+pub const HISTORY_SERIES: usize = 32;
+
+/// The last entries of something: a ring of fixed capacity that
+/// overwrites its oldest entries.
 #[derive(Debug)]
-pub struct Ring {
-    buf: Vec<Sample>,
+pub struct Ring<T> {
+    buf: Vec<T>,
     /// Where the next sample goes once the ring is full.
     next: usize,
     capacity: usize,
 }
 
-impl Ring {
+impl<T: Clone> Ring<T> {
     /// An empty ring of `capacity` samples (at least 1), allocated once.
     pub fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);
@@ -41,21 +50,26 @@ impl Ring {
         }
     }
 
-    /// Keeps the newest of `samples`, dropping the oldest kept ones.
-    pub fn extend(&mut self, samples: &[Sample]) {
-        let newest = &samples[samples.len().saturating_sub(self.capacity)..];
+    /// Keeps the newest of `items`, dropping the oldest kept ones.
+    pub fn extend(&mut self, items: &[T]) {
+        let newest = &items[items.len().saturating_sub(self.capacity)..];
         for s in newest {
-            if self.buf.len() < self.capacity {
-                self.buf.push(s.clone());
-            } else {
-                self.buf[self.next] = s.clone();
-                self.next = (self.next + 1) % self.capacity;
-            }
+            self.push(s.clone());
         }
     }
 
-    /// The newest `n` samples, oldest first.
-    pub fn last(&self, n: usize) -> Vec<Sample> {
+    /// Keeps `item`, dropping the oldest kept one when full.
+    pub fn push(&mut self, item: T) {
+        if self.buf.len() < self.capacity {
+            self.buf.push(item);
+        } else {
+            self.buf[self.next] = item;
+            self.next = (self.next + 1) % self.capacity;
+        }
+    }
+
+    /// The newest `n` entries, oldest first.
+    pub fn last(&self, n: usize) -> Vec<T> {
         let len = self.buf.len();
         let n = n.min(len);
         // In order, the ring is buf[next..] then buf[..next] (next is 0
@@ -76,7 +90,106 @@ struct Record {
     last_at: Option<Timestamp>,
     last_took: Option<Duration>,
     last_error: Option<(Timestamp, String)>,
-    recent: Ring,
+    recent: Ring<Sample>,
+    history: History,
+}
+
+/// One series that `blippcmd top` draws, while blippd keeps it.
+#[derive(Debug)]
+struct Kept {
+    subject: Name,
+    event_type: Name,
+    source: Source,
+    points: Ring<Point>,
+}
+
+/// The recent values of the probe's series that
+/// [`quantities`](crate::control::top::quantities) lists: at most
+/// [`HISTORY_SERIES`] of [`HISTORY_POINTS`] points each, each ring
+/// allocated once when its series first shows up.
+#[derive(Debug, Default)]
+struct History(Vec<Kept>);
+
+impl History {
+    fn record(&mut self, samples: &[Sample]) {
+        for s in samples {
+            let value = match s.value {
+                SampleValue::Int(i) => i as f64,
+                SampleValue::Float(f) => f,
+                SampleValue::Text(_) => continue,
+            };
+            if quantities::watched(&s.event_type, &s.subject).is_none() {
+                continue;
+            }
+            // Names are shared by reference: a pointer compare finds the
+            // series without comparing text.
+            let found = self.0.iter().position(|k| {
+                Arc::ptr_eq(&k.event_type, &s.event_type) && Arc::ptr_eq(&k.subject, &s.subject)
+                    || (*k.event_type == *s.event_type && *k.subject == *s.subject)
+            });
+            let i = match found {
+                Some(i) => i,
+                None if self.0.len() < HISTORY_SERIES => {
+                    self.0.push(Kept {
+                        subject: Arc::clone(&s.subject),
+                        event_type: Arc::clone(&s.event_type),
+                        source: s.source,
+                        points: Ring::new(HISTORY_POINTS),
+                    });
+                    self.0.len() - 1
+                }
+                None => continue,
+            };
+            let kept = &mut self.0[i];
+            kept.source = s.source;
+            kept.points.push(Point {
+                ts: s.ts.0,
+                value,
+                reset: s.reset,
+            });
+        }
+    }
+
+    fn series(&self, probe: &str) -> Vec<Series> {
+        self.0
+            .iter()
+            .map(|k| Series {
+                probe: probe.to_owned(),
+                subject: k.subject.to_string(),
+                event_type: k.event_type.to_string(),
+                source: k.source,
+                points: k.points.last(HISTORY_POINTS),
+            })
+            .collect()
+    }
+}
+
+/// One value of a series.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When, µs since the epoch.
+    pub ts: u64,
+    /// The value.
+    pub value: f64,
+    /// The counter restarted here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+}
+
+/// A series' recent points, as `blippcmd top` gets them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// The probe that reports it.
+    pub probe: String,
+    /// The subject.
+    pub subject: String,
+    /// The event type.
+    #[serde(rename = "eventType")]
+    pub event_type: String,
+    /// Where its latest value came from.
+    pub source: Source,
+    /// Oldest first.
+    pub points: Vec<Point>,
 }
 
 /// One running probe's record, shared by its task (which writes it) and
@@ -96,6 +209,7 @@ impl ProbeHealth {
             last_took: None,
             last_error: None,
             recent: Ring::new(TAIL_CAPACITY),
+            history: History::default(),
         })))
     }
 
@@ -125,7 +239,13 @@ impl ProbeHealth {
                 r.last_error = error;
             }
             r.recent.extend(samples);
+            r.history.record(samples);
         });
+    }
+
+    /// The recent points of the probe's series that `top` draws.
+    pub fn series(&self, probe: &str) -> Vec<Series> {
+        self.with(|r| r.history.series(probe))
     }
 
     /// The newest `n` samples, oldest first.
@@ -270,6 +390,19 @@ pub struct StatusReport {
     /// refused.
     #[serde(default)]
     pub refused: Vec<Refusal>,
+    /// The remote-write destinations.
+    #[serde(default)]
+    pub remote_write: Vec<crate::report::remote_write::sink::RemoteWriteReport>,
+}
+
+/// What `blippcmd top` draws: the status and the recent points of the
+/// main quantities.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopReport {
+    /// As `blippcmd status`.
+    pub status: StatusReport,
+    /// Every kept series of every running probe.
+    pub series: Vec<Series>,
 }
 
 #[cfg(test)]
@@ -336,5 +469,40 @@ mod tests {
         assert_eq!(r.last_error.as_deref(), Some("no such file"));
         assert_eq!(r.last_error_at, Some(20));
         assert_eq!(ts(&h.tail(5)), [10]);
+    }
+
+    #[test]
+    fn history_keeps_main_quantities_bounded() {
+        let h = ProbeHealth::new();
+        let user = Name::from("ps:tools:blipp:linux:cpu:utilization:user");
+        let nice = Name::from("ps:tools:blipp:linux:cpu:utilization:nice");
+        let node = Name::from("node");
+        let cpu0 = Name::from("cpu:0");
+        for i in 0..100u64 {
+            let at = Timestamp(i * 1_000_000);
+            let v = V::Float(i as f64 / 100.0);
+            let samples = [
+                Sample::new(at, &node, &user, v.clone(), Source::Proc),
+                Sample::new(at, &cpu0, &user, v.clone(), Source::Proc),
+                Sample::new(at, &node, &nice, v, Source::Proc),
+            ];
+            h.collected(at, Duration::ZERO, &samples, None);
+        }
+        let series = h.series("cpu");
+        assert_eq!(series.len(), 1, "{series:?}");
+        let points = &series[0].points;
+        assert_eq!(points.len(), HISTORY_POINTS);
+        assert_eq!(points.last().unwrap().ts, 99_000_000);
+        assert_eq!(points[0].ts, (100 - HISTORY_POINTS as u64) * 1_000_000);
+        let disk = Name::from("ps:tools:blipp:linux:disk:utilization:busy");
+        let many: Vec<Sample> = (0..HISTORY_SERIES + 5)
+            .map(|i| {
+                let subject = Name::from(format!("disk:d{i}"));
+                Sample::new(Timestamp(1), &subject, &disk, V::Float(0.5), Source::Proc)
+            })
+            .collect();
+        let d = ProbeHealth::new();
+        d.collected(Timestamp(1), Duration::ZERO, &many, None);
+        assert_eq!(d.series("disk").len(), HISTORY_SERIES);
     }
 }

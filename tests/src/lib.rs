@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 pub mod daemon;
 pub mod loopdev;
 pub mod netns;
+pub mod prom_receiver;
 pub mod pty;
 pub mod shared;
 pub mod skip;

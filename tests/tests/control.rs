@@ -841,3 +841,102 @@ fn a_probe_restarted_through_the_control_socket_stays_on_ebpf() {
         b.log()
     );
 }
+
+/// The NOW cell of `label`'s row for `subject` in a plain `top` frame,
+/// and the number of sparkline bars after it.
+fn top_row(frame: &str, label: &str, subject: &str) -> Option<(String, usize)> {
+    frame.lines().find_map(|l| {
+        let rest = l.strip_prefix(label)?.trim_start().strip_prefix(subject)?;
+        let cells: Vec<&str> = rest.split("  ").filter(|c| !c.trim().is_empty()).collect();
+        // PROBE, SOURCE, NOW, then the sparkline.
+        let now = cells.get(2)?.trim().to_owned();
+        let bars = rest.chars().filter(|c| "▁▂▃▄▅▆▇█".contains(*c)).count();
+        Some((now, bars))
+    })
+}
+
+#[test]
+fn top_prints_plain_frames_off_a_terminal_with_blippds_latest_values() {
+    use blipp::control::top::quantities::Unit;
+    use blipp::control::top::render::value;
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    const MEM_USED: &str = "ps:tools:blipp:linux:memory:utilization:used";
+    // Three collections kept: the sparkline has three bars to draw.
+    b.wait_for(20, "three collections of mem", || {
+        b.probe("mem")["collections"].as_u64() >= Some(3)
+    });
+    let out = b.cmd(&["top", "-n", "2", "-d", "0.2"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\x1b'),
+        "escape sequences off a terminal: {text:?}"
+    );
+    // Each frame starts with the agent's line and ends with a blank one.
+    let frames: Vec<&str> = text.split("\n\nblippd ").collect();
+    assert_eq!(frames.len(), 2, "two frames: {text}");
+    for frame in &frames {
+        assert!(frame.lines().all(|l| l.chars().count() <= 120), "{frame}");
+    }
+    let last = frames.last().unwrap();
+    for probe in ["cpu", "mem"] {
+        let row = last
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(probe))
+            .unwrap_or_else(|| panic!("no row for {probe}: {last}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[1..3], ["running", "proc"], "{row}");
+    }
+    // Each NOW is one of the values blippd printed, as top formats it.
+    for (label, event, unit) in [
+        ("mem used", MEM_USED, Unit::Kilobytes),
+        ("cpu user", CPU_USER, Unit::Fraction),
+    ] {
+        let (now, bars) =
+            top_row(last, label, "node").unwrap_or_else(|| panic!("no {label} row: {last}"));
+        assert!(bars >= 3, "{label}: {bars} bars: {last}");
+        b.wait_for(10, "the value top showed among blippd's samples", || {
+            b.samples()
+                .iter()
+                .filter(|s| s["eventType"] == event && s["subject"] == "node")
+                .any(|s| value(unit, s["value"].as_f64().unwrap()) == now)
+        });
+    }
+}
+
+#[test]
+fn top_on_a_terminal_redraws_in_place_and_restores_it_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Blippd::start(dir.path(), &config(), &[]);
+    let top = |args: &[&str]| {
+        let mut cmd = Command::new(agent_bin("blippcmd"));
+        cmd.arg("--socket")
+            .arg(b.socket())
+            .arg("top")
+            .args(args)
+            .env("TERM", "xterm");
+        blipp_tests::pty::Pty::spawn(cmd)
+    };
+    let mut counted = top(&["-n", "3", "-d", "0.1"]);
+    assert!(counted.wait().success(), "{}", counted.printed());
+    let printed = counted.printed();
+    // The alternate screen, three redraws from the top left, each clearing
+    // what the previous one left below it, then the screen given back.
+    assert!(printed.starts_with("\x1b[?1049h\x1b[?25l"), "{printed:?}");
+    assert_eq!(printed.matches("\x1b[H").count(), 3, "{printed:?}");
+    assert_eq!(printed.matches("\x1b[J").count(), 3, "{printed:?}");
+    assert!(printed.ends_with("\x1b[?25h\x1b[?1049l"), "{printed:?}");
+    assert!(printed.contains("cpu user"), "{printed:?}");
+
+    let mut endless = top(&[]);
+    endless.expect("\x1b[H");
+    endless.expect("mem used");
+    endless.send("\x03");
+    assert!(endless.wait().success(), "{}", endless.printed());
+    assert!(
+        endless.printed().ends_with("\x1b[?25h\x1b[?1049l"),
+        "{:?}",
+        endless.printed()
+    );
+}

@@ -16,7 +16,7 @@ use crate::config::edit::{self, Edit, Edits};
 use crate::config::{self, Config, ConfigError, LocalSource, Status, schema};
 use crate::control::protocol::{Changes, Failure, ProbeAction};
 use crate::control::{Command, CommandError};
-use crate::status::StatusReport;
+use crate::status::{StatusReport, TopReport};
 
 /// The running configuration and where it came from.
 pub(super) struct Steer {
@@ -141,6 +141,17 @@ impl Steer {
                 };
                 let _ = reply.send(result);
             }
+            Command::Top(reply) => {
+                let series = sup
+                    .health
+                    .iter()
+                    .flat_map(|(name, h)| h.series(name))
+                    .collect();
+                let _ = reply.send(TopReport {
+                    status: self.status(sup),
+                    series,
+                });
+            }
             Command::UnisPoll(reply) => {
                 let _ = reply.send(Err(CommandError::Unavailable(
                     "this blippd has no UNIS URL",
@@ -163,6 +174,7 @@ impl Steer {
             probes: sup.report(&self.current),
             sink: None,
             refused: self.base.refused.clone(),
+            remote_write: crate::report::remote_write::sink::reports(),
         }
     }
 

@@ -12,7 +12,7 @@ use blipp::config::edit::{self, Edit};
 use blipp::config::{self, Tls};
 use blipp::control::client::{Client, ClientError};
 use blipp::control::protocol::{Changes, ProbeAction, Request};
-use blipp::control::{server, shell, show};
+use blipp::control::{server, shell, show, top};
 use blipp::host::HostInfo;
 use blipp::probe::{Fallback, REGISTRY};
 use blipp::sample::Timestamp;
@@ -81,6 +81,17 @@ enum Command {
         probe: String,
         /// How many [default: 10, at most 128].
         count: Option<usize>,
+    },
+    /// A live view: every probe's state and source, and the main
+    /// quantities with their last minute, refreshed in place (plain
+    /// frames when standard output is not a terminal). Ctrl-C ends it.
+    Top {
+        /// Refreshes before it ends [default: until interrupted].
+        #[arg(short = 'n', long, value_name = "N")]
+        iterations: Option<u64>,
+        /// Seconds between refreshes.
+        #[arg(short = 'd', long, value_name = "SECONDS", default_value_t = 1.0)]
+        delay: f64,
     },
     /// Navigate and edit the running configuration interactively.
     Shell,
@@ -401,6 +412,25 @@ fn run(cli: &Cli) -> Result<(), Failed> {
             Ok(())
         }
         Command::Tail { probe, count } => tail(cli, probe, *count),
+        Command::Top { iterations, delay } => {
+            let delay = std::time::Duration::try_from_secs_f64(*delay)
+                .ok()
+                .filter(|d| *d >= std::time::Duration::from_millis(100))
+                .ok_or_else(|| {
+                    Failed::new(
+                        format!("--delay {delay} is invalid: expected seconds, at least 0.1"),
+                        2,
+                    )
+                })?;
+            let path = cli.socket.clone().unwrap_or_else(server::default_path);
+            let options = top::terminal::Options {
+                refreshes: *iterations,
+                delay,
+                terminal: std::io::stdout().is_terminal(),
+            };
+            top::terminal::run(&path, options, std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::Shell => {
             let path = cli.socket.clone().unwrap_or_else(server::default_path);
             if std::io::stdin().is_terminal() {

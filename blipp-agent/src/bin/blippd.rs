@@ -11,6 +11,7 @@ use blipp::daemon::{self, PidFile};
 use blipp::logging::LevelHandle;
 use blipp::report::prometheus::server::{self, Prepared};
 use blipp::report::prometheus::store::{STORE, Store};
+use blipp::report::remote_write::sink::RemoteWriteSink;
 use blipp::report::spool::Spool;
 use blipp::report::unis_ms::UnisMs;
 use blipp::source::ebpf::handover;
@@ -156,6 +157,35 @@ fn unis_sink(
     Ok(Some((UnisMs::new(session, http, spool, tx), rx)))
 }
 
+/// Batches waiting for a remote-write sink.
+const REMOTE_WRITE_QUEUE: usize = 256;
+
+/// The remote-write sinks of `prometheus.remote_write`, each over its own
+/// spool directory `<spool_dir>/remote_write/<url as a file name>`.
+fn remote_write_sinks(
+    config: &Config,
+) -> Result<Vec<RemoteWriteSink>, blipp::report::remote_write::sink::RemoteWriteError> {
+    let settings = &config.settings;
+    settings
+        .remote_write
+        .iter()
+        .map(|dest| {
+            let dir = settings
+                .spool_dir
+                .join("remote_write")
+                .join(dest.spool_name());
+            let spool = match Spool::open(&dir, settings.spool_limit_bytes) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(url = %dest.url, error = %e, "remote write: no disk spool: while the receiver is down, only reporting_tolerance reports per probe are kept");
+                    None
+                }
+            };
+            RemoteWriteSink::new(dest.clone(), spool, config)
+        })
+        .collect()
+}
+
 /// Starts the Prometheus scrape endpoint: from now on the probes hand
 /// their collections to the store it serves.
 async fn scrape_endpoint(prepared: Prepared) -> std::io::Result<JoinHandle<()>> {
@@ -258,6 +288,13 @@ fn main() -> ExitCode {
         let refused = probe::check(&config, &origin);
         if !refused.is_empty() {
             return refuse(EXIT_CONFIG, refused);
+        }
+    }
+    // Remote write's credentials, read now so that a file that cannot be
+    // read is refused on the terminal, by `--check` too.
+    for dest in &config.settings.remote_write {
+        if let Err(e) = blipp::report::remote_write::sink::check(dest) {
+            return fail(EXIT_CONFIG, &e);
         }
     }
     let scrape = match config
@@ -367,6 +404,17 @@ fn main() -> ExitCode {
             Ok(s) => s,
             Err(e) => return Err(fail(EXIT_CONFIG, &e)),
         };
+        let remote_write = match remote_write_sinks(&config) {
+            Ok(s) => s,
+            Err(e) => return Err(fail(EXIT_CONFIG, &e)),
+        };
+        let (remote_write, remote_tasks): (Vec<_>, Vec<_>) = remote_write
+            .into_iter()
+            .map(|sink| {
+                let (tx, rx) = mpsc::channel(REMOTE_WRITE_QUEUE);
+                (tx, tokio::spawn(sink.run(rx)))
+            })
+            .unzip();
         let mut config = config;
         let mut stopped = false;
         let (links, sink) = match sink {
@@ -397,6 +445,7 @@ fn main() -> ExitCode {
         };
         let links = Links {
             commands,
+            remote_write,
             reload: Some(LocalSource {
                 file: args.config_file.clone(),
                 overrides: args.overrides(),
@@ -416,6 +465,11 @@ fn main() -> ExitCode {
             && let Err(e) = task.await
         {
             tracing::error!(error = %e, "the UNIS/MS sink failed");
+        }
+        for task in remote_tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a remote-write sink failed");
+            }
         }
         if let Some(task) = control {
             // Dropping the server removes its socket file.

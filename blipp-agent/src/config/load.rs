@@ -411,6 +411,7 @@ fn resolve_in(doc: Value, origin: &str) -> Result<Config, ConfigError> {
         sys_dir: defaults_dir("sys_dir", "/sys"),
         command_user: commands::user(origin, conf)?,
         command_limits: commands::limits(origin, conf)?,
+        remote_write: super::remote_write::parse(origin, conf)?,
         prometheus: crate::report::prometheus::config::parse(origin, conf)?,
     };
     let mut probes = Vec::new();

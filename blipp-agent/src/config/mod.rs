@@ -14,6 +14,7 @@ pub mod policy;
 pub mod preset;
 mod probe;
 mod record;
+pub mod remote_write;
 pub mod schema;
 
 pub use error::{ConfigError, escape_controls, regex_error};
@@ -54,6 +55,9 @@ pub struct Settings {
     pub command_user: Account,
     /// Their resource limits (`command_limits`), read at start-up only.
     pub command_limits: Limits,
+    /// Prometheus remote-write destinations (`prometheus.remote_write`),
+    /// read at start-up only.
+    pub remote_write: Vec<remote_write::RemoteWrite>,
     /// The `prometheus` section (local file only), read at start-up only.
     pub prometheus: crate::report::prometheus::config::Prometheus,
 }

@@ -42,7 +42,8 @@ use super::ConfigError;
 
 /// The keys of `properties.configurations` that only the local file sets:
 /// the policy itself, how commands are contained, and `prometheus` (files
-/// blippd reads, addresses it listens on or sends to, credentials). A
+/// blippd reads, addresses it listens on or sends to, credentials: the
+/// scrape endpoint's and remote write's). A
 /// remote configuration can never change them, and blippd never writes
 /// them to UNIS.
 pub const LOCAL_ONLY: [&str; 4] = ["trust", "command_user", "command_limits", "prometheus"];

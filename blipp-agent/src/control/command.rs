@@ -9,7 +9,7 @@ use super::protocol::{Changes, ProbeAction};
 use crate::config::ConfigError;
 use crate::config::edit::Edit;
 use crate::sample::Sample;
-use crate::status::StatusReport;
+use crate::status::{StatusReport, TopReport};
 
 /// Why the arbiter refused a command. Nothing changed.
 #[derive(Debug, thiserror::Error)]
@@ -80,4 +80,6 @@ pub enum Command {
     },
     /// Poll UNIS now.
     UnisPoll(Reply<Result<(), CommandError>>),
+    /// The status and the main quantities' recent points.
+    Top(Reply<TopReport>),
 }

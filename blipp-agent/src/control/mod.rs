@@ -8,7 +8,7 @@
 //! [`command`] what the server asks of the arbiter, [`hangup`] SIGHUP
 //! as a reload, [`client`] blippcmd's
 //! side, [`show`] how blippcmd prints answers, [`shell`] its interactive
-//! mode.
+//! mode, [`top`] its live view.
 
 pub mod client;
 pub mod command;
@@ -18,6 +18,7 @@ mod refusals;
 pub mod server;
 pub mod shell;
 pub mod show;
+pub mod top;
 
 pub use command::{Command, CommandError};
 pub use server::{ControlError, ControlSocket};

@@ -13,6 +13,8 @@
 //! {"ok":{"restarted":["cpu"],...}}
 //! {"request":"probe","action":"stop","name":"gpu"}
 //! {"error":"no probe named \"gpu\" in the running configuration"}
+//! {"request":"top"}
+//! {"ok":{"status":{...},"series":[{"probe":"cpu","subject":"node","eventType":"...","source":"proc","points":[{"ts":...,"value":0.12}]}]}}
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +86,9 @@ pub enum Request {
     /// Read the service's configuration from UNIS now instead of at the
     /// next poll.
     UnisPoll {},
+    /// The status and the last minute of the main quantities
+    /// (`blippcmd top`).
+    Top {},
 }
 
 /// One response: the result, or why the request was refused.
@@ -170,6 +175,7 @@ mod tests {
                 count: Some(3),
             },
             Request::UnisPoll {},
+            Request::Top {},
         ];
         for r in all {
             let line = serde_json::to_string(&r).unwrap();

@@ -457,6 +457,7 @@ impl Shared {
                 )
             }
             Request::UnisPoll {} => to_json(self.ask_result(Command::UnisPoll).await),
+            Request::Top {} => to_json(self.ask(Command::Top).await),
         }
     }
 
@@ -498,7 +499,7 @@ impl Shared {
 fn changes_something(r: &Request) -> bool {
     !matches!(
         r,
-        Request::Status {} | Request::Config {} | Request::Tail { .. }
+        Request::Status {} | Request::Config {} | Request::Tail { .. } | Request::Top {}
     )
 }
 

@@ -10,7 +10,7 @@ use crate::sample::Source;
 use crate::status::{ProbeReport, StatusReport};
 
 /// `1h02m`, `3m05s`, `42s`, `0.4s`.
-fn span(seconds: f64) -> String {
+pub(crate) fn span(seconds: f64) -> String {
     if seconds < 10.0 {
         return format!("{seconds:.1}s");
     }
@@ -23,7 +23,7 @@ fn span(seconds: f64) -> String {
     }
 }
 
-fn ago(now_us: u64, then_us: Option<u64>) -> String {
+pub(crate) fn ago(now_us: u64, then_us: Option<u64>) -> String {
     then_us.map_or_else(
         || "-".to_owned(),
         |t| format!("{} ago", span(now_us.saturating_sub(t) as f64 / 1e6)),
@@ -156,6 +156,23 @@ pub fn status(report: &StatusReport, now_us: u64) -> String {
             let _ = writeln!(out, "UNIS/MS last error: {e}");
         }
     }
+    for w in &report.remote_write {
+        let _ = writeln!(
+            out,
+            "remote write {}: {} sample(s) sent ({} request(s)), last {}, {} refused, {} failure(s), {} pending, {} B spooled",
+            w.url,
+            w.sent_samples,
+            w.requests,
+            ago(now_us, w.delivered_at),
+            w.refused_samples,
+            w.failures,
+            w.pending_samples,
+            w.spooled_bytes
+        );
+        if let Some(e) = &w.last_error {
+            let _ = writeln!(out, "remote write {} last error: {e}", w.url);
+        }
+    }
     if !report.refused.is_empty() {
         let _ = writeln!(
             out,
@@ -268,6 +285,7 @@ mod tests {
                 &json!(["/usr/bin/touch", "/tmp/PWNED"]),
                 "trust.programs of the local file does not list /usr/bin/touch",
             )],
+            remote_write: vec![],
         };
         let text = status(&r, 10_000_000);
         assert_eq!(

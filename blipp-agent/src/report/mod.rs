@@ -8,6 +8,7 @@ pub mod collector;
 pub mod original_file;
 pub mod pending;
 pub mod prometheus;
+pub mod remote_write;
 pub mod sink;
 pub mod sketch;
 pub mod spool;
@@ -79,6 +80,8 @@ pub(super) fn open_data_file(path: &Path) -> std::io::Result<((u64, u64), std::f
 pub struct Reporter {
     rx: mpsc::Receiver<Batch>,
     unis: Option<mpsc::Sender<Batch>>,
+    /// The remote-write destinations, which receive every batch.
+    remote_write: Vec<mpsc::Sender<Batch>>,
     stdout: JsonLines<std::io::Stdout>,
     /// Open data files by identity (device, inode), with the name they
     /// were first opened by.
@@ -100,6 +103,7 @@ impl Reporter {
             Self {
                 rx,
                 unis,
+                remote_write: Vec::new(),
                 stdout: JsonLines::new(std::io::stdout()),
                 files: HashMap::new(),
                 aliases: HashMap::new(),
@@ -109,6 +113,13 @@ impl Reporter {
         )
     }
 
+    /// Hands every batch to these remote-write sinks as well.
+    #[must_use]
+    pub fn with_remote_write(mut self, sinks: Vec<mpsc::Sender<Batch>>) -> Self {
+        self.remote_write = sinks;
+        self
+    }
+
     /// Runs until all senders are dropped. A failing destination is logged
     /// and skipped; the others keep receiving. The batches that are waiting
     /// when the reporter wakes (the probes of one tick) are written to
@@ -116,12 +127,41 @@ impl Reporter {
     /// opens of a data file) failed.
     pub async fn run(mut self) -> u64 {
         let mut waiting = Vec::new();
+        let mut pending_sends = Vec::new();
         while self.rx.recv_many(&mut waiting, usize::MAX).await > 0 {
             for batch in &waiting {
                 self.encode(batch);
             }
             self.write_pending();
             for batch in waiting.drain(..) {
+                self.remote_write.retain(|sink| {
+                    if batch.samples.is_empty() {
+                        return true;
+                    }
+                    // A copy per destination: samples share their names,
+                    // the copy is the vector and the values.
+                    let copy = Batch {
+                        probe: Arc::clone(&batch.probe),
+                        route: Arc::clone(&batch.route),
+                        samples: batch.samples.clone(),
+                    };
+                    match sink.try_send(copy) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(copy)) => {
+                            // Rare (the sink only queues): wait for room
+                            // rather than drop.
+                            pending_sends.push((sink.clone(), copy));
+                            true
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            tracing::error!("a remote-write sink has stopped");
+                            false
+                        }
+                    }
+                });
+                for (sink, copy) in pending_sends.drain(..) {
+                    let _ = sink.send(copy).await;
+                }
                 if batch.route.unis
                     && let Some(unis) = &self.unis
                     && unis.send(batch).await.is_err()

@@ -203,9 +203,15 @@ impl Pending {
 
     /// Up to [`CHUNK_SAMPLES`] from memory, oldest first.
     pub fn take_memory(&mut self) -> Option<Chunk> {
+        self.take_memory_up_to(CHUNK_SAMPLES)
+    }
+
+    /// Reports from memory, oldest first, until they hold `max` samples
+    /// or more (remote write's `batch_max_samples`).
+    pub fn take_memory_up_to(&mut self, max: usize) -> Option<Chunk> {
         let mut batches = Vec::new();
         let mut n = 0;
-        while n < CHUNK_SAMPLES
+        while n < max
             && let Some((probe, samples)) = self.memory.pop_front()
         {
             if let Some(c) = self.per_probe.get_mut(&probe) {

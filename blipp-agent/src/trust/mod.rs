@@ -16,7 +16,8 @@
 //!   command, any `$key` value, its environment, or a `probe_defaults` key
 //!   it reads): the resulting invocation, resolved to the file that would be
 //!   executed, must match `trust.programs`;
-//! - the policy itself and how commands are contained: never.
+//! - the policy itself, how commands are contained, and `prometheus`
+//!   (remote-write URLs, their credential files): never.
 //!
 //! A refused part is left out, everything else of the same update applies.
 //! The check of program probes is made on the configuration that would

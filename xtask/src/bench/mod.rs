@@ -17,6 +17,7 @@ mod net;
 mod paired;
 mod procevents;
 mod prometheus;
+mod remote_write;
 mod scale;
 mod scrape;
 mod series;
@@ -75,6 +76,9 @@ enum Part {
     /// blippd's CPU per sample and memory per series as disks,
     /// interfaces, followed processes and probes grow from 1 to 1000.
     Scale(scale::Args),
+    /// What remote write's encoder costs per sample, next to the JSON
+    /// line blipp already writes for each.
+    RemoteWrite(remote_write::Args),
     /// CPU per Prometheus scrape of blippd's endpoint (default probes)
     /// next to node_exporter with the matching collectors, alternating.
     Prometheus(prometheus::Args),
@@ -127,6 +131,7 @@ impl Part {
             Part::Procevents(procevents::Args::parse_from(["procevents"])),
             Part::Net(net::Args::parse_from(["net"])),
             Part::Scale(scale::Args::parse_from(["scale"])),
+            Part::RemoteWrite(remote_write::Args::parse_from(["remote-write"])),
             Part::Prometheus(prometheus::Args::parse_from(["prometheus"])),
         ]
     }
@@ -140,6 +145,7 @@ impl Part {
             Part::Procevents(_) => procevents::PACKAGES.to_vec(),
             Part::Net(_) => net::PACKAGES.to_vec(),
             Part::Scale(_) => scale::PACKAGES.to_vec(),
+            Part::RemoteWrite(_) => remote_write::PACKAGES.to_vec(),
             Part::Prometheus(_) => prometheus::PACKAGES.to_vec(),
         }
     }
@@ -160,6 +166,7 @@ impl Part {
             Part::Procevents(a) => procevents::run(a, blippd),
             Part::Net(a) => net::run(a, blippd),
             Part::Scale(a) => scale::run(a, blippd),
+            Part::RemoteWrite(a) => remote_write::run(a, blippd),
             Part::Prometheus(a) => prometheus::run(a, blippd),
         }
     }

@@ -26,6 +26,9 @@ pub const POINTER: &str = "/properties/configurations/prometheus";
 pub struct Prometheus {
     /// The scrape endpoint; none when not set.
     pub scrape: Option<Scrape>,
+    /// `remote_write`, read by [`crate::config::remote_write`].
+    #[serde(default)]
+    pub remote_write: Option<serde::de::IgnoredAny>,
 }
 
 /// `prometheus.scrape`.
