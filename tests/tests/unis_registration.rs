@@ -440,7 +440,15 @@ fn restart_keeps_every_mid(server: &UnisServer, cfg: &Path, dir: &Path, first_ru
         "restart: registration {requests} requests, first report {unis} UNIS and {ms} MS requests"
     );
     assert_eq!(unis, 0, "after a restart no metadata is created");
-    assert!(ms <= 2, "one GET /events and one POST /data, not {ms}");
+    // blippd looks its mids up 200 to a `GET /events?mids=` (a 5 kB URL):
+    // a host with many disks (detached loop devices keep their counters and
+    // are reported) has more than one such lookup.
+    let lookups = metadata.len().div_ceil(200);
+    assert!(
+        ms <= lookups + 1,
+        "{lookups} GET /events for {} series and one POST /data, not {ms}",
+        metadata.len()
+    );
     assert!(requests <= 8, "registration took {requests} requests");
 }
 
