@@ -1,8 +1,9 @@
 //! Scale of series and probes: blippd's userspace cost as the work grows,
 //! one dimension at a time, everything else as small as it goes:
 //!
-//! - disks: n loop devices (each read once, since devices that never saw
-//!   I/O are not reported), the `disk` probe;
+//! - disks: n loop devices of numbers of their own (each read once, since
+//!   devices that never saw I/O are not reported), removed afterwards, the
+//!   `disk` probe;
 //! - interfaces: n veth interfaces in a network namespace of their own
 //!   (their peers in another), blippd run inside it with the `net` probe;
 //! - processes: n `sleep` processes, each followed by its own `process`
@@ -50,6 +51,9 @@ const NETNS: &str = "blipp-bench-scale";
 /// Where the veth interfaces' peers go.
 const PEER_NETNS: &str = "blipp-bench-scale-peer";
 const MAX_PROCESSES: usize = 500;
+/// The first loop device number the part uses, far above what hosts
+/// usually have.
+const LOOP_BASE: usize = 20_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Dimension {
@@ -90,6 +94,7 @@ impl Drop for Setup {
     fn drop(&mut self) {
         for dev in &self.loops {
             let _ = Command::new("losetup").args(["-d", dev]).status();
+            remove_loop(dev);
         }
         if let Some(m) = &self.mount {
             let _ = Command::new("umount").arg(m).status();
@@ -104,6 +109,29 @@ impl Drop for Setup {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// Removes a detached loop device (`LOOP_CTL_REMOVE`), counters and all.
+fn remove_loop(dev: &str) {
+    const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
+    let Some(n) = dev
+        .strip_prefix("/dev/loop")
+        .and_then(|n| n.parse::<libc::c_ulong>().ok())
+    else {
+        return;
+    };
+    let Ok(control) = fs::OpenOptions::new().write(true).open("/dev/loop-control") else {
+        return;
+    };
+    // SAFETY: LOOP_CTL_REMOVE takes the device number by value and only
+    // touches kernel state; the descriptor is open for the call.
+    unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&control),
+            LOOP_CTL_REMOVE,
+            n,
+        );
     }
 }
 
@@ -124,15 +152,11 @@ fn prepare(dim: Dimension, n: usize, dir: &Path, setup: &mut Setup) -> Result<se
             for i in 0..n {
                 let file = mount.join(format!("d{i}"));
                 fs::File::create(&file)?.set_len(1 << 20)?;
-                let out = Command::new("losetup")
-                    .args(["--find", "--show"])
-                    .arg(&file)
-                    .output()
-                    .context("losetup")?;
-                if !out.status.success() {
-                    bail!("losetup: {}", String::from_utf8_lossy(&out.stderr));
-                }
-                let dev = String::from_utf8(out.stdout)?.trim().to_owned();
+                // Numbers of its own, removed afterwards: a loop device
+                // keeps its counters after it is detached, and the disk
+                // probe would report the host's free ones for good.
+                let dev = format!("/dev/loop{}", LOOP_BASE + i);
+                sh::run(Command::new("losetup").arg(&dev).arg(&file))?;
                 // One read, so that the device has I/O to report.
                 let mut f = fs::File::open(&dev).with_context(|| format!("opening {dev}"))?;
                 std::io::Read::read(&mut f, &mut [0u8; 512])?;
@@ -327,7 +351,7 @@ pub fn run(args: &Args, blippd: &Path) -> Result<()> {
         args.seconds
     );
     println!(
-        "The host has {devices} block devices in /proc/diskstats before (loop devices keep their counters after they are detached, and the disk probe reports them), so the disk series grow only past them."
+        "The host has {devices} block devices in /proc/diskstats before; the disk probe reports those that saw I/O beside the part's own."
     );
     let mut out = String::new();
     for dim in DIMENSIONS {
