@@ -33,30 +33,16 @@ pub struct Classic {
 impl Classic {
     /// Starts bpftrace in `dir` and waits until both programs are attached.
     pub fn start(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir)?;
-        let script = dir.join("classic.bt");
-        fs::write(&script, SCRIPT)?;
-        let output = dir.join("bpftrace.out");
-        let mut cmd = Command::new("bpftrace");
-        cmd.arg(&script)
-            .stdout(fs::File::create(&output)?)
-            .stderr(fs::File::create(dir.join("bpftrace.err"))?);
-        let mut daemon = Daemon::spawn("bpftrace", &mut cmd)?;
+        let (mut daemon, output) = run_script(dir, "classic.bt", SCRIPT, 2)?;
         let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            daemon.check_running().with_context(|| {
-                fs::read_to_string(dir.join("bpftrace.err")).unwrap_or_default()
-            })?;
-            let attached =
-                fs::read_to_string(&output).is_ok_and(|o| o.contains("Attaching 2 probes"));
-            if attached && bpf_stats::programs_of(daemon.pid())?.len() == 2 {
-                return Ok(Self { daemon, output });
-            }
+        while bpf_stats::programs_of(daemon.pid())?.len() != 2 {
+            daemon.check_running()?;
             if Instant::now() > deadline {
-                bail!("bpftrace did not attach its 2 programs within 60 s");
+                bail!("bpftrace did not load its 2 programs within 60 s");
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(Self { daemon, output })
     }
 
     /// bpftrace's pid, whose descriptors hold the programs.
@@ -75,6 +61,40 @@ impl Classic {
             _ => bail!("bpftrace ({status}) printed no latency histogram:\n{text}"),
         }
     }
+}
+
+/// Writes `script` to `dir/name`, starts bpftrace on it with its output
+/// in `dir/bpftrace.out` (errors in `bpftrace.err`), and waits up to 60 s
+/// until it says it attached `probes` probes. Every bench part that runs a
+/// classic design starts it this way.
+pub fn run_script(
+    dir: &Path,
+    name: &str,
+    script: &str,
+    probes: usize,
+) -> Result<(Daemon, PathBuf)> {
+    fs::create_dir_all(dir)?;
+    let path = dir.join(name);
+    fs::write(&path, script)?;
+    let output = dir.join("bpftrace.out");
+    let errors = dir.join("bpftrace.err");
+    let mut cmd = Command::new("bpftrace");
+    cmd.arg(&path)
+        .stdout(fs::File::create(&output)?)
+        .stderr(fs::File::create(&errors)?);
+    let mut daemon = Daemon::spawn("bpftrace", &mut cmd)?;
+    let attached = format!("Attaching {probes} probes");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !fs::read_to_string(&output).is_ok_and(|o| o.contains(&attached)) {
+        daemon
+            .check_running()
+            .with_context(|| fs::read_to_string(&errors).unwrap_or_default())?;
+        if Instant::now() > deadline {
+            bail!("bpftrace did not attach its {probes} probes within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((daemon, output))
 }
 
 /// The number of values in bpftrace's `@usecs` histogram: the sum of the

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 
 use super::bpf_stats::{self, Program, StatsOn};
+use super::classic;
 use super::daemon::Daemon;
 use super::paired::{self, Run};
 use crate::sh;
@@ -252,20 +253,7 @@ impl Tracer {
                 })?;
                 Some(d)
             }
-            Side::Classic => {
-                let script = dir.join("netclassic.bt");
-                fs::write(&script, SCRIPT)?;
-                let output = dir.join("bpftrace.out");
-                let mut cmd = Command::new("bpftrace");
-                cmd.arg(&script)
-                    .stdout(fs::File::create(&output)?)
-                    .stderr(fs::File::create(dir.join("bpftrace.err"))?);
-                let mut d = Daemon::spawn("bpftrace", &mut cmd)?;
-                wait_until(&mut d, 60, || {
-                    fs::read_to_string(&output).is_ok_and(|o| o.contains("Attaching 2 probes"))
-                })?;
-                Some(d)
-            }
+            Side::Classic => Some(classic::run_script(dir, "netclassic.bt", SCRIPT, 2)?.0),
         };
         Ok(Self {
             daemon,

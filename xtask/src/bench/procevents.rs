@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
+use super::classic;
 use super::daemon::Daemon;
 use super::measure;
 use super::paired::{self, Run};
@@ -399,22 +400,7 @@ fn one_run(side: Side, load: Load, blippd: &Path, dir: &Path, args: &Args) -> Re
             })
         }
         Side::Classic => {
-            let script = dir.join("snoop.bt");
-            fs::write(&script, SCRIPT)?;
-            let output = dir.join("bpftrace.out");
-            let mut cmd = Command::new("bpftrace");
-            cmd.arg(&script)
-                .stdout(fs::File::create(&output)?)
-                .stderr(fs::File::create(dir.join("bpftrace.err"))?);
-            let mut daemon = Daemon::spawn("bpftrace", &mut cmd)?;
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while !fs::read_to_string(&output).is_ok_and(|o| o.contains("Attaching 3 probes")) {
-                daemon.check_running()?;
-                if Instant::now() > deadline {
-                    bail!("bpftrace did not attach within 60 s");
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            let (daemon, output) = classic::run_script(dir, "snoop.bt", SCRIPT, 3)?;
             let before = parse_classic(&fs::read_to_string(&output)?);
             let created0 = processes_created()?;
             let cpu0 = measure::cpu_snapshot(daemon.pid())?;
