@@ -2,7 +2,8 @@
 //! behaviour (direct I/O to the test's loop device, exit status 3) shows up
 //! in the procevents probe's samples with its pid, parent, command, exit
 //! code and I/O; the disk probe reports the loop device from eBPF with
-//! latency percentiles; the agent probe publishes the programs' cost.
+//! latency percentiles; the agent probe publishes the programs' cost, and
+//! the kernel times them only when the configuration asks for that.
 
 #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
 
@@ -35,7 +36,7 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
         "probes": {
             "disk": {"probe_module": "disk", "devices": [dev.name()]},
             "procevents": {"probe_module": "procevents", "top": 5},
-            "agent": {"probe_module": "agent"},
+            "agent": {"probe_module": "agent", "ebpf_run_time": true},
         }
     }}});
     std::fs::write(&config, doc.to_string()).unwrap();
@@ -135,4 +136,81 @@ fn child_process_disk_latency_and_agent_cost_from_blippd() {
     );
     let took = find("probe:disk", "ps:tools:blipp:agent:probe:collect_seconds");
     assert!(!took.is_empty(), "collection time of the disk probe");
+
+    run_time_statistics_stay_off_unless_asked(dir.path());
+}
+
+/// Without `ebpf_run_time` the kernel does not time blippd's programs
+/// (the statistics tax every BPF program on the host), and the agent
+/// probe publishes the runs it skipped but no runs or run time. Run after
+/// the run above, in the same test, so that no other blippd of this test
+/// binary has them on meanwhile.
+fn run_time_statistics_stay_off_unless_asked(dir: &std::path::Path) {
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap();
+    assert_eq!(
+        sysctl.trim(),
+        "0",
+        "kernel.bpf_stats_enabled is on (something else on this host turned it on): this check needs it off"
+    );
+    let config = dir.join("off.json");
+    let doc = json!({"properties": {"configurations": {
+        "probe_defaults": {"schedule_params": {"every": 1}, "mode": "ebpf"},
+        "probes": {
+            "net": {"probe_module": "net"},
+            "agent": {"probe_module": "agent"},
+        }
+    }}});
+    std::fs::write(&config, doc.to_string()).unwrap();
+    let stderr = dir.join("off.stderr");
+    let agent = Command::new(agent_bin("blippd"))
+        .args(["--duration", "4", "-c"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&stderr).unwrap_or_default();
+    wait_for(30, "the two probes to start", log, || {
+        log().matches("probe started").count() >= 2
+    });
+    // Packets through lo run the net programs.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = socket.local_addr().unwrap();
+    for _ in 0..100 {
+        socket.send_to(b"blipp", to).unwrap();
+    }
+    let mut programs = 0;
+    for fd in std::fs::read_dir(format!("/proc/{}/fdinfo", agent.id())).unwrap() {
+        let info = std::fs::read_to_string(fd.unwrap().path()).unwrap_or_default();
+        if !info.contains("prog_type:") {
+            continue;
+        }
+        programs += 1;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(|v| v.trim().to_owned())
+        };
+        assert_eq!(
+            (field("run_cnt:"), field("run_time_ns:")),
+            (Some("0".to_owned()), Some("0".to_owned())),
+            "a program of blippd's timed by the kernel without ebpf_run_time:\n{info}"
+        );
+    }
+    assert!(programs > 0, "blippd holds no program: {}", log());
+    let out = agent.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", log());
+    let samples = json_lines(&String::from_utf8(out.stdout).unwrap());
+    let published = |et: &str| {
+        samples
+            .iter()
+            .filter(|s| s["subject"] == "ebpf:netif_receive_skb" && s["eventType"] == et)
+            .count()
+    };
+    assert!(
+        published("ps:tools:blipp:agent:ebpf:missed") > 0,
+        "skipped runs are published either way"
+    );
+    assert_eq!(published("ps:tools:blipp:agent:ebpf:runs"), 0);
+    assert_eq!(published("ps:tools:blipp:agent:ebpf:run_time_ns"), 0);
 }

@@ -26,7 +26,7 @@ fn attached() -> Option<(MutexGuard<'static, ()>, KernelAccess, DiskMaps)> {
         return None;
     }
     let one_at_a_time = LOOP_DEVICES.lock().unwrap_or_else(|e| e.into_inner());
-    let mut access = KernelAccess::open();
+    let mut access = KernelAccess::open(false);
     let kernel = access
         .get()
         .expect("the eBPF object loads as root on this kernel");

@@ -116,7 +116,7 @@ const UNWANTED: u64 = 300;
 /// Sends known traffic from namespace a and compares the programs' counts
 /// with /proc/net/dev.
 fn measure(b_addr: std::net::Ipv4Addr, server: std::thread::ScopedJoinHandle<'_, (usize, usize)>) {
-    let mut access = KernelAccess::open();
+    let mut access = KernelAccess::open(false);
     let kernel = access.get().expect("the eBPF object loads as root");
     let mut maps = InterfaceMaps::attach(kernel).expect("interface programs attach");
     let mut tcp = TcpMaps::attach(kernel).expect("TCP programs attach");

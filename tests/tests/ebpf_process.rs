@@ -22,7 +22,7 @@ fn child_events_and_io_attribution() {
     if !require_root("loading eBPF programs and making loop devices") {
         return;
     }
-    let mut access = KernelAccess::open();
+    let mut access = KernelAccess::open(false);
     let kernel = access.get().expect("the eBPF object loads as root");
     let mut events = ProcessEvents::attach(kernel).expect("process programs attach");
     let io = ProcessIo::attach(kernel).expect("attribution programs attach");

@@ -1,6 +1,7 @@
 //! The Grafana dashboard (`packaging/grafana/blipp-host.json`) queries only
 //! families blippd exposes: with the probes that produce them running
-//! (eBPF ones included, with disk I/O for the latency percentiles), every
+//! (eBPF ones included, with disk I/O for the latency percentiles, and the
+//! programs' run time asked for), every
 //! metric name of every query and template variable is in blippd's
 //! exposition.
 
@@ -124,7 +125,7 @@ fn every_name_the_dashboard_queries_is_exposed() {
                 "pressure": {"probe_module": "pressure"},
                 "sleeper": {"probe_module": "process", "pid": sleeper.id()},
                 "procevents": {"probe_module": "procevents", "mode": "ebpf", "events": false},
-                "agent": {"probe_module": "agent"}
+                "agent": {"probe_module": "agent", "ebpf_run_time": true}
             }
         }}})
         .to_string(),

@@ -17,15 +17,19 @@ pub(super) struct Builder {
     /// Whether opening the eBPF object was tried: a failure is kept as the
     /// reason, and not tried again.
     tried: bool,
+    /// Whether opening it turns the kernel's BPF run-time statistics on
+    /// (see [`probe::agent::wants_run_time`]).
+    run_time_stats: bool,
     costs: CostBoard,
 }
 
 impl Builder {
     /// A builder that has not opened the eBPF object yet.
-    pub(super) fn new() -> Self {
+    pub(super) fn new(run_time_stats: bool) -> Self {
         Self {
             kernel: KernelAccess::Unavailable("no probe asks for eBPF".to_owned()),
             tried: false,
+            run_time_stats,
             costs: CostBoard::default(),
         }
     }
@@ -35,6 +39,7 @@ impl Builder {
         Self {
             kernel: KernelAccess::Loaded(Box::new(Kernel::inherit(objects))),
             tried: true,
+            run_time_stats: false,
             costs: CostBoard::default(),
         }
     }
@@ -45,7 +50,7 @@ impl Builder {
             return;
         }
         self.tried = true;
-        self.kernel = KernelAccess::open();
+        self.kernel = KernelAccess::open(self.run_time_stats);
         if let KernelAccess::Unavailable(why) = &self.kernel {
             tracing::debug!(reason = %why, "eBPF object not loaded");
         }

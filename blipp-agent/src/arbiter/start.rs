@@ -125,7 +125,7 @@ pub fn prepare(config: &Config, start: Start, origin: &str) -> Prepared {
 /// A builder that has opened the eBPF object when some probe of `config`
 /// may use it: before the launcher is forked and capabilities dropped.
 fn opened_for(config: &Config) -> Builder {
-    let mut builder = Builder::new();
+    let mut builder = Builder::new(crate::probe::agent::wants_run_time(config));
     if builder::any_wants_ebpf(config) {
         builder.open();
     }

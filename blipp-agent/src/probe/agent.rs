@@ -2,8 +2,8 @@
 //! (subject `probe:<name>`), which probes the configuration wants and
 //! could not be built (`probe:<name>`'s `probe:failed`, 1, and the node's
 //! `probes:failed`, their count) and, per eBPF program (subject
-//! `ebpf:<program>`), its runs, run time and skipped runs from the kernel's
-//! BPF run-time statistics; and, when blippd reports to UNIS, what the
+//! `ebpf:<program>`), its skipped runs and, with `ebpf_run_time`, its runs
+//! and run time from the kernel's BPF run-time statistics; and, when blippd reports to UNIS, what the
 //! UNIS/MS sink does (subject `node`): requests to UNIS and to the MS,
 //! failed deliveries and polls, bytes sent (each per second over the
 //! interval), bytes spooled, samples waiting in memory and how long the
@@ -11,9 +11,11 @@
 //! a backlog shows before it turns into loss. Event types start with
 //! `ps:tools:blipp:agent:`.
 
+use serde::Deserialize;
+
 use super::cost::{CostBoard, CostTypes};
 use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach};
-use crate::config::ProbeConfig;
+use crate::config::{Config, ProbeConfig, Status};
 use crate::report::stats::{SINK, SinkReading};
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 
@@ -35,8 +37,30 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     fallback: Fallback::Only(Source::Proc),
     reach: Reach::NONE,
     build,
-    options: crate::config::option_keys::<super::NoOptions>,
+    options: crate::config::option_keys::<Options>,
 };
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    /// Turn the kernel's BPF run-time statistics on at start-up and publish
+    /// each program's runs and run time (default false).
+    ebpf_run_time: Option<bool>,
+}
+
+/// Whether a probe of `config` that is on publishes the eBPF programs' run
+/// time: only then does blippd turn the kernel's run-time statistics on,
+/// since they tax every BPF program on the host for as long as they are
+/// on. Read once, when the programs are loaded: a later configuration
+/// cannot turn them on (that needs `CAP_SYS_ADMIN`, dropped after start-up).
+pub fn wants_run_time(config: &Config) -> bool {
+    config.probes.iter().any(|p| {
+        p.status == Status::On
+            && p.module == SPEC.module
+            && p.options::<Options>()
+                .is_ok_and(|o| o.ebpf_run_time == Some(true))
+    })
+}
 
 struct AgentProbe {
     board: CostBoard,
@@ -50,7 +74,8 @@ struct AgentProbe {
     last: Option<(Timestamp, SinkReading)>,
 }
 
-fn build(_config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
+fn build(config: &ProbeConfig, ctx: &mut BuildContext<'_>) -> Result<Built, ProbeError> {
+    config.options::<Options>()?;
     Ok(Built {
         probe: Box::new(AgentProbe {
             board: ctx.costs.clone(),
@@ -97,5 +122,35 @@ impl AgentProbe {
             .map_or(0.0, |since| ts.0.saturating_sub(since) as f64 / 1e6);
         push(&self.age, Value::Float(age));
         self.last = Some((ts, now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(probes: serde_json::Value) -> Config {
+        let doc = json!({"properties": {"configurations": {
+            "probe_defaults": {"schedule_params": {"every": 1}}, "probes": probes}}});
+        crate::config::resolve(doc).unwrap()
+    }
+
+    #[test]
+    fn run_time_statistics_only_for_an_agent_probe_that_is_on_and_asks() {
+        let asks = json!({"probe_module": "agent", "ebpf_run_time": true});
+        assert!(wants_run_time(&config(json!({"a": asks}))));
+        assert!(!wants_run_time(&config(
+            json!({"a": {"probe_module": "agent"}})
+        )));
+        assert!(!wants_run_time(&config(
+            json!({"a": {"probe_module": "agent", "ebpf_run_time": false}})
+        )));
+        let mut off = asks.clone();
+        off["status"] = json!("OFF");
+        assert!(!wants_run_time(&config(json!({"a": off}))));
+        assert!(!wants_run_time(&config(
+            json!({"m": {"probe_module": "mem", "ebpf_run_time": true}})
+        )));
     }
 }

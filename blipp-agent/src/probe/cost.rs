@@ -3,6 +3,8 @@
 //! the arbiter), and what each eBPF program cost in the kernel (runs,
 //! nanoseconds spent running, runs the kernel skipped; from the kernel's
 //! BPF run-time statistics, registered by the probes that attached them).
+//! Runs and run time only while the statistics are on (an `agent` probe
+//! with `ebpf_run_time`); skipped runs always (5.12+).
 //! All are `source: proc`: the agent reads them from the kernel, no program
 //! of its own counts them.
 
@@ -38,8 +40,9 @@ impl CostBoard {
     }
 
     /// Registers programs a probe attached; `stats_enabled` is whether the
-    /// kernel counts their run time (without it every figure would be a
-    /// false 0, so none is published).
+    /// kernel counts their runs and run time (without it those figures
+    /// would be a false 0, so they are not published; skipped runs are
+    /// counted either way).
     pub fn add_programs(&self, programs: Vec<ProgramHandle>, stats_enabled: bool) {
         self.with(|b| {
             b.stats_enabled = stats_enabled;
@@ -129,17 +132,16 @@ impl CostBoard {
                     Source::Proc,
                 ));
             }
-            if !b.stats_enabled {
-                return;
-            }
             for (p, subject) in &b.programs {
                 match p.stats() {
                     Ok(s) => {
                         let mut push = |et: &Name, v: u64| {
                             out.push(Sample::new(ts, subject, et, Value::Int(v), Source::Proc));
                         };
-                        push(&t.runs, s.runs);
-                        push(&t.run_time, s.run_time_ns);
+                        if b.stats_enabled {
+                            push(&t.runs, s.runs);
+                            push(&t.run_time, s.run_time_ns);
+                        }
                         if let Some(m) = s.missed {
                             push(&t.missed, m);
                         }

@@ -183,10 +183,10 @@ pub enum KernelAccess {
 }
 
 impl KernelAccess {
-    /// Loads the object; a failure is kept as the reason, not raised, so
-    /// that `auto` probes can fall back.
-    pub fn open() -> Self {
-        match Kernel::load() {
+    /// Loads the object (see [`Kernel::load`]); a failure is kept as the
+    /// reason, not raised, so that `auto` probes can fall back.
+    pub fn open(run_time_stats: bool) -> Self {
+        match Kernel::load(run_time_stats) {
             Ok(k) => KernelAccess::Loaded(Box::new(k)),
             Err(e) => KernelAccess::Unavailable(e.to_string()),
         }
@@ -284,8 +284,12 @@ fn readable(map: &aya::maps::Map) -> Option<&aya::maps::MapData> {
 impl Kernel {
     /// Loads the embedded object with globals set from this kernel's BTF
     /// and tracepoint formats. Programs are not loaded (verified) until a
-    /// probe attaches them.
-    pub fn load() -> Result<Self, EbpfError> {
+    /// probe attaches them. `run_time_stats` turns the kernel's BPF
+    /// run-time statistics on for as long as blippd runs: they cost every
+    /// BPF program on the host two clock reads per run (on a 2-CPU VM, 8 %
+    /// of small-packet throughput with the net programs), so only a
+    /// configuration that publishes them asks for them.
+    pub fn load(run_time_stats: bool) -> Result<Self, EbpfError> {
         let root = tracefs::root().map_err(|e| e.to_string());
         let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
         let globals = Globals::read(btf.as_ref(), root.as_deref());
@@ -319,7 +323,7 @@ impl Kernel {
             })),
             attached: Vec::new(),
             logger,
-            stats: enable_stats(),
+            stats: if run_time_stats { enable_stats() } else { None },
         })
     }
 
