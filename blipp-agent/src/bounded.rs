@@ -76,7 +76,12 @@ pub fn size(bytes: u64) -> String {
 /// (one byte past the cap is read to tell a file of exactly `cap` bytes
 /// from a longer one).
 pub fn read_to_cap(file: File, cap: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+    // Sized by the file's length where it has one, so that a large file
+    // (the kernel's BTF, 5 MB) is not copied again each time the buffer
+    // doubles; a length past the cap, or none (/proc files say 0), does
+    // not size it.
+    let known = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::with_capacity(if known <= cap { known as usize + 1 } else { 0 });
     file.take(cap.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > cap {
         return Err(too_large(cap));

@@ -10,6 +10,7 @@ mod bpf_stats;
 mod classic;
 mod daemon;
 mod disk;
+mod first_sample;
 pub mod floor;
 mod machine;
 mod measure;

@@ -1,4 +1,5 @@
-//! Part 4, start-up: what registering costs the UNIS/MS server and how long
+//! Part 4, start-up: the time to the first sample (see
+//! [`first_sample`](super::first_sample)), then what registering costs the UNIS/MS server and how long
 //! it takes. blippd starts against the test server (`blipp-unis-server`,
 //! which answers as the real one and validates every body with its
 //! schemas), once on an empty server and once more with the same
@@ -27,6 +28,10 @@ pub struct Args {
     /// start then restart.
     #[arg(long, default_value_t = 5)]
     rounds: u32,
+    /// Rounds of the time to the first sample (each starts blippd once in
+    /// each mode).
+    #[arg(long, default_value_t = 11)]
+    first_sample_rounds: u32,
 }
 
 /// How long a start-up may take before the run is called failed.
@@ -193,6 +198,7 @@ fn write_config(dir: &Path, url: &str, setup: Setup) -> Result<PathBuf> {
 /// Runs part 4 and prints its table.
 #[expect(clippy::print_stdout, reason = "the benchmark's figures")]
 pub fn run(opts: &Args, blippd: &Path) -> Result<()> {
+    super::first_sample::run(blippd, opts.first_sample_rounds)?;
     let server_bin = build_server()?;
     let scratch = super::scratch_dir("startup")?;
     println!(

@@ -290,6 +290,24 @@ impl Btf {
         Ok(None)
     }
 
+    /// The type ids of the typedefs named in `names` (the first of each
+    /// name); names this BTF lacks are left out.
+    pub fn typedef_ids<'n>(&self, names: &[&'n str]) -> Vec<(u32, &'n str)> {
+        let mut found: Vec<(u32, &'n str)> = Vec::new();
+        for (id, t) in self.types.iter().enumerate() {
+            if t.kind != KIND_TYPEDEF {
+                continue;
+            }
+            let name = self.name(t.name_off);
+            if let Some(n) = names.iter().find(|n| **n == name)
+                && !found.iter().any(|(_, f)| f == n)
+            {
+                found.push((id as u32, n));
+            }
+        }
+        found
+    }
+
     /// Whether struct `within` exists and has a member `name` (possibly in
     /// an anonymous struct or union).
     pub fn has_member(&self, within: &str, name: &str) -> bool {
@@ -567,6 +585,23 @@ mod tests {
     }
 }
 
+/// The running kernel's BTF for a test that needs it, or `None` after
+/// saying the test was skipped.
+#[cfg(test)]
+pub(crate) fn host_btf(test: &str) -> Option<Btf> {
+    if !std::path::Path::new(VMLINUX).exists() {
+        // The test suite's skip policy (tests/src/skip.rs), which this
+        // crate cannot depend on: its variable makes a skip a failure.
+        assert!(
+            std::env::var("BLIPP_NO_SKIP").as_deref() != Ok("1"),
+            "{test}: no {VMLINUX}; BLIPP_NO_SKIP=1 forbids skipping"
+        );
+        eprintln!("SKIPPED: {test} needs {VMLINUX}, which is missing here");
+        return None;
+    }
+    Some(Btf::from_sys_fs().unwrap())
+}
+
 #[cfg(test)]
 mod host_tests {
     use super::*;
@@ -575,17 +610,9 @@ mod host_tests {
     /// and pahole print for structs the programs read.
     #[test]
     fn host_vmlinux_offsets() {
-        if !std::path::Path::new(VMLINUX).exists() {
-            // The test suite's skip policy (tests/src/skip.rs), which this
-            // crate cannot depend on: its variable makes a skip a failure.
-            assert!(
-                std::env::var("BLIPP_NO_SKIP").as_deref() != Ok("1"),
-                "no {VMLINUX}; BLIPP_NO_SKIP=1 forbids skipping"
-            );
-            eprintln!("SKIPPED: no {VMLINUX}");
+        let Some(btf) = host_btf("host_vmlinux_offsets") else {
             return;
-        }
-        let btf = Btf::from_sys_fs().unwrap();
+        };
         for (s, p) in [
             ("request", vec!["q"]),
             ("request", vec!["cmd_flags"]),

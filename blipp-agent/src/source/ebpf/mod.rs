@@ -1,6 +1,7 @@
 //! blipp's eBPF programs on the user side: loading the embedded object,
 //! attaching programs, reading their maps.
 
+pub mod attach_btf;
 mod batch;
 pub mod btf;
 pub mod caps;
@@ -10,6 +11,7 @@ mod error;
 pub mod handover;
 mod info;
 pub mod klog;
+pub mod loader;
 pub mod net;
 pub mod object;
 pub mod process;

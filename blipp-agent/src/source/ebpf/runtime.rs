@@ -117,6 +117,17 @@ const PROGRAMS: &[(&str, Hook, &str)] = &[
 ];
 
 /// The names of the object's programs that the agent attaches.
+/// The events of the BTF tracepoint programs.
+fn btf_events() -> Vec<&'static str> {
+    PROGRAMS
+        .iter()
+        .filter_map(|(_, hook, _)| match hook {
+            Hook::Btf(_, event) => Some(*event),
+            Hook::Classic(..) => None,
+        })
+        .collect()
+}
+
 pub(super) fn program_names() -> Vec<&'static str> {
     PROGRAMS.iter().map(|(name, _, _)| *name).collect()
 }
@@ -143,8 +154,9 @@ enum Objects {
 /// The object as aya loaded it.
 struct Loaded {
     ebpf: aya::Ebpf,
-    /// aya's view of the kernel's BTF, needed to load BTF tracepoints;
-    /// dropped by [`Kernel::loading_done`] because it is large.
+    /// What aya needs of the kernel's BTF to load BTF tracepoints (see
+    /// [`attach_btf`](super::attach_btf)); dropped by
+    /// [`Kernel::loading_done`].
     btf: Result<aya::Btf, String>,
     /// Why a global could not be filled in on this kernel, by global name.
     missing: HashMap<&'static str, String>,
@@ -290,23 +302,38 @@ impl Kernel {
     /// of small-packet throughput with the net programs), so only a
     /// configuration that publishes them asks for them.
     pub fn load(run_time_stats: bool) -> Result<Self, EbpfError> {
+        // Made on a thread of its own, while this one reads the kernel's
+        // BTF and tracefs (see `loader`).
+        let started = std::time::Instant::now();
+        let loader = std::thread::spawn(super::loader::without_kernel_btf);
         let root = tracefs::root().map_err(|e| e.to_string());
         let btf = Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}"));
         let globals = Globals::read(btf.as_ref(), root.as_deref());
+        let attach_btf = btf
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|b| super::attach_btf::for_events(b, &btf_events()));
         drop(btf);
+        let btf_read = started.elapsed();
         let mut missing = HashMap::new();
-        let mut loader = aya::EbpfLoader::new();
+        let mut loader = loader
+            .join()
+            .unwrap_or_else(|_| super::loader::without_kernel_btf());
+        let loader_made = started.elapsed();
         globals.apply(&mut loader, &mut missing);
         let object = super::object::loadable(OBJECT).map_err(|e| EbpfError::Object(Box::new(e)))?;
         let mut ebpf = loader
             .load(&object)
             .map_err(|e| EbpfError::Load(Box::new(e)))?;
-        // The loader holds its own parse of the kernel's BTF (aya's
-        // `EbpfLoader::new` always makes one, aya#1172): free it before the
-        // parse kept for the BTF programs below, so that the two (some
-        // 17 MB each) are never resident together.
         drop(loader);
         drop(object);
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+        tracing::debug!(
+            btf_ms = ms(btf_read),
+            loader_ms = ms(loader_made),
+            total_ms = ms(started.elapsed()),
+            "eBPF object loaded"
+        );
         let logger = match KernelLogger::init_with_logger(&mut ebpf, TracingLog) {
             Ok(l) => Some(l),
             Err(e) => {
@@ -317,7 +344,7 @@ impl Kernel {
         Ok(Self {
             objects: Objects::Loaded(Box::new(Loaded {
                 ebpf,
-                btf: aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")),
+                btf: attach_btf,
                 missing,
                 outcomes: BTreeMap::new(),
             })),
@@ -400,8 +427,8 @@ impl Kernel {
         Ok(ProgramHandle::new(program, fd))
     }
 
-    /// Frees what only loading needed (aya's copy of the kernel's BTF,
-    /// several megabytes); BTF programs attached later fail with a reason.
+    /// Frees what only loading needed (the BTF aya attaches with, an entry
+    /// per kernel type id); BTF programs attached later fail with a reason.
     pub fn loading_done(&mut self) {
         if let Objects::Loaded(loaded) = &mut self.objects {
             loaded.btf =
