@@ -13,6 +13,8 @@
 
 use std::collections::HashMap;
 
+use super::blob::Blob;
+
 /// Why BTF could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BtfError {
@@ -93,7 +95,7 @@ pub struct Member {
 
 /// The parsed type graph of one BTF blob.
 pub struct Btf {
-    data: Vec<u8>,
+    data: Blob,
     str_start: usize,
     str_len: usize,
     type_start: usize,
@@ -114,7 +116,7 @@ fn u32_at(d: &[u8], at: usize) -> Option<u32> {
 impl Btf {
     /// Reads the running kernel's BTF.
     pub fn from_sys_fs() -> Result<Self, BtfError> {
-        let data = crate::bounded::read(
+        let data = Blob::of_kernel_file(
             std::path::Path::new(VMLINUX),
             crate::limits::KERNEL_FILE_MAX,
         )
@@ -122,11 +124,15 @@ impl Btf {
             path: VMLINUX.to_owned(),
             source,
         })?;
-        Self::parse(data)
+        Self::parse_blob(data)
     }
 
     /// Parses a little-endian BTF blob. Pure.
     pub fn parse(data: Vec<u8>) -> Result<Self, BtfError> {
+        Self::parse_blob(Blob::Read(data))
+    }
+
+    fn parse_blob(data: Blob) -> Result<Self, BtfError> {
         let bad = BtfError::Malformed;
         if u16_at(&data, 0) != Some(MAGIC) {
             return Err(bad("bad magic (not little-endian BTF)"));

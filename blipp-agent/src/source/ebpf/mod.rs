@@ -3,6 +3,7 @@
 
 pub mod attach_btf;
 mod batch;
+pub mod blob;
 pub mod btf;
 pub mod caps;
 pub mod count;
