@@ -128,6 +128,9 @@ fn opened_for(config: &Config) -> Builder {
     let mut builder = Builder::new(crate::probe::agent::wants_run_time(config));
     if builder::any_wants_ebpf(config) {
         builder.open();
+        if let KernelAccess::Loaded(k) = builder.kernel() {
+            k.verify(&builder::programs_wanted(config));
+        }
     }
     builder
 }

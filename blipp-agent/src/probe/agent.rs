@@ -35,6 +35,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "agent",
     summary: "blippd's own cost: collection time per probe; runs and kernel run time per eBPF program (BPF run-time statistics)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

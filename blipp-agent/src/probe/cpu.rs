@@ -37,6 +37,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "cpu",
     summary: "CPU utilization fractions per state, load averages (/proc/stat, /proc/loadavg)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

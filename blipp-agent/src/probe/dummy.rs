@@ -23,6 +23,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "dummy",
     summary: "the original's test probe: waits schedule_params.duration seconds, then reports 1 (one completed run)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<super::NoOptions>,

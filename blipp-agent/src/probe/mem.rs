@@ -23,6 +23,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "mem",
     summary: "memory free, used, buffers, cache, kernel, available, swap, dirty in kB (/proc/meminfo; OpenVZ /proc/user_beancounters)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

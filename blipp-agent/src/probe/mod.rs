@@ -108,6 +108,12 @@ pub struct ProbeSpec {
     pub summary: &'static str,
     /// What happens without eBPF.
     pub fallback: Fallback,
+    /// The eBPF programs its eBPF variant attaches, in groups as the
+    /// kernel module declares them: verified together, in parallel,
+    /// before the probes are built (see [`Kernel::verify`]).
+    ///
+    /// [`Kernel::verify`]: crate::source::ebpf::Kernel::verify
+    pub programs: &'static [&'static [&'static str]],
     /// What its keys make blippd touch, which the trust policy checks
     /// before a remote configuration may set them.
     pub reach: Reach,

@@ -39,6 +39,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "nagios",
     summary: "runs a Nagios/Monitoring-Plugins check: its status (0 OK .. 3 UNKNOWN) and performance data",
     fallback: Fallback::Only(Source::Command),
+    programs: &[],
     reach: Reach::Program,
     build,
     options: crate::config::option_keys::<Options>,

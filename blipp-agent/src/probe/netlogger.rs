@@ -28,6 +28,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "netlogger",
     summary: "follows a NetLogger log file (ts=... event=... VAL=...) and reports its numbers with their own times",
     fallback: Fallback::Only(Source::Log),
+    programs: &[],
     reach: Reach::Keys {
         paths: &["logfile"],
         urls: &[],
@@ -41,6 +42,7 @@ pub const SPEC_ORIGINAL: ProbeSpec = ProbeSpec {
     module: "netlogger_probe",
     summary: "the original BLiPP's name of the netlogger probe",
     fallback: Fallback::Only(Source::Log),
+    programs: &[],
     reach: Reach::Keys {
         paths: &["logfile"],
         urls: &[],

@@ -25,6 +25,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "port",
     summary: "per-interface link capacity (bytes/s) and duplex (ethtool netlink, SIOCETHTOOL, /sys/class/net), re-read every `refresh` s",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

@@ -31,6 +31,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "pressure",
     summary: "pressure stall information: some/full stalled fractions (10 s, 60 s, 300 s averages and per interval) and stalled µs for cpu, memory and io (/proc/pressure, Linux 4.20+)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

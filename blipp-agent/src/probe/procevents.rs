@@ -27,6 +27,10 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "procevents",
     summary: "process exec, fork and exit events (pid, parent, command, exit code, lifetime, lifetime disk I/O) and the top processes by disk I/O (eBPF sched and block tracepoints; /proc/stat tasks created)",
     fallback: Fallback::Proc,
+    programs: &[
+        &crate::source::ebpf::process::EVENT_PROGRAMS,
+        &crate::source::ebpf::process::IO_PROGRAMS,
+    ],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

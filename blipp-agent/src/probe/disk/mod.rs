@@ -20,6 +20,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "disk",
     summary: "block devices and partitions: requests, merges, sectors, time; IOPS, bytes/s, await, busy fraction, queue (/proc/diskstats; eBPF block_rq_complete)",
     fallback: Fallback::Proc,
+    programs: &[&[crate::source::ebpf::disk::COMPLETE_PROGRAM]],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

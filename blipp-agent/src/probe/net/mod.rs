@@ -22,6 +22,10 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "net",
     summary: "per-interface bytes, packets, errors and drops in and out; TCP segments and retransmits, UDP datagrams (/proc/net/dev, /proc/net/snmp; eBPF netif_receive_skb, net_dev_xmit, kfree_skb, tcp and sock tracepoints)",
     fallback: Fallback::Proc,
+    programs: &[
+        &crate::source::ebpf::net::INTERFACE_PROGRAMS,
+        &crate::source::ebpf::net::TCP_PROGRAMS,
+    ],
     reach: Reach::Keys {
         paths: &[],
         urls: &["unis_url"],

@@ -23,6 +23,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "numa",
     summary: "per-NUMA-node memory (kB) and numastat hit/miss/foreign/interleave/local/other page counters (/sys/devices/system/node)",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::NONE,
     build,
     options: crate::config::option_keys::<Options>,

@@ -32,6 +32,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "process",
     summary: "one process by pid, pidfile, name or command-line regex, followed across restarts: CPU, memory, threads, fds, I/O, faults, state (/proc/[pid])",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::Keys {
         paths: &["pidfile"],
         urls: &[],

@@ -25,6 +25,7 @@ pub const SPEC: ProbeSpec = ProbeSpec {
     module: "registration_probe",
     summary: "whether a service on the host runs (pidfile or process name), kept as its UNIS service record with status ON/OFF (/proc/[pid])",
     fallback: Fallback::Only(Source::Proc),
+    programs: &[],
     reach: Reach::Keys {
         paths: &["pidfile"],
         urls: &[],

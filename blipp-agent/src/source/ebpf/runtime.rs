@@ -399,6 +399,17 @@ impl Kernel {
         }
     }
 
+    /// Verifies `programs` in parallel ahead of [`Kernel::attach`], which
+    /// then only attaches them: the kernel's verifier is most of
+    /// attaching (on 6.18 it searches the kernel's BTF by name, type by
+    /// type, for every pointer a program loads from its arguments).
+    /// Programs inherited from the loading image need nothing.
+    pub fn verify(&mut self, programs: &[&'static str]) {
+        if let Objects::Loaded(loaded) = &mut self.objects {
+            loaded.verify(programs);
+        }
+    }
+
     /// Verifies and attaches `program` where [`PROGRAMS`] says, once;
     /// returns a handle for its statistics.
     pub fn attach(&mut self, program: &'static str) -> Result<ProgramHandle, EbpfError> {
@@ -542,53 +553,144 @@ fn io_err(program: &'static str) -> impl Fn(std::io::Error) -> EbpfError {
     }
 }
 
+/// Where `program` attaches and which of the object's programs is loaded
+/// for it (another one only under fault injection).
+fn resolve(program: &'static str) -> Result<(Hook, &'static str, &'static str), EbpfError> {
+    let (hook, global) = PROGRAMS
+        .iter()
+        .find(|(name, _, _)| *name == program)
+        .map(|(_, hook, global)| (*hook, *global))
+        .ok_or(EbpfError::MissingProgram(program))?;
+    let object_program = fault::substitute(program);
+    let hook = match hook {
+        Hook::Btf(category, event) if object_program != program => Hook::Classic(category, event),
+        other => other,
+    };
+    Ok((hook, object_program, global))
+}
+
+/// Loads (verifies) `prog` for `hook` unless it is loaded already.
+fn load(
+    prog: &mut aya::programs::Program,
+    hook: Hook,
+    btf: Result<&aya::Btf, &String>,
+) -> Result<(), aya::programs::ProgramError> {
+    match hook {
+        Hook::Btf(_, event) => {
+            let p: &mut BtfTracePoint = prog.try_into()?;
+            if p.fd().is_err() {
+                let btf = btf.map_err(|why| {
+                    aya::programs::ProgramError::IOError(std::io::Error::other(why.clone()))
+                })?;
+                p.load(event, btf)?;
+            }
+        }
+        Hook::Classic(..) => {
+            let p: &mut TracePoint = prog.try_into()?;
+            if p.fd().is_err() {
+                p.load()?;
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Loaded {
+    /// Why `program` cannot be loaded on this kernel, if a global it needs
+    /// could not be filled in.
+    fn unusable(&self, program: &'static str, global: &str) -> Result<(), EbpfError> {
+        match self.missing.get(global) {
+            Some(why) => Err(EbpfError::Unusable {
+                program,
+                reason: why.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Verifies and attaches `program` where [`PROGRAMS`] says; returns
     /// its descriptor.
     fn attach(&mut self, program: &'static str) -> Result<BorrowedFd<'_>, EbpfError> {
-        let (hook, global) = PROGRAMS
-            .iter()
-            .find(|(name, _, _)| *name == program)
-            .map(|(_, hook, global)| (*hook, *global))
-            .ok_or(EbpfError::MissingProgram(program))?;
-        if let Some(why) = self.missing.get(global) {
-            return Err(EbpfError::Unusable {
-                program,
-                reason: why.clone(),
-            });
-        }
+        let (hook, object_program, global) = resolve(program)?;
+        self.unusable(program, global)?;
         let perr = |e: aya::programs::ProgramError| EbpfError::Program {
             program,
             source: Box::new(e),
-        };
-        let object_program = fault::substitute(program);
-        let hook = match hook {
-            Hook::Btf(category, event) if object_program != program => {
-                Hook::Classic(category, event)
-            }
-            other => other,
         };
         let prog = self
             .ebpf
             .program_mut(object_program)
             .ok_or(EbpfError::MissingProgram(program))?;
+        load(prog, hook, self.btf.as_ref()).map_err(perr)?;
         match hook {
-            Hook::Btf(_, event) => {
+            Hook::Btf(..) => {
                 let p: &mut BtfTracePoint = prog.try_into().map_err(perr)?;
-                let btf = self.btf.as_ref().map_err(|why| EbpfError::Unusable {
-                    program,
-                    reason: why.clone(),
-                })?;
-                p.load(event, btf).map_err(perr)?;
                 p.attach().map_err(perr)?;
                 Ok(p.fd().map_err(perr)?.as_fd())
             }
             Hook::Classic(category, name) => {
                 let p: &mut TracePoint = prog.try_into().map_err(perr)?;
-                p.load().map_err(perr)?;
                 p.attach(category, name).map_err(perr)?;
                 Ok(p.fd().map_err(perr)?.as_fd())
             }
+        }
+    }
+
+    /// Loads `programs` (the verifier's work, most of attaching them) on
+    /// up to one thread per CPU; a program that fails has its outcome
+    /// recorded, as [`Loaded::attach`] would.
+    fn verify(&mut self, programs: &[&'static str]) {
+        let mut jobs: Vec<(&'static str, Hook, &'static str)> = Vec::new();
+        for &program in programs {
+            if self.outcomes.contains_key(program) || jobs.iter().any(|(p, ..)| *p == program) {
+                continue;
+            }
+            // What cannot be resolved or filled in fails in `attach`.
+            if let Ok((hook, object_program, global)) = resolve(program)
+                && self.unusable(program, global).is_ok()
+            {
+                jobs.push((program, hook, object_program));
+            }
+        }
+        let btf = self.btf.as_ref();
+        let mut work: Vec<(&'static str, Hook, &mut aya::programs::Program)> = self
+            .ebpf
+            .programs_mut()
+            .filter_map(|(name, prog)| {
+                let (program, hook, _) = jobs.iter().find(|(_, _, o)| *o == name)?;
+                Some((*program, *hook, prog))
+            })
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(4);
+        let per_thread = work.len().div_ceil(threads).max(1);
+        let failed: Vec<(&'static str, String)> = std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks_mut(per_thread)
+                .map(|chunk| {
+                    s.spawn(move || {
+                        chunk
+                            .iter_mut()
+                            .filter_map(|(program, hook, prog)| {
+                                let e = load(prog, *hook, btf).err()?;
+                                let e = EbpfError::Program {
+                                    program,
+                                    source: Box::new(e),
+                                };
+                                Some((*program, e.to_string()))
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        for (program, why) in failed {
+            self.outcomes.insert(program, Err(why));
         }
     }
 }
@@ -614,5 +716,37 @@ mod fault {
 mod fault {
     pub(super) fn substitute(program: &'static str) -> &'static str {
         program
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the registry says a probe attaches is what the object has, and
+    /// only probes with an eBPF variant say anything.
+    #[test]
+    fn the_registrys_programs_are_the_objects() {
+        let known = program_names();
+        for spec in crate::probe::REGISTRY {
+            let programs: Vec<&str> = spec
+                .programs
+                .iter()
+                .flat_map(|g| g.iter().copied())
+                .collect();
+            assert_eq!(
+                spec.fallback.has_ebpf(),
+                !programs.is_empty(),
+                "{}: {programs:?}",
+                spec.module
+            );
+            for p in programs {
+                assert!(
+                    known.contains(&p),
+                    "{}: {p} is not in the object",
+                    spec.module
+                );
+            }
+        }
     }
 }
