@@ -91,11 +91,17 @@ impl Load {
         }
     }
 
-    /// One iperf3 run from the client namespace: its throughput.
+    /// One iperf3 run from the client namespace: its throughput. With two
+    /// CPUs or more the client runs on CPU 0 and the server on CPU 1, so
+    /// that every run takes the same path (where the scheduler puts the
+    /// two decides how much of the receive path runs beside the sender,
+    /// which changed the throughput of runs without a tracer by 10-35 %).
     fn run(self, seconds: u64) -> Result<f64> {
+        let pinned = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
         let out = Command::new("ip")
             .args(["netns", "exec", CLIENT_NS, "iperf3", "-c", SERVER_ADDR])
             .args(["-p", PORT, "-J", "-t", &seconds.to_string()])
+            .args(if pinned { &["-A", "0,1"][..] } else { &[] })
             .args(self.args())
             .output()
             .context("running iperf3")?;
