@@ -4,6 +4,7 @@
 
 use aya_ebpf::{
     EbpfContext,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{bpf_get_current_comm, bpf_ktime_get_ns},
     macros::{btf_tracepoint, map},
     maps::{Array, LruHashMap, PerCpuArray, RingBuf},
@@ -30,6 +31,9 @@ static TASK_LAYOUT: TaskLayout = TaskLayout {
     comm: 0,
     valid: 0,
 };
+
+/// Bytes of events in the ring from which submitting one wakes the agent.
+const WAKE_BYTES: u64 = EVENT_RING_BYTES as u64 / 8;
 
 /// Exec, fork and exit events for the agent.
 #[map]
@@ -116,7 +120,23 @@ fn emit<C: EbpfContext>(
         });
         fill(&mut *e);
     }
-    entry.submit(0);
+    entry.submit(wakeup());
+}
+
+/// Whether submitting an event wakes the agent: only once the ring holds
+/// [`WAKE_BYTES`]. The agent drains the ring at every collection anyway,
+/// so a wake-up per event (what flags 0 give when the agent keeps up)
+/// would only add an interrupt and a context switch to every fork and
+/// exec of a storm; with one per [`WAKE_BYTES`] the ring still has seven
+/// eighths of its size left for the agent to wake up in.
+#[inline(always)]
+fn wakeup() -> u64 {
+    let waiting = PROC_EVENTS.query(u64::from(BPF_RB_AVAIL_DATA));
+    if waiting >= WAKE_BYTES {
+        u64::from(BPF_RB_FORCE_WAKEUP)
+    } else {
+        u64::from(BPF_RB_NO_WAKEUP)
+    }
 }
 
 /// The thread group id of the parent of `task`.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use blipp::source::ebpf::KernelAccess;
 use blipp::source::ebpf::process::{ExitHow, ProcessEvents, ProcessIo, comm_str};
-use blipp_common::process::{ProcEvent, ProcEventKind};
+use blipp_common::process::{ProcCount, ProcEvent, ProcEventKind};
 use blipp_tests::loopdev::LoopDevice;
 use blipp_tests::require_root;
 
@@ -114,4 +114,58 @@ fn child_events_and_io_attribution() {
     for (i, what) in ["exec", "fork", "exit"].iter().enumerate() {
         assert!(counts[i] > counts_before[i], "{what} counted");
     }
+}
+
+/// The programs wake the agent only once the ring is an eighth full, not
+/// per event: a storm of more events than the ring holds, with the
+/// reader draining only when woken, loses none of them.
+#[test]
+fn a_storm_wakes_the_reader_before_the_ring_fills() {
+    if !require_root("loading eBPF programs") {
+        return;
+    }
+    const CHILDREN: u32 = 4000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_io()
+        .build()
+        .unwrap();
+    let mut access = KernelAccess::open(false);
+    let kernel = access.get().expect("the eBPF object loads as root");
+    let mut events = ProcessEvents::attach(kernel).expect("process programs attach");
+    let reader = events.take_reader().unwrap();
+    let shared = {
+        let _entered = runtime.enter();
+        reader.spawn(1 << 20).unwrap()
+    };
+    let lost =
+        |events: &ProcessEvents| ProcessEvents::count(&events.counts().unwrap(), ProcCount::Lost);
+    let lost_before = lost(&events);
+    // Fork, exec and exit of each: some 3 x 4000 events of about 100
+    // bytes, several times the 256 KiB ring.
+    for _ in 0..CHILDREN {
+        let status = std::process::Command::new("/bin/true").status().unwrap();
+        assert!(status.success());
+    }
+    let me = std::process::id();
+    let mut seen: Vec<ProcEvent> = Vec::new();
+    {
+        let mut s = shared.lock().unwrap();
+        s.drain();
+        s.queue.drain_into(&mut seen);
+        assert_eq!(s.queue.dropped, 0);
+    }
+    let forks = seen
+        .iter()
+        .filter(|e| e.kind == ProcEventKind::Fork as u32 && e.ppid == me)
+        .count();
+    assert_eq!(
+        lost(&events) - lost_before,
+        0,
+        "events lost: the ring filled"
+    );
+    assert!(
+        forks >= CHILDREN as usize,
+        "{forks} forks of this test seen of {CHILDREN}"
+    );
 }

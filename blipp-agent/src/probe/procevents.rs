@@ -17,7 +17,7 @@ use super::{BuildContext, Built, Fallback, Probe, ProbeError, ProbeSpec, Reach, 
 use crate::config::ProbeConfig;
 use crate::sample::{Name, Sample, Source, Timestamp, Value};
 use crate::source::ebpf::process::{
-    EventQueue, EventReader, ExitHow, ProcessEvents, ProcessIo, comm_str,
+    EventQueue, EventReader, ExitHow, ProcessEvents, ProcessIo, SharedReader, comm_str,
 };
 use crate::source::procfs::stat::{self, Stat};
 use crate::source::read::KernelFile;
@@ -92,7 +92,7 @@ struct EbpfVariant {
     io: ProcessIo,
     /// Filled as events arrive, by a task, once the probe first runs
     /// inside the runtime; until then the probe drains the ring itself.
-    queue: Option<Arc<Mutex<EventQueue>>>,
+    queue: Option<Arc<Mutex<SharedReader>>>,
     reader: Option<EventReader>,
     local: EventQueue,
     drained: Vec<ProcEvent>,
@@ -187,8 +187,9 @@ impl EbpfVariant {
         self.dropped += std::mem::take(&mut self.local.dropped);
         if let Some(q) = &self.queue {
             let mut q = q.lock().unwrap_or_else(PoisonError::into_inner);
-            q.drain_into(&mut self.drained);
-            self.dropped += std::mem::take(&mut q.dropped);
+            q.drain();
+            q.queue.drain_into(&mut self.drained);
+            self.dropped += std::mem::take(&mut q.queue.dropped);
         }
     }
 

@@ -3,6 +3,7 @@
 //! process.
 
 use std::collections::VecDeque;
+use std::os::fd::AsFd as _;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -76,6 +77,21 @@ impl EventQueue {
     }
 }
 
+/// The ring buffer's reader and the events it took out, shared by the
+/// probe and the task that drains the ring when the kernel wakes it.
+pub struct SharedReader {
+    reader: EventReader,
+    /// Events read and not yet taken by the probe.
+    pub queue: EventQueue,
+}
+
+impl SharedReader {
+    /// Moves what the ring buffer holds into the queue.
+    pub fn drain(&mut self) {
+        self.reader.drain(&mut self.queue);
+    }
+}
+
 /// Reads the event ring buffer.
 pub struct EventReader {
     ring: RingBuf<MapData>,
@@ -101,30 +117,38 @@ impl EventReader {
         }
     }
 
-    /// Drains the ring buffer whenever the kernel signals data, into a
-    /// queue shared with the probe, until the queue is dropped. Must be
-    /// called inside a tokio runtime.
-    pub fn spawn(self, capacity: usize) -> std::io::Result<Arc<Mutex<EventQueue>>> {
-        let queue = Arc::new(Mutex::new(Self::queue(capacity)));
-        // SAFETY: the reader owns the ring buffer's descriptor, which stays
-        // open and the same for as long as the AsyncFd owns the reader.
+    /// Shares the reader with a task that drains the ring buffer whenever
+    /// the kernel wakes it (the programs wake it only once the ring is an
+    /// eighth full), until the returned handle is dropped; the probe
+    /// drains it at each collection through the handle. Must be called
+    /// inside a tokio runtime.
+    pub fn spawn(self, capacity: usize) -> std::io::Result<Arc<Mutex<SharedReader>>> {
+        // The task polls its own descriptor of the ring: dropping the
+        // shared reader then never leaves it with a closed or reused one.
+        let own = self.ring.as_fd().try_clone_to_owned()?;
+        let shared = Arc::new(Mutex::new(SharedReader {
+            reader: self,
+            queue: Self::queue(capacity),
+        }));
+        // SAFETY: the AsyncFd owns `own`, which stays open and the same
+        // descriptor for as long as it lives.
         let mut fd = unsafe {
-            tokio::io::unix::AsyncFd::register_with_interest(self, tokio::io::Interest::READABLE)
+            tokio::io::unix::AsyncFd::register_with_interest(own, tokio::io::Interest::READABLE)
         }
         .map_err(std::io::Error::from)?;
-        let weak = Arc::downgrade(&queue);
+        let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
             loop {
                 let Ok(mut guard) = fd.readable_mut().await else {
                     return;
                 };
-                let Some(queue) = weak.upgrade() else { return };
-                let Ok(mut q) = queue.lock() else { return };
-                guard.get_inner_mut().drain(&mut q);
+                let Some(shared) = weak.upgrade() else { return };
+                let Ok(mut s) = shared.lock() else { return };
+                s.drain();
                 guard.clear_ready();
             }
         });
-        Ok(queue)
+        Ok(shared)
     }
 
     /// An empty queue that holds up to `capacity` events, for

@@ -2,9 +2,10 @@
 //!
 //! Loading the object creates its maps and fills in the programs' globals
 //! (struct offsets from the kernel's BTF, tracepoint field offsets from
-//! tracefs). Programs are verified and attached one by one when a probe
-//! asks for them, so a program this kernel rejects costs only the probes
-//! that need it, and the fallback line names it.
+//! tracefs). Programs are verified when the configuration's probes may
+//! use them (together, in parallel: [`Kernel::verify`]) and attached one
+//! by one when a probe asks for them, so a program this kernel rejects
+//! costs only the probes that need it, and the fallback line names it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -116,7 +117,6 @@ const PROGRAMS: &[(&str, Hook, &str)] = &[
     ),
 ];
 
-/// The names of the object's programs that the agent attaches.
 /// The events of the BTF tracepoint programs.
 fn btf_events() -> Vec<&'static str> {
     PROGRAMS
@@ -128,6 +128,7 @@ fn btf_events() -> Vec<&'static str> {
         .collect()
 }
 
+/// The names of the object's programs that the agent attaches.
 pub(super) fn program_names() -> Vec<&'static str> {
     PROGRAMS.iter().map(|(name, _, _)| *name).collect()
 }
@@ -295,8 +296,9 @@ fn readable(map: &aya::maps::Map) -> Option<&aya::maps::MapData> {
 
 impl Kernel {
     /// Loads the embedded object with globals set from this kernel's BTF
-    /// and tracepoint formats. Programs are not loaded (verified) until a
-    /// probe attaches them. `run_time_stats` turns the kernel's BPF
+    /// and tracepoint formats. Programs are not loaded (verified) until
+    /// the probes of the configuration ask for them ([`Kernel::verify`],
+    /// [`Kernel::attach`]). `run_time_stats` turns the kernel's BPF
     /// run-time statistics on for as long as blippd runs: they cost every
     /// BPF program on the host two clock reads per run (on a 2-CPU VM, 8 %
     /// of small-packet throughput with the net programs), so only a
