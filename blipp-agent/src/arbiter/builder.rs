@@ -95,14 +95,13 @@ pub(super) fn any_wants_ebpf(config: &Config) -> bool {
         .any(|p| p.status == Status::On && wants_ebpf(p))
 }
 
-/// The eBPF programs the probes of `config` that are on and may use eBPF
-/// attach, each once.
+/// The eBPF programs the probes `config` wants that may use eBPF attach,
+/// each once.
 pub(super) fn programs_wanted(config: &Config) -> Vec<&'static str> {
     let mut programs: Vec<&'static str> = Vec::new();
-    for p in config
-        .probes
-        .iter()
-        .filter(|p| p.status == Status::On && wants_ebpf(p))
+    for p in super::reconcile::wanted(config)
+        .into_values()
+        .filter(|p| wants_ebpf(p))
     {
         let groups = probe::spec(&p.module).map_or(&[][..], |s| s.programs);
         for &name in groups.iter().flat_map(|g| g.iter()) {

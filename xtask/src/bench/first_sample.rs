@@ -55,7 +55,7 @@ struct Start {
 }
 
 /// Lines of `pipe`, each with the instant it arrived, on a thread.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<(Instant, String)> {
+pub(super) fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<(Instant, String)> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {

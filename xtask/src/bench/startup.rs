@@ -7,7 +7,6 @@
 //! set and with 20 probes. The request counts come from both sides: blippd's
 //! own log lines and the server's count of what it answered.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -150,15 +149,7 @@ fn start_blippd(
     let (_, _, Some(stderr)) = daemon.pipes() else {
         bail!("blippd has no stderr pipe");
     };
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = super::first_sample::lines_of(stderr);
     let (registered_at, registered) = wait_line(&lines, "registered in UNIS")?;
     let (reported_at, reported) = wait_line(&lines, "first report delivered")?;
     let after = server.requests()?;
